@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+// AlphaNet weight-sharing NAS as small composable Unix tools.
+// Layers: C shims -> NASCore (tensors, kernels, losses, optimizer) -> Supernet
+// (space, archs, FLOPs, dynamic model, checkpoints) -> DataPipeline / Search ->
+// ToolSupport -> one thin executable per tool.
+import PackageDescription
+
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+/// One thin executable per tool: parse, call the library, print.
+func tool(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: deps + ["ToolSupport", argumentParser], path: "Sources/\(name)")
+}
+
+let package = Package(
+    name: "AlphaNetTools",
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev liblz4-dev libarchive-dev libjpeg62-turbo-dev libpng-dev).
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+
+        // Libraries.
+        .target(name: "FileFormats", dependencies: ["CLZ4"]),
+        .target(name: "NASCore", dependencies: ["COpenBLAS"]),
+        .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
+        .target(name: "DataPipeline", dependencies: ["FileFormats", "CJPEG", "CPNG", "CArchive"]),
+        .target(name: "Search", dependencies: ["Supernet"]),
+        .target(name: "ToolSupport", dependencies: ["FileFormats", argumentParser]),
+
+        // Tools.
+        tool("sample-subnets", ["Supernet", "Search"]),
+        tool("count-flops", ["Supernet"]),
+        tool("pack-imagenet", ["DataPipeline"]),
+        tool("train-supernet", ["Supernet", "DataPipeline", "Search"]),
+        tool("estimate-acc", ["Supernet", "DataPipeline"]),
+        tool("fit-predictor", ["Search"]),
+        tool("predict-acc", ["Search"]),
+        tool("evo-search", ["Search"]),
+        tool("infer", ["Supernet", "DataPipeline"]),
+
+        // Benchmarks (release build, run through Scripts/bench).
+        .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "FileFormats"]),
+
+        // Tests.
+        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats"]),
+        .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
+        .testTarget(name: "SupernetTests", dependencies: ["Supernet"]),
+        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search"]),
+        .testTarget(name: "ToolTests", dependencies: ["FileFormats"]),
+    ]
+)

@@ -1,0 +1,138 @@
+import CLZ4
+
+/// LZ4 frame compression (the format of the `lz4` command-line tool), through
+/// liblz4's frame API. Each C call is wrapped here once; its error code
+/// becomes a thrown `TensorFileError.badCompression`.
+public enum LZ4Frame {
+    /// The first four bytes of every LZ4 frame: 0x184D2204, little-endian.
+    public static let magic: [UInt8] = [0x04, 0x22, 0x4D, 0x18]
+
+    public static func hasMagic<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        bytes.count >= 4 && zip(bytes.prefix(4), magic).allSatisfy { $0 == $1 }
+    }
+
+    /// One frame with content size and content checksum, so readers can
+    /// pre-size their buffer and detect corruption.
+    public static func compress(_ input: [UInt8], level: Int32 = 0) -> [UInt8] {
+        var prefs = LZ4F_preferences_t()
+        prefs.frameInfo.blockSizeID = LZ4F_max4MB
+        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        prefs.frameInfo.contentSize = UInt64(input.count)
+        prefs.compressionLevel = level
+        let bound = LZ4F_compressFrameBound(input.count, &prefs)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = out.withUnsafeMutableBytes { dst in
+            input.withUnsafeBytes { src in
+                LZ4F_compressFrame(dst.baseAddress, bound, src.baseAddress, input.count, &prefs)
+            }
+        }
+        // Compression into a buffer of the bound size cannot fail but for a bug.
+        precondition(LZ4F_isError(n) == 0, "LZ4F_compressFrame: \(String(cString: LZ4F_getErrorName(n)))")
+        out.removeLast(out.count - n)
+        return out
+    }
+
+    /// Decompresses every frame in `input` (concatenated frames form one stream).
+    public static func decompress(_ input: [UInt8]) throws(TensorFileError) -> [UInt8] {
+        var reader = ByteReader(bytes: input)
+        var out: [UInt8] = []
+        while let frame = try readFrame(from: &reader) { out.append(contentsOf: frame) }
+        return out
+    }
+
+    static func check(_ code: Int) throws(TensorFileError) {
+        if LZ4F_isError(code) != 0 { throw .badCompression(String(cString: LZ4F_getErrorName(code))) }
+    }
+
+    /// Decodes exactly one frame from `reader`, consuming only its bytes, so the
+    /// next frame of a stream stays in the reader. Nil at a clean end of input.
+    static func readFrame(from reader: inout ByteReader) throws(TensorFileError) -> [UInt8]? {
+        try reader.fill(atLeast: 4)
+        if reader.available == 0 { return nil }
+        guard reader.available >= 4, hasMagic(reader.peek(4)) else {
+            throw .badCompression("no LZ4 frame magic at byte \(reader.consumed)")
+        }
+        var dctx: OpaquePointer?
+        try check(LZ4F_createDecompressionContext(&dctx, UInt32(LZ4F_VERSION)))
+        defer { LZ4F_freeDecompressionContext(dctx) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            try reader.fill(atLeast: 1)
+            guard reader.available > 0 else { throw .truncated("LZ4 frame ends early at byte \(reader.consumed)") }
+            var srcSize = reader.available
+            var dstSize = chunk.count
+            let hint = reader.withAvailable { src in
+                chunk.withUnsafeMutableBytes { dst in
+                    LZ4F_decompress(dctx, dst.baseAddress, &dstSize, src.baseAddress, &srcSize, nil)
+                }
+            }
+            try check(hint)
+            reader.skip(srcSize)
+            out.append(contentsOf: chunk[0..<dstSize])
+            if hint == 0 { return out }
+            // More output may be pending even when no input was consumed.
+            if srcSize == 0 && dstSize == 0 {
+                try reader.fill(atLeast: reader.available + 1)
+            }
+        }
+    }
+}
+
+/// A forward-only byte source over an in-memory buffer or a file descriptor,
+/// reading from the descriptor in chunks and never holding more than the
+/// unconsumed part of the current chunk plus what the caller asked for.
+struct ByteReader {
+    private var buffer: [UInt8]
+    private var start = 0
+    private let fd: Int32?
+    private var atEnd: Bool
+    private(set) var consumed = 0
+
+    init(bytes: [UInt8]) {
+        buffer = bytes
+        fd = nil
+        atEnd = true
+    }
+
+    init(fileDescriptor: Int32) {
+        buffer = []
+        fd = fileDescriptor
+        atEnd = false
+    }
+
+    var available: Int { buffer.count - start }
+
+    func peek(_ n: Int) -> ArraySlice<UInt8> { buffer[start..<(start + n)] }
+
+    mutating func skip(_ n: Int) {
+        start += n
+        consumed += n
+    }
+
+    mutating func take(_ n: Int) -> [UInt8] {
+        let out = Array(buffer[start..<(start + n)])
+        skip(n)
+        return out
+    }
+
+    func withAvailable<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        buffer.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[start...])) }
+    }
+
+    /// Reads from the descriptor until `n` bytes are available or input ends.
+    mutating func fill(atLeast n: Int) throws(TensorFileError) {
+        guard let fd, !atEnd, available < n else { return }
+        if start > 0 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        var chunk = [UInt8](repeating: 0, count: max(1 << 16, n - buffer.count))
+        while buffer.count < n {
+            let r = chunk.withUnsafeMutableBytes { readFD(fd, $0.baseAddress, $0.count) }
+            if r < 0 { throw .io("read error (errno \(currentErrno()))") }
+            if r == 0 { atEnd = true; return }
+            buffer.append(contentsOf: chunk[0..<r])
+        }
+    }
+}

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func readFD(_ fd: Int32, _ buf: UnsafeMutableRawPointer?, _ n: Int) -> Int {
+    while true {
+        let r = read(fd, buf, n)
+        if r < 0 && errno == EINTR { continue }
+        return r
+    }
+}
+
+func currentErrno() -> Int32 { errno }
+
+/// Reads a stream of tensor files back to back (each one LZ4 frame, or a plain
+/// safetensors file) from a file descriptor, one file at a time, so a pipe of
+/// shards is never held in memory whole.
+public struct TensorStreamReader {
+    private var reader: ByteReader
+    public let sourceName: String
+    public private(set) var index = 0
+
+    /// `sourceName` names the stream in errors ("-" for stdin).
+    public init(fileDescriptor: Int32, sourceName: String) {
+        reader = ByteReader(fileDescriptor: fileDescriptor)
+        self.sourceName = sourceName
+    }
+
+    public init(bytes: [UInt8], sourceName: String) {
+        reader = ByteReader(bytes: bytes)
+        self.sourceName = sourceName
+    }
+
+    /// The next tensor file, or nil at the end of the stream.
+    public mutating func next() throws(TensorFileError) -> TensorFile? {
+        try reader.fill(atLeast: 8)
+        if reader.available == 0 { return nil }
+        let file: TensorFile
+        if reader.available >= 4, LZ4Frame.hasMagic(reader.peek(4)) {
+            guard let bytes = try LZ4Frame.readFrame(from: &reader) else { return nil }
+            file = try TensorFile(safetensors: bytes)
+        } else {
+            guard reader.available >= 8 else { throw .truncated("\(reader.available) stray bytes at the end of the stream") }
+            let n = try TensorFile.headerLength(Array(reader.peek(8)))
+            try reader.fill(atLeast: 8 + n)
+            guard reader.available >= 8 + n else { throw .truncated("header of file \(index + 1) ends early") }
+            guard let total = try TensorFile.totalSize(headerPrefix: Array(reader.peek(8 + n))) else {
+                throw .truncated("header of file \(index + 1) ends early")
+            }
+            try reader.fill(atLeast: total)
+            guard reader.available >= total else { throw .truncated("file \(index + 1) of the stream ends early") }
+            file = try TensorFile(safetensors: reader.take(total))
+        }
+        index += 1
+        return file
+    }
+}
+
+extension TensorFile {
+    /// Reads a tensor file from disk (LZ4 or plain, sniffed). Errors carry no
+    /// path: callers prefix it (`ToolError` does).
+    public init(contentsOf path: String) throws(TensorFileError) {
+        try self.init(bytes: try readWholeFile(path))
+    }
+
+    /// Writes atomically: a temporary file in the same directory, fsync, rename.
+    public func write(to path: String, compressed: Bool? = nil) throws(TensorFileError) {
+        let compress = compressed ?? path.hasSuffix(".lz4")
+        try writeFileAtomically(path, bytes: serialized(compressed: compress))
+    }
+}
+
+/// Reads a whole file; ENOENT and friends become `.io` with the reason.
+public func readWholeFile(_ path: String) throws(TensorFileError) -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw .io(String(cString: strerror(errno)).lowercased()) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw .io(String(cString: strerror(errno)).lowercased()) }
+    if (st.st_mode & S_IFMT) == S_IFDIR { throw .io("is a directory") }
+    var out: [UInt8] = []
+    out.reserveCapacity(Int(st.st_size))
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let r = chunk.withUnsafeMutableBytes { readFD(fd, $0.baseAddress, $0.count) }
+        if r < 0 { throw .io(String(cString: strerror(errno)).lowercased()) }
+        if r == 0 { return out }
+        out.append(contentsOf: chunk[0..<r])
+    }
+}
+
+/// Writes `bytes` to `path` so that the final name only ever holds a complete
+/// file: write to `path.tmp-PID`, fsync, rename, fsync the directory.
+public func writeFileAtomically(_ path: String, bytes: [UInt8]) throws(TensorFileError) {
+    let tmp = "\(path).tmp-\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw .io("cannot create \(tmp): \(String(cString: strerror(errno)).lowercased())") }
+    var ok = true
+    bytes.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return }
+        var off = 0
+        while off < raw.count {
+            let w = Glibc.write(fd, base + off, raw.count - off)
+            if w < 0 { if errno == EINTR { continue }; ok = false; return }
+            off += w
+        }
+    }
+    let reason = String(cString: strerror(errno)).lowercased()
+    if ok && fsync(fd) != 0 { ok = false }
+    close(fd)
+    guard ok else {
+        unlink(tmp)
+        throw .io("cannot write \(tmp): \(reason)")
+    }
+    guard rename(tmp, path) == 0 else {
+        let why = String(cString: strerror(errno)).lowercased()
+        unlink(tmp)
+        throw .io("cannot rename \(tmp) to \(path): \(why)")
+    }
+    let dir = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) : "."
+    let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY)
+    if dfd >= 0 { fsync(dfd); close(dfd) }
+}
