@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "CJPEG", "CPNG", "CArchive"]),
         .target(name: "Search", dependencies: ["Supernet"]),
-        .target(name: "ToolSupport", dependencies: ["FileFormats", argumentParser]),
+        .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", argumentParser]),
 
         // Tools.
         tool("sample-subnets", ["Supernet", "Search"]),

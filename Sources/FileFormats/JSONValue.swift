@@ -104,3 +104,21 @@ extension JSONValue {
     public init(_ value: Double) { self = .double(value) }
     public init(_ value: String) { self = .string(value) }
 }
+
+extension JSONValue {
+    /// A copy with `key` set (kept in place if present, appended otherwise).
+    public func with(_ key: String, _ value: JSONValue) -> JSONValue {
+        var out = self
+        out[key] = value
+        return out
+    }
+}
+
+extension Double {
+    /// Rounded to `digits` decimal places, for tidy JSON (flops 203.4152).
+    public func roundedTo(_ digits: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        return (self * scale).rounded() / scale
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import FileFormats
+import Supernet
+
+/// `--space FILE`, shared by every tool that reads archs.
+public struct SpaceOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Search space JSON (supernet_config layout), e.g. pipelines/spaces/tiny.json or pipelines/spaces/alphanet.json.", valueName: "file"))
+    public var space: String
+
+    public init() {}
+
+    /// Reads the space; a missing or malformed file is bad input (65).
+    public func load() throws -> SearchSpace {
+        do {
+            return try SearchSpace(contentsOf: space)
+        } catch {
+            throw ToolError(.dataError, error.message.hasPrefix(space) ? error.message : "\(space): \(error.message)")
+        }
+    }
+}
+
+/// Reading arch lines: each line is checked and its errors name the source,
+/// the line number and the field.
+public struct ArchLine {
+    public var json: JSONValue
+    public var arch: Arch
+    public var location: String
+}
+
+extension JSONLinesReader {
+    /// The next arch line, validated against `space` (resolution not checked
+    /// when `anyResolution`), or nil at end of input.
+    public mutating func nextArch(in space: SearchSpace, anyResolution: Bool = false) throws -> ArchLine? {
+        guard let json = try next() else { return nil }
+        do {
+            let arch = try Arch(json: json)
+            var check = arch
+            if anyResolution, let r = space.resolutions.first { check.resolution = r }
+            try check.validate(in: space)
+            return ArchLine(json: json, arch: arch, location: location)
+        } catch let e as ArchError {
+            throw ToolError.data(e.description, in: location)
+        }
+    }
+}
