@@ -17,30 +17,33 @@ extension Tool {
     }
 
     public static func main() {
-        var command: ParsableCommand
         do {
-            command = try parseAsRoot()
-        } catch {
-            let code = exitCode(for: error)
-            let message = fullMessage(for: error)
-            if code == .success {
-                print(message)
-                Glibc.exit(0)
-            }
-            let first = message.split(separator: "\n").first.map(String.init) ?? message
-            let text = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
-            Diagnostics.error("\(text) (see '\(Diagnostics.name) --help')")
-            Glibc.exit(ExitStatus.usage.rawValue)
-        }
-        do {
+            var command = try parseAsRoot()
             try command.run()
         } catch {
-            let code = exitCode(for: error)
-            if code != .success, !(error is ExitCode) {
-                Diagnostics.error(fullMessage(for: error))
-            }
-            Glibc.exit(code.rawValue)
+            handleExit(error)
         }
         Glibc.exit(0)
+    }
+
+    /// Prints what `error` calls for and exits: help on stdout (0), a usage
+    /// error as one line (64); errors from `run()` were already reported.
+    static func handleExit(_ error: Error) -> Never {
+        if error is ExitCode {
+            Glibc.exit(exitCode(for: error).rawValue)
+        }
+        let code = exitCode(for: error)
+        let message = fullMessage(for: error)
+        if code == .success {
+            // --help: ArgumentParser leaves the printing to the caller.
+            let text = message.isEmpty ? helpMessage() : message
+            try? StandardOutput.shared.write(text + "\n")
+            try? StandardOutput.shared.flush()
+            Glibc.exit(0)
+        }
+        let first = message.split(separator: "\n").first.map(String.init) ?? message
+        let text = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
+        Diagnostics.error("\(text) (see '\(Diagnostics.name) --help')")
+        Glibc.exit(code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue)
     }
 }
