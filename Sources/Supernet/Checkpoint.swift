@@ -1,0 +1,182 @@
+import FileFormats
+
+/// The supernet's tensors in our flat layout: parameters (trained) and
+/// buffers (BN running statistics), plus the int64 `num_batches_tracked`
+/// counters kept only so a state_dict round-trips.
+public struct SupernetWeights: Sendable {
+    public let layout: SupernetLayout
+    public var parameters: [Float]
+    public var buffers: [Float]
+    public var batchesTracked: [String: Int64]
+
+    /// Zero-filled weights for `layout` (initialise before use).
+    public init(layout: SupernetLayout) {
+        self.layout = layout
+        parameters = [Float](repeating: 0, count: layout.parameterCount)
+        buffers = [Float](repeating: 0, count: layout.bufferCount)
+        batchesTracked = [:]
+    }
+
+    /// The values of one entry (a copy).
+    public func values(of name: String) -> [Float]? {
+        guard let e = layout[name] else { return nil }
+        switch e.role {
+        case .numBatchesTracked: return [Float(batchesTracked[name] ?? 0)]
+        case _ where e.role.isParameter: return Array(parameters[e.offset..<(e.offset + e.count)])
+        default: return Array(buffers[e.offset..<(e.offset + e.count)])
+        }
+    }
+
+    /// Sets the values of one entry; `values.count` must match its shape.
+    public mutating func set(_ name: String, _ values: [Float]) {
+        guard let e = layout[name] else { preconditionFailure("no supernet entry \(name)") }
+        precondition(values.count == e.count, "\(name): \(values.count) values for shape \(e.shape)")
+        switch e.role {
+        case .numBatchesTracked: batchesTracked[name] = Int64(values[0])
+        case _ where e.role.isParameter: parameters.replaceSubrange(e.offset..<(e.offset + e.count), with: values)
+        default: buffers.replaceSubrange(e.offset..<(e.offset + e.count), with: values)
+        }
+    }
+}
+
+/// State that makes a resumed training run continue exactly.
+public struct TrainingState: Sendable, Equatable {
+    /// SGD momentum buffers, in the parameter layout.
+    public var momentum: [Float]
+    /// Optimizer steps taken.
+    public var step: Int
+    /// Random generator state words (sampling, augmentation, dropout).
+    public var randomState: [UInt64]
+    /// Free-form JSON the trainer keeps (options, sampler and data positions).
+    public var info: JSONValue
+
+    public init(momentum: [Float], step: Int, randomState: [UInt64], info: JSONValue) {
+        self.momentum = momentum
+        self.step = step
+        self.randomState = randomState
+        self.info = info
+    }
+}
+
+/// Why a checkpoint could not be read or does not fit the space.
+public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// A checkpoint file (DESIGN.md): a tensor file whose model tensors carry the
+/// official state_dict names and shapes, the optimizer momentum under
+/// `optimizer.momentum.<name>`, and in `__metadata__` the format, version,
+/// step, random state, the space and the trainer's options.
+public struct Checkpoint: Sendable {
+    public static let format = "alphanet-checkpoint"
+    public static let version = 1
+    public static let momentumPrefix = "optimizer.momentum."
+
+    public var space: SearchSpace
+    public var weights: SupernetWeights
+    public var training: TrainingState?
+
+    public init(space: SearchSpace, weights: SupernetWeights, training: TrainingState? = nil) {
+        self.space = space
+        self.weights = weights
+        self.training = training
+    }
+
+    /// The tensor file to save.
+    public func tensorFile() -> TensorFile {
+        var meta: [String: String] = [
+            "format": Checkpoint.format,
+            "version": "\(Checkpoint.version)",
+            "space": space.json.jsonText,
+        ]
+        var file = TensorFile()
+        for e in weights.layout.entries {
+            if e.role == .numBatchesTracked {
+                file[e.name] = Tensor([weights.batchesTracked[e.name] ?? 0], shape: [])
+            } else if let v = weights.values(of: e.name) {
+                file[e.name] = Tensor(v, shape: e.shape)
+            }
+        }
+        if let t = training {
+            for e in weights.layout.entries where e.role.isParameter {
+                file[Checkpoint.momentumPrefix + e.name] = Tensor(Array(t.momentum[e.offset..<(e.offset + e.count)]), shape: e.shape)
+            }
+            meta["step"] = "\(t.step)"
+            meta["random_state"] = JSONValue.array(t.randomState.map { .string(String($0)) }).jsonText
+            meta["training"] = t.info.jsonText
+        }
+        file.metadata = meta
+        return file
+    }
+
+    /// Saves atomically (temporary name, fsync, rename).
+    public func write(to path: String) throws(TensorFileError) {
+        try tensorFile().write(to: path, compressed: !path.hasSuffix(".safetensors") || path.hasSuffix(".lz4"))
+    }
+
+    /// Reads a checkpoint. Its embedded space is used unless `space` is given;
+    /// a file of model tensors alone (an official state_dict converted to
+    /// safetensors, optionally with a `module.` prefix) needs `space`.
+    public init(file: TensorFile, space given: SearchSpace? = nil) throws(CheckpointError) {
+        var space = given
+        if space == nil, let text = file.metadata["space"] {
+            do {
+                space = try SearchSpace(json: try JSONValue.parse(text))
+            } catch {
+                throw CheckpointError(message: "the space stored in the checkpoint is invalid: \(error)")
+            }
+        }
+        guard let space else {
+            throw CheckpointError(message: "the checkpoint holds no search space; give one with --space")
+        }
+        if let f = file.metadata["format"], f != Checkpoint.format {
+            throw CheckpointError(message: "not a checkpoint (format '\(f)'; a \(Checkpoint.format) or a converted state_dict is needed)")
+        }
+        if let v = file.metadata["version"], Int(v) != Checkpoint.version {
+            throw CheckpointError(message: "checkpoint version \(v) is not supported (this build reads version \(Checkpoint.version))")
+        }
+        let layout = SupernetLayout(space: space)
+        var weights = SupernetWeights(layout: layout)
+        let prefixed = file["module." + (layout.entries.first?.name ?? "")] != nil
+        for e in layout.entries {
+            let key = prefixed ? "module." + e.name : e.name
+            guard let t = file[key] else {
+                if e.name.contains("bn_tracking") || e.role == .numBatchesTracked { continue }
+                throw CheckpointError(message: "tensor \(e.name) is missing: the checkpoint does not fit the space")
+            }
+            guard t.shape == e.shape || (e.role == .numBatchesTracked && t.count == 1) else {
+                throw CheckpointError(message: "tensor \(e.name) has shape \(t.shape) but the space needs \(e.shape): the checkpoint does not fit the space")
+            }
+            if e.role == .numBatchesTracked {
+                weights.batchesTracked[e.name] = Int64(t.ints().first ?? 0)
+            } else {
+                weights.set(e.name, t.floats())
+            }
+        }
+        var training: TrainingState?
+        if let stepText = file.metadata["step"], let step = Int(stepText) {
+            var momentum = [Float](repeating: 0, count: layout.parameterCount)
+            for e in layout.entries where e.role.isParameter {
+                guard let t = file[Checkpoint.momentumPrefix + e.name], t.count == e.count else {
+                    throw CheckpointError(message: "optimizer momentum of \(e.name) is missing or has the wrong shape")
+                }
+                momentum.replaceSubrange(e.offset..<(e.offset + e.count), with: t.floats())
+            }
+            var rng: [UInt64] = []
+            if let text = file.metadata["random_state"], let words = try? JSONValue.parse(text).arrayValue {
+                rng = words.compactMap { $0.stringValue.flatMap(UInt64.init) }
+            }
+            let info = (file.metadata["training"]).flatMap { try? JSONValue.parse($0) } ?? .object([])
+            training = TrainingState(momentum: momentum, step: step, randomState: rng, info: info)
+        }
+        self.init(space: space, weights: weights, training: training)
+    }
+
+    /// Reads a checkpoint file; errors are prefixed by nothing (callers add the path).
+    public init(contentsOf path: String, space: SearchSpace? = nil) throws(CheckpointError) {
+        let file: TensorFile
+        do { file = try TensorFile(contentsOf: path) } catch { throw CheckpointError(message: error.description) }
+        try self.init(file: file, space: space)
+    }
+}
