@@ -1,0 +1,245 @@
+/// Batch normalisation over the channels of an NHWC tensor (PyTorch `BatchNorm2d`,
+/// `eps = 1e-5`), with channel-prefix slicing: a subnet with `c` channels uses the
+/// first `c` entries of the supernet's `[cMax]` gamma, beta, running mean and variance.
+///
+/// Training forward, over the `M = n*h*w` pixels of each channel:
+///   `mean = Σx / M`, `var = Σ(x - mean)² / M` (biased), `invstd = 1 / sqrt(var + eps)`,
+///   `y = gamma · (x - mean) · invstd + beta`;
+///   running stats: `r = (1 - f) · r + f · batch` with the *unbiased* variance
+///   `var · M / (M - 1)` for `runningVar`, where `f = momentum`, or `1 / count` for
+///   `momentum == nil` (cumulative average, PyTorch `momentum=None`, used by BN
+///   recalibration); see `averagingFactor`.
+/// Inference forward: `y = gamma · (x - runningMean) / sqrt(runningVar + eps) + beta`.
+/// Backward (training): with `xhat = (x - mean) · invstd`,
+///   `dbeta += Σ dy`, `dgamma += Σ dy · xhat`,
+///   `dx = gamma · invstd · (dy - mean(dy) - xhat · mean(dy · xhat))` (overwritten).
+///
+/// Sums are accumulated in Double (per worker over a block of pixels, then combined)
+/// after subtracting the first pixel's value as a shift, so the statistics are
+/// accurate to a few float ulps even for `|mean| >> std`.
+public enum BatchNorm {
+    public static let eps: Float = 1e-5
+
+    /// The factor `f` of the running-statistics update for one training batch, with
+    /// PyTorch's semantics: increments `batchesTracked` (`num_batches_tracked`) and
+    /// returns `momentum`, or `1 / batchesTracked` when `momentum` is nil.
+    public static func averagingFactor(momentum: Float?, batchesTracked: inout Int) -> Float {
+        batchesTracked += 1
+        return momentum ?? 1 / Float(batchesTracked)
+    }
+
+    /// Running statistics to update during a training forward pass (prefix of `[cMax]`).
+    public struct RunningUpdate {
+        public var mean: UnsafeMutableBufferPointer<Float>
+        public var variance: UnsafeMutableBufferPointer<Float>
+        /// `f` in `r = (1 - f) · r + f · batch`; see `averagingFactor`.
+        public var factor: Float
+        public init(mean: UnsafeMutableBufferPointer<Float>, variance: UnsafeMutableBufferPointer<Float>, factor: Float) {
+            self.mean = mean
+            self.variance = variance
+            self.factor = factor
+        }
+    }
+
+    /// Per-worker Double sums of `f(x_row)` for two functions, combined in `out` [2c].
+    /// `body(rows, acc)` accumulates rows of its range into `acc[0..<2c]`.
+    private static func reduce(_ ctx: ComputeContext, pixels m: Int, c: Int, scratchFloats: Int,
+                               _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void)
+        -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Float>) {
+        let workers = ctx.workers
+        let (acc, f) = ctx.workspace.split(doubles: 2 * c * (workers + 1), floats: scratchFloats)
+        acc.initialize(repeating: 0, count: 2 * c * (workers + 1))
+        let used = ctx.parallelChunks(m, minChunk: max(1, 8192 / max(c, 1))) { wi, rows in
+            body(rows, acc + 2 * c * (wi + 1))
+        }
+        for wi in 0..<used {
+            let p = acc + 2 * c * (wi + 1)
+            for j in 0..<(2 * c) { acc[j] += p[j] }
+        }
+        return (acc, f)
+    }
+
+    /// Adds `a = x - shift` and `a²` of rows into `acc[0..<c]`, `acc[c..<2c]` (Double).
+    @inline(__always)
+    private static func sumShifted(_ x: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, c: Int,
+                                   rows: Range<Int>, _ acc: UnsafeMutablePointer<Double>) {
+        var ch = 0
+        while ch + 8 <= c {
+            var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
+            let sh = load8(shift + ch)
+            for r in rows {
+                let a = SIMD8<Double>(load8(x + r * c + ch) - sh)
+                s1 += a
+                s2 = s2.addingProduct(a, a)
+            }
+            for l in 0..<8 { acc[ch + l] += s1[l]; acc[c + ch + l] += s2[l] }
+            ch += 8
+        }
+        while ch < c {
+            var s1 = 0.0, s2 = 0.0
+            for r in rows {
+                let a = Double(x[r * c + ch] - shift[ch])
+                s1 += a
+                s2 += a * a
+            }
+            acc[ch] += s1
+            acc[c + ch] += s2
+            ch += 1
+        }
+    }
+
+    /// `y[r, ch] = x[r, ch] · scale[ch] + bias[ch]` over rows, parallel.
+    private static func affine(_ ctx: ComputeContext, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                               m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+        ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
+            for r in rows {
+                let xr = x + r * c, yr = y + r * c
+                var ch = 0
+                while ch + 8 <= c {
+                    store8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch), yr + ch)
+                    ch += 8
+                }
+                while ch < c { yr[ch] = xr[ch] * scale[ch] + bias[ch]; ch += 1 }
+            }
+        }
+    }
+
+    /// Training forward. `saveMean` and `saveInvStd` (`[c]`) receive the batch mean and
+    /// `1/sqrt(var+eps)` that `backward` needs; `running` (optional) is updated.
+    /// `y` may alias `x`.
+    /// - Precondition: `shape.pixels > 1` (PyTorch refuses one value per channel too).
+    public static func forwardTraining(
+        _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape: Shape4,
+        gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
+        y: UnsafeMutableBufferPointer<Float>,
+        saveMean: UnsafeMutableBufferPointer<Float>, saveInvStd: UnsafeMutableBufferPointer<Float>,
+        running: RunningUpdate? = nil
+    ) {
+        let m = shape.pixels, c = shape.c
+        precondition(m > 1, "BatchNorm: training needs more than one value per channel, got \(shape)")
+        requireCount(x, shape.count, "x"); requireCount(y, shape.count, "y")
+        requireCount(gamma, c, "gamma"); requireCount(beta, c, "beta")
+        requireCount(saveMean, c, "saveMean"); requireCount(saveInvStd, c, "saveInvStd")
+        if let running {
+            requireCount(running.mean, c, "running mean"); requireCount(running.variance, c, "running variance")
+        }
+        let xp = x.base
+        let (acc, f) = reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
+            sumShifted(xp, xp, c: c, rows: rows, a)
+        }
+        let scale = f, bias = f + c
+        let g = gamma.base, b = beta.base, sm = saveMean.base, si = saveInvStd.base
+        let md = Double(m)
+        for ch in 0..<c {
+            let s1 = acc[ch] / md
+            let v = max(0, acc[c + ch] / md - s1 * s1)
+            let mean = Double(xp[ch]) + s1
+            let inv = 1 / (v + Double(eps)).squareRoot()
+            sm[ch] = Float(mean)
+            si[ch] = Float(inv)
+            scale[ch] = g[ch] * Float(inv)
+            bias[ch] = b[ch] - Float(mean) * scale[ch]
+            if let running {
+                let fr = running.factor
+                running.mean[ch] = (1 - fr) * running.mean[ch] + fr * Float(mean)
+                running.variance[ch] = (1 - fr) * running.variance[ch] + fr * Float(v * md / (md - 1))
+            }
+        }
+        affine(ctx, xp, y.base, m: m, c: c, scale: scale, bias: bias)
+    }
+
+    /// Inference forward with the running statistics. `y` may alias `x`.
+    public static func forwardInference(
+        _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape: Shape4,
+        gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
+        runningMean: UnsafeBufferPointer<Float>, runningVar: UnsafeBufferPointer<Float>,
+        y: UnsafeMutableBufferPointer<Float>
+    ) {
+        let c = shape.c
+        requireCount(x, shape.count, "x"); requireCount(y, shape.count, "y")
+        requireCount(gamma, c, "gamma"); requireCount(beta, c, "beta")
+        requireCount(runningMean, c, "runningMean"); requireCount(runningVar, c, "runningVar")
+        let f = ctx.workspace.floats(2 * c)
+        for ch in 0..<c {
+            let s = gamma[ch] / (runningVar[ch] + eps).squareRoot()
+            f[ch] = s
+            f[c + ch] = beta[ch] - runningMean[ch] * s
+        }
+        affine(ctx, x.base, y.base, m: shape.pixels, c: c, scale: f, bias: f + c)
+    }
+
+    /// Training backward from the forward's input `x` and saved `mean`, `invStd`.
+    /// `dx` (if given) is overwritten and may alias `dy`; `dGamma`, `dBeta` (prefix of
+    /// `[cMax]`) are accumulated into.
+    public static func backward(
+        _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape: Shape4,
+        gamma: UnsafeBufferPointer<Float>,
+        mean: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
+        dy: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>?,
+        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
+    ) {
+        let m = shape.pixels, c = shape.c
+        requireCount(x, shape.count, "x"); requireCount(dy, shape.count, "dy")
+        requireCount(gamma, c, "gamma"); requireCount(mean, c, "mean"); requireCount(invStd, c, "invStd")
+        if let dx { requireCount(dx, shape.count, "dx") }
+        if let dGamma { requireCount(dGamma, c, "dGamma") }
+        if let dBeta { requireCount(dBeta, c, "dBeta") }
+        let xp = x.base, dyp = dy.base, mp = mean.base
+        // acc[0..<c] = Σ dy, acc[c..<2c] = Σ dy · (x - mean).
+        let (acc, f) = reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
+            var ch = 0
+            while ch + 8 <= c {
+                var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
+                let mv = load8(mp + ch)
+                for r in rows {
+                    let g = load8(dyp + r * c + ch)
+                    s1 += SIMD8<Double>(g)
+                    s2 += SIMD8<Double>(g * (load8(xp + r * c + ch) - mv))
+                }
+                for l in 0..<8 { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
+                ch += 8
+            }
+            while ch < c {
+                var s1 = 0.0, s2 = 0.0
+                for r in rows {
+                    let g = dyp[r * c + ch]
+                    s1 += Double(g)
+                    s2 += Double(g * (xp[r * c + ch] - mp[ch]))
+                }
+                a[ch] += s1
+                a[c + ch] += s2
+                ch += 1
+            }
+        }
+        let md = Double(m)
+        let ca = f, cb = f + c, cc = f + 2 * c
+        for ch in 0..<c {
+            let inv = Double(invStd[ch])
+            let sumDy = acc[ch], sumDyXhat = acc[c + ch] * inv
+            dBeta?[ch] += Float(sumDy)
+            dGamma?[ch] += Float(sumDyXhat)
+            // dx = a·(dy - mean(dy) - (x - mean)·invstd·k) with a = gamma·invstd,
+            // k = mean(dy·xhat), evaluated as a·dy + b·(x - mean) + cst.
+            let a = Double(gamma[ch]) * inv
+            let k = sumDyXhat / md
+            ca[ch] = Float(a)
+            cb[ch] = Float(-a * inv * k)
+            cc[ch] = Float(-a * sumDy / md)
+        }
+        guard let dx else { return }
+        let dxp = dx.base
+        ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
+            for r in rows {
+                let o = r * c
+                var ch = 0
+                while ch + 8 <= c {
+                    let v = load8(dyp + o + ch) * load8(ca + ch) + (load8(xp + o + ch) - load8(mp + ch)) * load8(cb + ch) + load8(cc + ch)
+                    store8(v, dxp + o + ch)
+                    ch += 8
+                }
+                while ch < c { dxp[o + ch] = dyp[o + ch] * ca[ch] + (xp[o + ch] - mp[ch]) * cb[ch] + cc[ch]; ch += 1 }
+            }
+        }
+    }
+}

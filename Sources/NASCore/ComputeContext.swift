@@ -1,0 +1,119 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+/// Scratch memory reused by the kernels: one grow-only, 64-byte aligned buffer.
+///
+/// A kernel asks for the memory it needs with `floats(_:)` or `split(doubles:floats:)`,
+/// carves the region up itself, and may clobber all of it; nothing survives from one
+/// kernel call to the next. The buffer only ever grows, so after the first step at the
+/// largest subnet shape (or an explicit `reserve`) no kernel allocates. Not
+/// thread-safe: one workspace per training loop.
+public final class Workspace {
+    private var base: UnsafeMutableRawPointer
+    /// Current capacity in bytes.
+    public private(set) var capacityBytes: Int
+
+    public init(bytes: Int = 0) {
+        capacityBytes = max(bytes, 64)
+        base = .allocate(byteCount: capacityBytes, alignment: 64)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Grows the buffer to at least `bytes` bytes (contents are not preserved).
+    public func reserve(bytes: Int) {
+        guard bytes > capacityBytes else { return }
+        base.deallocate()
+        // Round up by 1/8 so a slowly growing sequence of shapes does not reallocate every call.
+        capacityBytes = bytes + bytes / 8
+        base = .allocate(byteCount: capacityBytes, alignment: 64)
+    }
+
+    /// `count` uninitialised floats, valid until the next request.
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        reserve(bytes: count * MemoryLayout<Float>.stride)
+        return base.bindMemory(to: Float.self, capacity: count)
+    }
+
+    /// `doubles` uninitialised doubles followed by `floats` uninitialised floats, two
+    /// disjoint regions valid until the next request.
+    public func split(doubles: Int, floats: Int) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Float>) {
+        let dBytes = (doubles * 8 + 63) / 64 * 64
+        reserve(bytes: dBytes + floats * 4)
+        let d = base.bindMemory(to: Double.self, capacity: doubles)
+        let f = (base + dBytes).bindMemory(to: Float.self, capacity: floats)
+        return (d, f)
+    }
+}
+
+/// Threads, BLAS configuration and scratch memory for the kernels.
+///
+/// **Threading policy (measured, see BENCHMARKS.md "Kernels"):** OpenBLAS runs
+/// single-threaded (`openblas_set_num_threads(1)`) and all parallelism is ours:
+/// every GEMM is split into `workers` independent row or column blocks run with
+/// `DispatchQueue.concurrentPerform`, and the vector kernels split their batch or
+/// rows the same way. OpenBLAS worker threads busy-wait for a while after each call,
+/// so mixing its pool with our own parallel loops makes both fight for the same
+/// cores; with one pool there is no oversubscription, and splitting the GEMM's
+/// largest dimension ourselves was measured to be as fast as or faster than
+/// OpenBLAS's own threading on the network's GEMM shapes.
+///
+/// `openblas_set_num_threads` is process-wide state of the C library: creating a
+/// context sets it, so use one context per process.
+public final class ComputeContext {
+    /// Number of parallel tasks our loops and GEMM splits use.
+    public let workers: Int
+    /// Scratch memory shared by all kernels run with this context.
+    public let workspace: Workspace
+
+    /// - Parameters:
+    ///   - workers: parallel tasks (default: active processor count).
+    ///   - blasThreads: threads OpenBLAS itself may use inside one call; 1 (default)
+    ///     leaves all parallelism to `workers` (see the type's documentation).
+    public init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, blasThreads: Int = 1) {
+        precondition(workers >= 1 && blasThreads >= 1, "ComputeContext: need at least one thread")
+        self.workers = workers
+        self.workspace = Workspace()
+        openblas_set_num_threads(Int32(blasThreads))
+    }
+
+    /// Runs `body(task)` for `task` in `0..<tasks`, in parallel when `tasks > 1`.
+    @inlinable public func parallel(_ tasks: Int, _ body: (Int) -> Void) {
+        if tasks <= 1 {
+            if tasks == 1 { body(0) }
+            return
+        }
+        // The tasks write disjoint memory by construction (each kernel documents its
+        // partition), which is what makes sharing the non-Sendable closure sound.
+        withoutActuallyEscaping(body) { escapable in
+            nonisolated(unsafe) let shared = escapable
+            DispatchQueue.concurrentPerform(iterations: tasks) { shared($0) }
+        }
+    }
+
+    /// Splits `0..<count` into at most `workers` contiguous chunks of at least
+    /// `minChunk` items (rounded to multiples of `align`) and runs them in parallel;
+    /// `body(chunkIndex, range)`. Returns the number of chunks used.
+    @discardableResult
+    @inlinable public func parallelChunks(_ count: Int, minChunk: Int = 1, align: Int = 1,
+                                          _ body: (Int, Range<Int>) -> Void) -> Int {
+        let chunks = chunkCount(count, minChunk: minChunk)
+        if chunks <= 1 {
+            if count > 0 { body(0, 0..<count) }
+            return count > 0 ? 1 : 0
+        }
+        var per = (count + chunks - 1) / chunks
+        per = (per + align - 1) / align * align
+        let used = (count + per - 1) / per
+        parallel(used) { i in
+            body(i, (i * per)..<min(count, (i + 1) * per))
+        }
+        return used
+    }
+
+    /// How many chunks `parallelChunks` would use.
+    @inlinable public func chunkCount(_ count: Int, minChunk: Int = 1) -> Int {
+        max(1, min(workers, count / max(minChunk, 1)))
+    }
+}

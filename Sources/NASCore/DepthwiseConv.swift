@@ -1,0 +1,227 @@
+/// Depthwise k x k convolution (k = 3, 5, 7, any odd k works), stride 1 or 2, 'same'
+/// padding `p = k / 2`, no bias; weight `[cMax, 1, kMax, kMax]` OIHW, of which the
+/// first `c` channels and the centre `k x k` window are used.
+///
+/// Shapes: x `[n, h, w, c]`, y `[n, ho, wo, c]`, `ho = floor((h + 2p - k) / s) + 1`.
+///
+///   `y[n,oh,ow,c] = Σ_{kh,kw} x[n, oh*s-p+kh, ow*s-p+kw, c] · W[c,0,kh,kw]`
+///
+/// Implementation: the slice is repacked to `Wp[k*k, c]` (channels contiguous), and
+/// each output pixel accumulates its taps over 8 contiguous channels at a time in
+/// `SIMD8<Float>` registers, four output pixels per step so each weight vector load
+/// is reused. Forward splits output rows over workers; backward splits samples, with
+/// per-worker weight-gradient partials summed at the end.
+/// Backward: `dx[ih,iw,c] = Σ dy[oh,ow,c] · Wp[t,c]` (overwritten),
+/// `dW[c,0,kh,kw] += Σ_{n,oh,ow} x[..] · dy[n,oh,ow,c]` (into the full buffer).
+public enum DepthwiseConv {
+    public static func outputShape(_ x: Shape4, kernel k: Int, stride: Int) -> Shape4 {
+        ConvGeometry.sameOutput(x, kernel: k, stride: stride, cout: x.c)
+    }
+
+    private static func check(_ xs: Shape4, _ sl: ConvWeightSlice, _ stride: Int) {
+        precondition(sl.inMax == 1 && sl.cin == 1 && sl.cout == xs.c && sl.k % 2 == 1 && (stride == 1 || stride == 2),
+                     "DepthwiseConv: shape \(xs) does not match slice \(sl) / stride \(stride)")
+    }
+
+    /// The depthwise weight slice for `c` of `cMax` channels and kernel `k` of `kMax`.
+    public static func slice(cMax: Int, kMax: Int, c: Int, k: Int) -> ConvWeightSlice {
+        ConvWeightSlice(outMax: cMax, inMax: 1, kMax: kMax, cout: c, cin: 1, k: k)
+    }
+
+    private static func pack(_ w: UnsafePointer<Float>, _ sl: ConvWeightSlice, _ wp: UnsafeMutablePointer<Float>) {
+        let c = sl.cout, k = sl.k
+        for ch in 0..<c {
+            for kh in 0..<k {
+                for kw in 0..<k { wp[(kh * k + kw) * c + ch] = w[sl.index(ch, 0, kh, kw)] }
+            }
+        }
+    }
+
+    /// `y = depthwise(x, W slice)`.
+    public static func forward(
+        _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape xs: Shape4,
+        weight: UnsafeBufferPointer<Float>, slice: ConvWeightSlice, stride: Int,
+        y: UnsafeMutableBufferPointer<Float>
+    ) {
+        check(xs, slice, stride)
+        let ys = outputShape(xs, kernel: slice.k, stride: stride)
+        requireCount(x, xs.count, "x")
+        requireCount(weight, slice.fullCount, "weight")
+        requireCount(y, ys.count, "y")
+        let k = slice.k, c = xs.c
+        let wp = ctx.workspace.floats(k * k * c)
+        pack(weight.base, slice, wp)
+        let xp = x.base, yp = y.base
+        let rows = ys.n * ys.h
+        // Rows are independent; chunks need enough work to amortise the dispatch.
+        ctx.parallelChunks(rows, minChunk: max(1, 4096 / max(1, ys.w * c))) { _, range in
+            for row in range {
+                forwardRow(xp, xs, wp, k: k, stride: stride, n: row / ys.h, oh: row % ys.h, ys, yp + row * ys.w * c)
+            }
+        }
+    }
+
+    /// One output row. Channel blocks of 8 in the outer loop, so the block's k*k weight
+    /// vectors stay in L1 while the row's pixels stream past.
+    @inline(__always)
+    private static func forwardRow(_ x: UnsafePointer<Float>, _ xs: Shape4, _ wp: UnsafePointer<Float>,
+                                   k: Int, stride: Int, n: Int, oh: Int, _ ys: Shape4,
+                                   _ yrow: UnsafeMutablePointer<Float>) {
+        let c = xs.c, pad = k / 2
+        let kh0 = max(0, pad - oh * stride), kh1 = min(k, xs.h + pad - oh * stride)
+        let xs0 = x + n * xs.h * xs.w * c
+        // Output columns whose whole window lies inside the row: ow*s-p >= 0 and ow*s-p+k-1 < w.
+        let owLo = min(ys.w, (pad + stride - 1) / stride)
+        let lastStart = xs.w - k + pad  // floor division below needs it non-negative
+        let owHi = lastStart < 0 ? owLo : max(owLo, min(ys.w, lastStart / stride + 1))
+        var cb = 0
+        while cb < c {
+            let lanes = min(8, c - cb)
+            if lanes == 8 {
+                // Edge columns: bounds-checked taps.
+                for ow in 0..<owLo { edge8(xs0, xs, wp, k, stride, kh0, kh1, oh, ow, cb, yrow) }
+                for ow in owHi..<ys.w { edge8(xs0, xs, wp, k, stride, kh0, kh1, oh, ow, cb, yrow) }
+                // Interior, four output pixels at a time.
+                var ow = owLo
+                while ow + 4 <= owHi {
+                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                    for kh in kh0..<kh1 {
+                        let ih = oh * stride - pad + kh
+                        let xrow = xs0 + (ih * xs.w + ow * stride - pad) * c + cb
+                        let wrow = wp + kh * k * c + cb
+                        let sc = stride * c
+                        for kw in 0..<k {
+                            let wv = load8(wrow + kw * c)
+                            let xp = xrow + kw * c
+                            a0 = a0.addingProduct(load8(xp), wv)
+                            a1 = a1.addingProduct(load8(xp + sc), wv)
+                            a2 = a2.addingProduct(load8(xp + 2 * sc), wv)
+                            a3 = a3.addingProduct(load8(xp + 3 * sc), wv)
+                        }
+                    }
+                    let yp = yrow + ow * c + cb
+                    store8(a0, yp); store8(a1, yp + c); store8(a2, yp + 2 * c); store8(a3, yp + 3 * c)
+                    ow += 4
+                }
+                while ow < owHi {
+                    var a = SIMD8<Float>()
+                    for kh in kh0..<kh1 {
+                        let ih = oh * stride - pad + kh
+                        let xrow = xs0 + (ih * xs.w + ow * stride - pad) * c + cb
+                        let wrow = wp + kh * k * c + cb
+                        for kw in 0..<k { a = a.addingProduct(load8(xrow + kw * c), load8(wrow + kw * c)) }
+                    }
+                    store8(a, yrow + ow * c + cb)
+                    ow += 1
+                }
+            } else {
+                for ow in 0..<ys.w {
+                    let iw0 = ow * stride - pad
+                    for ch in cb..<(cb + lanes) {
+                        var a: Float = 0
+                        for kh in kh0..<kh1 {
+                            let ih = oh * stride - pad + kh
+                            for kw in max(0, -iw0)..<min(k, xs.w - iw0) {
+                                a += xs0[(ih * xs.w + iw0 + kw) * c + ch] * wp[(kh * k + kw) * c + ch]
+                            }
+                        }
+                        yrow[ow * c + ch] = a
+                    }
+                }
+            }
+            cb += 8
+        }
+    }
+
+    @inline(__always)
+    private static func edge8(_ xs0: UnsafePointer<Float>, _ xs: Shape4, _ wp: UnsafePointer<Float>,
+                              _ k: Int, _ stride: Int, _ kh0: Int, _ kh1: Int, _ oh: Int, _ ow: Int, _ cb: Int,
+                              _ yrow: UnsafeMutablePointer<Float>) {
+        let c = xs.c, pad = k / 2
+        let iw0 = ow * stride - pad
+        var a = SIMD8<Float>()
+        for kh in kh0..<kh1 {
+            let ih = oh * stride - pad + kh
+            for kw in max(0, -iw0)..<min(k, xs.w - iw0) {
+                a = a.addingProduct(load8(xs0 + (ih * xs.w + iw0 + kw) * c + cb), load8(wp + (kh * k + kw) * c + cb))
+            }
+        }
+        store8(a, yrow + ow * c + cb)
+    }
+
+    /// Backward pass: `dx` (if given) overwritten; `dWeight` (full `[cMax,1,kMax,kMax]`)
+    /// accumulated.
+    public static func backward(
+        _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape xs: Shape4,
+        weight: UnsafeBufferPointer<Float>, slice: ConvWeightSlice, stride: Int,
+        dy: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>?, dWeight: UnsafeMutableBufferPointer<Float>?
+    ) {
+        check(xs, slice, stride)
+        let ys = outputShape(xs, kernel: slice.k, stride: stride)
+        requireCount(x, xs.count, "x")
+        requireCount(weight, slice.fullCount, "weight")
+        requireCount(dy, ys.count, "dy")
+        if let dx { requireCount(dx, xs.count, "dx") }
+        if let dWeight { requireCount(dWeight, slice.fullCount, "dWeight") }
+        let k = slice.k, c = xs.c, kkc = k * k * c, pad = k / 2
+        let workers = ctx.workers
+        let ws = ctx.workspace.floats(kkc * (1 + workers))
+        pack(weight.base, slice, ws)
+        let xp = x.base, dyp = dy.base, dxp = dx?.base
+        let wantW = dWeight != nil
+        let used = ctx.parallelChunks(xs.n) { wi, samples in
+            let dwp = ws + kkc * (1 + wi)
+            if wantW { dwp.update(repeating: 0, count: kkc) }
+            for n in samples {
+                let x0 = xp + n * xs.sampleCount
+                let dy0 = dyp + n * ys.sampleCount
+                let dx0 = dxp.map { $0 + n * xs.sampleCount }
+                dx0?.update(repeating: 0, count: xs.sampleCount)
+                for oh in 0..<ys.h {
+                    let kh0 = max(0, pad - oh * stride), kh1 = min(k, xs.h + pad - oh * stride)
+                    for ow in 0..<ys.w {
+                        let iw0 = ow * stride - pad
+                        let kw0 = max(0, -iw0), kw1 = min(k, xs.w - iw0)
+                        let g = dy0 + (oh * ys.w + ow) * c
+                        for kh in kh0..<kh1 {
+                            let ih = oh * stride - pad + kh
+                            for kw in kw0..<kw1 {
+                                let xoff = (ih * xs.w + iw0 + kw) * c
+                                let t = (kh * k + kw) * c
+                                var ch = 0
+                                while ch + 8 <= c {
+                                    let gv = load8(g + ch)
+                                    if let dx0 {
+                                        store8(load8(dx0 + xoff + ch).addingProduct(gv, load8(ws + t + ch)), dx0 + xoff + ch)
+                                    }
+                                    if wantW {
+                                        store8(load8(dwp + t + ch).addingProduct(gv, load8(x0 + xoff + ch)), dwp + t + ch)
+                                    }
+                                    ch += 8
+                                }
+                                while ch < c {
+                                    if let dx0 { dx0[xoff + ch] += g[ch] * ws[t + ch] }
+                                    if wantW { dwp[t + ch] += g[ch] * x0[xoff + ch] }
+                                    ch += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let dWeight else { return }
+        let dw = dWeight.base
+        for ch in 0..<c {
+            for kh in 0..<k {
+                for kw in 0..<k {
+                    let t = (kh * k + kw) * c + ch
+                    var s: Float = 0
+                    for wi in 0..<used { s += ws[kkc * (1 + wi) + t] }
+                    dw[slice.index(ch, 0, kh, kw)] += s
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import COpenBLAS
+
+/// Row-major single-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, the one
+/// wrapper of `cblas_sgemm` in the module.
+///
+/// `op(A)` is `m x k` (A stored `[m, lda]`, or `[k, lda]` when `transA`), `op(B)` is
+/// `k x n` (B stored `[k, ldb]`, or `[n, ldb]` when `transB`), C is `[m, ldc]`.
+/// Leading dimensions larger than the logical width address a slice of a bigger
+/// matrix in place (the supernet's weight slicing).
+///
+/// With a `ComputeContext` of several workers and enough work, the product is split
+/// into independent blocks of C rows (or columns when `n > m`), each one
+/// single-threaded `cblas_sgemm`, so the results are the same as one call up to the
+/// blocking of the summation inside OpenBLAS.
+public enum Gemm {
+    /// Products below this many multiply-adds run as one call on the calling thread.
+    public static let parallelThreshold = 1 << 18
+
+    /// Where a GEMM runs: split over the context's workers, or on the calling thread
+    /// (inside a kernel's own parallel region).
+    public enum Threads {
+        case parallel(ComputeContext)
+        case serial
+    }
+
+    public static func sgemm(
+        _ context: ComputeContext,
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        sgemm(.parallel(context), transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    public static func sgemm(
+        _ threads: Threads,
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "Gemm: negative extent")
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
+                     "Gemm: leading dimension too small")
+        if m == 0 || n == 0 { return }
+        guard case .parallel(let context) = threads, context.workers > 1, m * n * k >= parallelThreshold else {
+            call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        if m >= n {
+            // Split rows of C: rows of op(A).
+            context.parallelChunks(m, minChunk: 16, align: 16) { _, r in
+                let aOff = transA ? r.lowerBound : r.lowerBound * lda
+                call(transA, transB, r.count, n, k, alpha, a + aOff, lda, b, ldb, beta,
+                     c + r.lowerBound * ldc, ldc)
+            }
+        } else {
+            // Split columns of C: columns of op(B).
+            context.parallelChunks(n, minChunk: 16, align: 16) { _, r in
+                let bOff = transB ? r.lowerBound * ldb : r.lowerBound
+                call(transA, transB, m, r.count, k, alpha, a, lda, b + bOff, ldb, beta,
+                     c + r.lowerBound, ldc)
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func call(
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
+        if k == 0 {
+            // BLAS leaves C untouched when k == 0 only for beta == 1; make it explicit.
+            for i in 0..<m {
+                for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
+            }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
