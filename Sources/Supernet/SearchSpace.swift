@@ -77,8 +77,8 @@ extension SearchSpace {
         func stage(_ name: String, block: Bool) throws(SpaceError) -> StageSpec {
             guard let s = config[name], case .object = s else { throw SpaceError(message: "missing stage \(name)") }
             let act = s["act_func"]?.stringValue ?? "swish"
-            guard ["swish", "h_swish", "relu", "relu6"].contains(act) else {
-                throw SpaceError(message: "\(name).act_func '\(act)' is not supported (swish, h_swish, relu, relu6)")
+            guard ["swish", "h_swish", "relu"].contains(act) else {
+                throw SpaceError(message: "\(name).act_func '\(act)' is not supported (swish, h_swish, relu)")
             }
             let spec = StageSpec(
                 name: name,

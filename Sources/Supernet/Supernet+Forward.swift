@@ -1,0 +1,338 @@
+import NASCore
+
+/// A region of the activation arena (offset and length in floats).
+struct Buf: Equatable {
+    var id: Int
+    var offset: Int
+    var count: Int
+}
+
+/// A parameter or running-statistics tensor: its offset and full length.
+struct TensorRef {
+    var offset: Int
+    var count: Int
+    init(_ e: LayoutEntry) { offset = e.offset; count = e.count }
+}
+
+/// One recorded layer of a forward pass, with what its backward needs.
+enum Op {
+    case resize(x: Buf, xs: Shape4, y: Buf, ys: Shape4)
+    case conv(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
+    case pointwise(w: TensorRef, slice: ConvWeightSlice, bias: TensorRef?, x: Buf, xs: Shape4, y: Buf)
+    case depthwise(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
+    case batchNorm(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, x: Buf, y: Buf, saveMean: Buf, saveInvStd: Buf)
+    case activation(Activation, x: Buf, y: Buf)
+    case squeezeExcite(reduceW: TensorRef, reduceB: TensorRef, expandW: TensorRef, expandB: TensorRef, cMax: Int, midMax: Int, mid: Int, xs: Shape4, x: Buf, y: Buf, saved: Buf)
+    case dropConnect(p: Float, xs: Shape4, x: Buf, y: Buf, factors: Buf)
+    case avgPool(xs: Shape4, x: Buf, y: Buf)
+    case add(a: Buf, b: Buf, y: Buf)
+    case globalPool(xs: Shape4, x: Buf, y: Buf)
+    case linear(w: TensorRef, inMax: Int, outFeatures: Int, bias: TensorRef?, n: Int, inFeatures: Int, x: Buf, y: Buf)
+    case dropout(p: Float, x: Buf, y: Buf, mask: Buf)
+}
+
+/// The ops of the last forward pass and the arena layout they use.
+struct Tape {
+    var ops: [Op] = []
+    var size = 0
+    var bufferCount = 0
+    var logits = Buf(id: -1, offset: 0, count: 0)
+    var input = Buf(id: -1, offset: 0, count: 0)
+    var trainable = false
+    var normalization = NormalizationMode.runningStatistics
+}
+
+/// Plans arena offsets: bump allocation while a backward pass will need every
+/// buffer, first-fit reuse of released regions otherwise.
+struct ArenaPlanner {
+    var size = 0
+    var nextID = 0
+    var free: [(offset: Int, count: Int)] = []
+    let reuse: Bool
+    var maxCount = 0
+
+    init(reuse: Bool) { self.reuse = reuse }
+
+    mutating func alloc(_ count: Int) -> Buf {
+        // Round to 16 floats (64 bytes) so every buffer is cache-line aligned.
+        let n = max(16, (count + 15) / 16 * 16)
+        maxCount = max(maxCount, n)
+        defer { nextID += 1 }
+        if reuse, let i = free.firstIndex(where: { $0.count >= n }) {
+            let r = free[i]
+            if r.count == n { free.remove(at: i) } else { free[i] = (r.offset + n, r.count - n) }
+            return Buf(id: nextID, offset: r.offset, count: count)
+        }
+        let b = Buf(id: nextID, offset: size, count: count)
+        size += n
+        return b
+    }
+
+    mutating func release(_ bufs: [Buf]) {
+        guard reuse else { return }
+        for b in bufs { free.append((b.offset, max(16, (b.count + 15) / 16 * 16))) }
+        free.sort { $0.offset < $1.offset }
+        var merged: [(offset: Int, count: Int)] = []
+        for r in free {
+            if let last = merged.last, last.offset + last.count == r.offset {
+                merged[merged.count - 1].count += r.count
+            } else {
+                merged.append(r)
+            }
+        }
+        free = merged
+    }
+}
+
+extension Supernet {
+    /// Runs subnet `arch` on `input` (NHWC `[n, h, w, 3]`, normalised floats),
+    /// bicubic-resizing to `arch.resolution` when `h` differs (as the official
+    /// forward). Returns the logits `[n, n_classes]`. With `trainable`, keeps
+    /// every activation for `backward`.
+    ///
+    /// - Parameters:
+    ///   - normalization: batch statistics (training), running statistics
+    ///     (evaluation) or calibration.
+    ///   - regularization: dropout and drop-connect (training of the largest subnet).
+    public func forward<G: RandomNumberGenerator>(
+        arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4,
+        normalization: NormalizationMode, trainable: Bool,
+        regularization: Regularization = .none, random: inout G
+    ) -> [Float] {
+        precondition(inShape.c == 3 && inShape.h == inShape.w, "input must be square NHWC with 3 channels")
+        precondition(input.count >= inShape.count)
+        tape = plan(arch: arch, inShape: inShape, normalization: normalization, trainable: trainable, regularization: regularization)
+        arena.reserve(values: tape.size, scratch: tape.bufferCount)
+        let v = arena.values
+        for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
+        for op in tape.ops { execute(op, random: &random) }
+        return Array(UnsafeMutableBufferPointer(rebasing: v[tape.logits.offset..<(tape.logits.offset + tape.logits.count)]))
+    }
+
+    // MARK: Planning
+
+    func plan(arch: Arch, inShape: Shape4, normalization: NormalizationMode, trainable: Bool, regularization: Regularization) -> Tape {
+        var t = Tape()
+        t.trainable = trainable
+        t.normalization = normalization
+        var p = ArenaPlanner(reuse: !trainable)
+        let n = inShape.n
+        var x = p.alloc(inShape.count)
+        t.input = x
+        var xs = inShape
+        let r = arch.resolution
+        if inShape.h != r {
+            let ys = Shape4(n: n, h: r, w: r, c: 3)
+            let y = p.alloc(ys.count)
+            t.ops.append(.resize(x: x, xs: xs, y: y, ys: ys))
+            p.release([x])
+            x = y
+            xs = ys
+        }
+        let training = trainable || normalization != .runningStatistics
+
+        func bn(_ prefix: String, _ x: Buf, _ xs: Shape4) -> Buf {
+            let y = p.alloc(xs.count)
+            let m = p.alloc(xs.c), s = p.alloc(xs.c)
+            t.ops.append(.batchNorm(
+                gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
+                mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
+                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s))
+            if !trainable { p.release([m, s]) }
+            return y
+        }
+        func act(_ a: Activation, _ x: Buf) -> Buf {
+            let y = p.alloc(x.count)
+            t.ops.append(.activation(a, x: x, y: y))
+            return y
+        }
+        func activation(_ name: String) -> Activation {
+            Activation(officialName: name) ?? .swish
+        }
+
+        // Stem: 3x3 conv, BN, activation.
+        let c0 = arch.width[0]
+        let stemW = entry("first_conv.conv.conv.weight")
+        let stemSlice = ConvWeightSlice(outMax: stemW.shape[0], inMax: 3, kMax: 3, cout: c0, cin: 3, k: 3)
+        let stemShape = Conv2D.outputShape(xs, slice: stemSlice, stride: space.firstConv.stride)
+        var y = p.alloc(stemShape.count)
+        t.ops.append(.conv(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y))
+        p.release([x])
+        x = act(activation(space.firstConv.activation), bn("first_conv", y, stemShape))
+        xs = stemShape
+
+        // MBConv blocks.
+        let totalBlocks = layout.blocks.count
+        let lastTwo = Set(layout.blocks.indices.filter { layout.blocks[$0].stage >= space.stages.count - 2 })
+        for b in arch.blocks(in: space) {
+            let dims = layout.blocks[b.index]
+            let pre = dims.prefix + ".mobile_inverted_conv"
+            let a = activation(space.stages[b.stage].activation)
+            var local: [Buf] = []
+            var h = x
+            var hs = xs
+            if b.hasExpand {
+                let w = entry("\(pre).inverted_bottleneck.conv.conv.weight")
+                let slice = ConvWeightSlice(outMax: dims.midMax, inMax: dims.inMax, cout: b.midChannels, cin: b.inChannels)
+                let os = xs.with(c: b.midChannels)
+                let o = p.alloc(os.count)
+                t.ops.append(.pointwise(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o))
+                let n1 = bn("\(pre).inverted_bottleneck", o, os)
+                h = act(a, n1)
+                hs = os
+                local += [o, n1, h]
+            }
+            let mid = hs.c
+            let dwW = entry("\(pre).depth_conv.conv.conv.weight")
+            let dwSlice = DepthwiseConv.slice(cMax: dims.midMax, kMax: dims.kernelMax, c: mid, k: b.kernel)
+            let ds = DepthwiseConv.outputShape(hs, kernel: b.kernel, stride: b.stride)
+            let d = p.alloc(ds.count)
+            t.ops.append(.depthwise(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d))
+            let dn = bn("\(pre).depth_conv", d, ds)
+            var g = act(a, dn)
+            local += [d, dn, g]
+            if let seMax = dims.seMax, let se = b.seChannels {
+                let o = p.alloc(ds.count)
+                let saved = p.alloc(SqueezeExcite.savedCount(n: n, c: mid, mid: se))
+                t.ops.append(.squeezeExcite(
+                    reduceW: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.weight")), reduceB: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.bias")),
+                    expandW: TensorRef(entry("\(pre).depth_conv.se.fc.expand.weight")), expandB: TensorRef(entry("\(pre).depth_conv.se.fc.expand.bias")),
+                    cMax: dims.midMax, midMax: seMax, mid: se, xs: ds, x: g, y: o, saved: saved))
+                g = o
+                local += [o, saved]
+            }
+            let plW = entry("\(pre).point_linear.conv.conv.weight")
+            let plSlice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.midMax, cout: b.outChannels, cin: mid)
+            let os = ds.with(c: b.outChannels)
+            let o = p.alloc(os.count)
+            t.ops.append(.pointwise(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o))
+            var main = bn("\(pre).point_linear", o, os)
+            local += [o, main]
+            // Shortcut: identity, or average pooling for a stride, then a 1x1 conv for a channel change.
+            var sc = x
+            if b.stride > 1 {
+                let ps = ShortcutAvgPool.outputShape(xs)
+                let q = p.alloc(ps.count)
+                t.ops.append(.avgPool(xs: xs, x: sc, y: q))
+                sc = q
+                local.append(q)
+            }
+            if b.inChannels != b.outChannels {
+                let scW = entry("\(dims.prefix).shortcut.conv.conv.weight")
+                let slice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.inMax, cout: b.outChannels, cin: b.inChannels)
+                let q = p.alloc(os.count)
+                t.ops.append(.pointwise(w: TensorRef(scW), slice: slice, bias: nil, x: sc, xs: os.with(c: b.inChannels), y: q))
+                sc = q
+                local.append(q)
+            }
+            // Drop-connect, official: only where the shortcut is an identity.
+            var rate = regularization.dropConnect * Float(b.index) / Float(totalBlocks)
+            if regularization.dropConnectOnlyLastTwoStages && !lastTwo.contains(b.index) { rate = 0 }
+            if trainable, rate > 0, b.inChannels == b.outChannels, b.stride == 1 {
+                let q = p.alloc(os.count)
+                let f = p.alloc(n)
+                t.ops.append(.dropConnect(p: rate, xs: os, x: main, y: q, factors: f))
+                main = q
+                local += [q, f]
+            }
+            y = p.alloc(os.count)
+            t.ops.append(.add(a: main, b: sc, y: y))
+            p.release(local + [x])
+            x = y
+            xs = os
+        }
+
+        // Head: final expand 1x1 + BN + act, global pooling, feature mix 1x1 + act, dropout, classifier.
+        let cLast = xs.c
+        let fe = entry("last_conv.final_expand_layer.conv.conv.weight")
+        let expand = arch.width[7] * 6
+        let es = xs.with(c: expand)
+        let e = p.alloc(es.count)
+        t.ops.append(.pointwise(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e))
+        let en = bn("last_conv.final_expand_layer", e, es)
+        let ea = act(activation(space.lastConv.activation), en)
+        let pooled = p.alloc(n * expand)
+        t.ops.append(.globalPool(xs: es, x: ea, y: pooled))
+        p.release([x, e, en, ea])
+        let fm = entry("last_conv.feature_mix_layer.conv.conv.weight")
+        let features = arch.width[8]
+        let f = p.alloc(n * features)
+        t.ops.append(.linear(w: TensorRef(fm), inMax: fm.shape[1], outFeatures: features, bias: nil, n: n, inFeatures: expand, x: pooled, y: f))
+        var fa = act(activation(space.lastConv.activation), f)
+        if trainable && regularization.dropout > 0 && training {
+            let q = p.alloc(fa.count)
+            let mask = p.alloc(fa.count)
+            t.ops.append(.dropout(p: regularization.dropout, x: fa, y: q, mask: mask))
+            fa = q
+        }
+        let cw = entry("classifier.linear.linear.weight")
+        let logits = p.alloc(n * space.nClasses)
+        t.ops.append(.linear(w: TensorRef(cw), inMax: cw.shape[1], outFeatures: space.nClasses, bias: TensorRef(entry("classifier.linear.linear.bias")), n: n, inFeatures: features, x: fa, y: logits))
+        t.logits = logits
+        t.size = p.size
+        t.bufferCount = p.maxCount
+        return t
+    }
+
+    // MARK: Execution
+
+    @inline(__always) func value(_ b: Buf) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(rebasing: arena.values[b.offset..<(b.offset + b.count)])
+    }
+
+    @inline(__always) func ro(_ b: Buf) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(value(b)) }
+
+    @inline(__always) func weight(_ r: TensorRef) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(rebasing: parameters[r.offset..<(r.offset + r.count)])
+    }
+
+    @inline(__always) func running(_ r: TensorRef) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(rebasing: buffers[r.offset..<(r.offset + r.count)])
+    }
+
+    func execute<G: RandomNumberGenerator>(_ op: Op, random: inout G) {
+        let ctx = context
+        switch op {
+        case let .resize(x, xs, y, ys):
+            Bicubic.forward(ctx, x: ro(x), shape: xs, outHeight: ys.h, outWidth: ys.w, y: value(y))
+        case let .conv(w, slice, stride, x, xs, y):
+            Conv2D.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride, y: value(y))
+        case let .pointwise(w, slice, bias, x, xs, y):
+            PointwiseConv.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, bias: bias.map { weight($0) }, y: value(y))
+        case let .depthwise(w, slice, stride, x, xs, y):
+            DepthwiseConv.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride, y: value(y))
+        case let .batchNorm(gamma, beta, mean, variance, xs, x, y, saveMean, saveInvStd):
+            let c = xs.c
+            let g = UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]), b = UnsafeBufferPointer(rebasing: weight(beta)[0..<c])
+            let rm = UnsafeMutableBufferPointer(rebasing: running(mean)[0..<c]), rv = UnsafeMutableBufferPointer(rebasing: running(variance)[0..<c])
+            switch tape.normalization {
+            case .runningStatistics:
+                BatchNorm.forwardInference(ctx, x: ro(x), shape: xs, gamma: g, beta: b, runningMean: UnsafeBufferPointer(rm), runningVar: UnsafeBufferPointer(rv), y: value(y))
+            case .batchStatistics:
+                let m = Float(space.bnMomentum)
+                let update = m > 0 ? BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: m) : nil
+                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update)
+            case let .calibration(index):
+                let update = BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: 1 / Float(max(1, index)))
+                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update)
+            }
+        case let .activation(a, x, y):
+            a.forward(ctx, x: ro(x), y: value(y), count: x.count)
+        case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):
+            let pr = SqueezeExcite.Parameters(reduceWeight: weight(rw), reduceBias: weight(rb), expandWeight: weight(ew), expandBias: weight(eb), cMax: cMax, midMax: midMax)
+            SqueezeExcite.forward(ctx, x: ro(x), shape: xs, mid: mid, parameters: pr, saved: value(saved), y: value(y))
+        case let .dropConnect(p, xs, x, y, factors):
+            DropConnect.forward(ctx, x: ro(x), shape: xs, y: value(y), factors: value(factors), p: p, rng: &random)
+        case let .avgPool(xs, x, y):
+            ShortcutAvgPool.forward(ctx, x: ro(x), shape: xs, y: value(y))
+        case let .add(a, b, y):
+            Elementwise.add(ctx, ro(a), ro(b), into: value(y), count: y.count)
+        case let .globalPool(xs, x, y):
+            GlobalAvgPool.forward(ctx, x: ro(x), shape: xs, y: value(y))
+        case let .linear(w, inMax, outFeatures, bias, n, inFeatures, x, y):
+            Linear.forward(ctx, x: ro(x), n: n, inFeatures: inFeatures, weight: weight(w), outFeatures: outFeatures, inMax: inMax, bias: bias.map { weight($0) }, y: value(y))
+        case let .dropout(p, x, y, mask):
+            Dropout.forward(x: ro(x), y: value(y), mask: value(mask), count: x.count, p: p, rng: &random)
+        }
+    }
+}
