@@ -50,7 +50,7 @@ let package = Package(
         // Tests.
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats"]),
         .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
-        .testTarget(name: "SupernetTests", dependencies: ["Supernet"]),
+        .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
         .testTarget(name: "ToolTests", dependencies: ["FileFormats"]),
