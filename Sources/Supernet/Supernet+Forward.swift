@@ -336,3 +336,26 @@ extension Supernet {
         }
     }
 }
+
+extension Tape {
+    /// Offsets of every parameter tensor the recorded ops read (they receive
+    /// a gradient in backward, possibly zero outside the used slice).
+    var parameterOffsets: [Int] {
+        var out: [Int] = []
+        for op in ops {
+            switch op {
+            case let .conv(w, _, _, _, _, _), let .depthwise(w, _, _, _, _, _): out.append(w.offset)
+            case let .pointwise(w, _, bias, _, _, _):
+                out.append(w.offset)
+                if let bias { out.append(bias.offset) }
+            case let .batchNorm(gamma, beta, _, _, _, _, _, _, _): out += [gamma.offset, beta.offset]
+            case let .squeezeExcite(rw, rb, ew, eb, _, _, _, _, _, _, _): out += [rw.offset, rb.offset, ew.offset, eb.offset]
+            case let .linear(w, _, _, bias, _, _, _, _):
+                out.append(w.offset)
+                if let bias { out.append(bias.offset) }
+            default: break
+            }
+        }
+        return out
+    }
+}

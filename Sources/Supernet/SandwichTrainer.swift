@@ -1,0 +1,133 @@
+import NASCore
+
+/// The loss of the subnets after the first (in-place distillation).
+public enum Distillation: Sendable, Equatable {
+    /// AlphaNet's adaptive alpha-divergence (official AdaptiveLossSoft).
+    case alphaDivergence(alphaMin: Double, alphaMax: Double, importanceWeightClip: Double)
+    /// In-place KD as AttentiveNAS/BigNAS (official KLLossSoft).
+    case kl
+    /// No distillation: every subnet learns from the labels.
+    case none
+
+    public static let alphaNet = Distillation.alphaDivergence(alphaMin: -1, alphaMax: 1, importanceWeightClip: 5)
+}
+
+/// Options of one sandwich step (defaults: the official AlphaNet config).
+public struct SandwichOptions: Sendable, Equatable {
+    public var labelSmoothing: Double = 0.1
+    public var distillation: Distillation = .alphaNet
+    /// Dropout / drop-connect of the first (largest) subnet.
+    public var regularization = Regularization(dropout: 0.2, dropConnect: 0.2)
+    /// Clip every gradient element to [-clip, clip] before the step; nil: off.
+    public var gradientClip: Float? = 1.0
+    public var momentum: Double = 0.9
+    public var nesterov = true
+    public var weightDecay: Double = 1e-5
+
+    public init() {}
+}
+
+/// What one sandwich step did.
+public struct StepResult: Sendable {
+    /// Loss of each subnet, in order (the official values: the smoothed CE of
+    /// the first, the distillation surrogate of the others).
+    public var losses: [Double]
+    /// Top-1 accuracy (%) of the first subnet on the batch.
+    public var firstTop1: Double
+    /// Logits of every subnet, `[n, classes]` each.
+    public var logits: [[Float]]
+    /// Gradient elements changed by clipping.
+    public var clipped: Int
+}
+
+/// One AlphaNet training step as the official `train_epoch` body: the first
+/// subnet on the labels with label smoothing (and dropout / drop-connect),
+/// the others distilled from its detached logits; gradients accumulated over
+/// all subnets, clipped by value, one SGD step (Nesterov momentum, weight
+/// decay on conv and linear weights only, tensors no subnet used skipped).
+public final class SandwichTrainer {
+    public let model: Supernet
+    public var options: SandwichOptions
+    public var optimizer: SGDMomentum
+    private let segmentOfOffset: [Int: Int]
+
+    public init(model: Supernet, options: SandwichOptions = SandwichOptions()) {
+        self.model = model
+        self.options = options
+        let params = model.layout.entries.filter { $0.role.isParameter }
+        let segments = ParameterSegment.officialLayout(params.map { ($0.name, $0.count) }, weightDecayWeight: options.weightDecay, weightDecayBNBias: 0)
+        precondition(zip(segments, params).allSatisfy { $0.offset == $1.offset }, "optimizer and supernet layouts differ")
+        optimizer = SGDMomentum(segments: segments, momentum: options.momentum, nesterov: options.nesterov)
+        var map: [Int: Int] = [:]
+        for (i, s) in segments.enumerated() { map[s.offset] = i }
+        segmentOfOffset = map
+    }
+
+    /// Runs the sandwich step on one batch. `images` NHWC `[n, h, w, 3]`;
+    /// `labels` `[n]`; `learningRate` for this step.
+    public func step<G: RandomNumberGenerator>(
+        archs: [Arch], images: UnsafeBufferPointer<Float>, shape: Shape4, labels: [Int32],
+        learningRate: Double, random: inout G
+    ) -> StepResult {
+        precondition(!archs.isEmpty && labels.count == shape.n)
+        let n = shape.n, classes = model.space.nClasses
+        model.zeroGradients()
+        var used = [Bool](repeating: false, count: optimizer.segments.count)
+        var losses: [Double] = []
+        var allLogits: [[Float]] = []
+        var teacher: [Float] = []
+        var top1 = 0.0
+        var grad = [Float](repeating: 0, count: n * classes)
+        for (i, arch) in archs.enumerated() {
+            let logits = model.forward(arch: arch, input: images, shape: shape, normalization: .batchStatistics, trainable: true,
+                                       regularization: i == 0 ? options.regularization : .none, random: &random)
+            for s in model.tape.parameterOffsets { if let k = segmentOfOffset[s] { used[k] = true } }
+            for j in grad.indices { grad[j] = 0 }
+            let loss: Float = logits.withUnsafeBufferPointer { z in
+                grad.withUnsafeMutableBufferPointer { g in
+                    labels.withUnsafeBufferPointer { y in
+                        if i == 0 || options.distillation == .none {
+                            return SmoothedCrossEntropy(labelSmoothing: options.labelSmoothing)(logits: z, labels: y, batch: n, classes: classes, gradient: g)
+                        }
+                        return teacher.withUnsafeBufferPointer { t in
+                            switch options.distillation {
+                            case let .alphaDivergence(lo, hi, clip):
+                                return AdaptiveAlphaDivergence(alphaMin: lo, alphaMax: hi, importanceWeightClip: clip)(student: z, teacher: t, batch: n, classes: classes, gradient: g)
+                            case .kl:
+                                return SoftTargetCrossEntropy()(student: z, teacher: t, batch: n, classes: classes, gradient: g)
+                            case .none:
+                                return 0
+                            }
+                        }
+                    }
+                }
+            }
+            if i == 0 {
+                teacher = logits
+                top1 = Self.top1(logits, labels: labels, classes: classes)
+            }
+            grad.withUnsafeBufferPointer { model.backward(logitsGradient: $0) }
+            losses.append(Double(loss))
+            allLogits.append(logits)
+        }
+        var clipped = 0
+        if let c = options.gradientClip {
+            // Only tensors with a gradient take part (PyTorch skips grad None).
+            for (k, s) in optimizer.segments.enumerated() where used[k] {
+                clipped += GradientClipping.clipByValue(UnsafeMutableBufferPointer(rebasing: model.gradients[s.range]), limit: c)
+            }
+        }
+        optimizer.step(parameters: model.parameters, gradients: UnsafeBufferPointer(model.gradients), learningRate: learningRate, hasGradient: used)
+        return StepResult(losses: losses, firstTop1: top1, logits: allLogits, clipped: clipped)
+    }
+
+    /// Top-1 accuracy in percent of `[n, classes]` logits.
+    public static func top1(_ logits: [Float], labels: [Int32], classes: Int) -> Double {
+        var correct = 0
+        for (i, y) in labels.enumerated() {
+            let row = logits[(i * classes)..<((i + 1) * classes)]
+            if let m = row.indices.max(by: { row[$0] < row[$1] }), m - i * classes == Int(y) { correct += 1 }
+        }
+        return 100 * Double(correct) / Double(max(1, labels.count))
+    }
+}

@@ -1,0 +1,105 @@
+import NASCore
+
+extension Supernet {
+    /// Backward pass of the last `forward(trainable: true)`: given the
+    /// gradient of the loss w.r.t. the logits (`[n, n_classes]`), adds the
+    /// gradients of every parameter the subnet used into `gradients`.
+    ///
+    /// Activation gradients use the arena's gradient half. A buffer read by two
+    /// layers (a block input feeds the main branch and the shortcut) receives
+    /// the first contribution directly and the second through `scratch` plus an
+    /// add, so kernels that overwrite `dx` stay correct.
+    public func backward(logitsGradient: UnsafeBufferPointer<Float>) {
+        precondition(tape.trainable, "backward needs a forward pass with trainable: true")
+        precondition(logitsGradient.count >= tape.logits.count)
+        var ready = [Bool](repeating: false, count: tape.ops.count * 8 + 16)
+        func mark(_ b: Buf) -> Bool {
+            if b.id >= ready.count { ready += [Bool](repeating: false, count: b.id + 1 - ready.count) }
+            defer { ready[b.id] = true }
+            return ready[b.id]
+        }
+        let lg = gradBuffer(tape.logits)
+        for i in 0..<tape.logits.count { lg[i] = logitsGradient[i] }
+        _ = mark(tape.logits)
+
+        /// Runs `body` with the buffer that receives d(`x`), adding into an
+        /// existing gradient where `x` already received one.
+        func into(_ x: Buf, _ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+            if mark(x) {
+                let s = UnsafeMutableBufferPointer(rebasing: arena.scratch[0..<x.count])
+                body(s)
+                Elementwise.addInPlace(context, UnsafeBufferPointer(s), into: gradBuffer(x), count: x.count)
+            } else {
+                body(gradBuffer(x))
+            }
+        }
+
+        let ctx = context
+        for op in tape.ops.reversed() {
+            switch op {
+            case .resize:
+                break // the input needs no gradient
+            case let .conv(w, slice, stride, x, xs, y):
+                // The stem reads the image, which needs no gradient.
+                Conv2D.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
+                                dy: rog(y), dx: nil, dWeight: gradient(w))
+            case let .pointwise(w, slice, bias, x, xs, y):
+                into(x) { dx in
+                    PointwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, dy: rog(y),
+                                           dx: dx, dWeight: gradient(w), dBias: bias.map { gradient($0) })
+                }
+            case let .depthwise(w, slice, stride, x, xs, y):
+                into(x) { dx in
+                    DepthwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
+                                           dy: rog(y), dx: dx, dWeight: gradient(w))
+                }
+            case let .batchNorm(gamma, beta, _, _, xs, x, y, saveMean, saveInvStd):
+                let c = xs.c
+                into(x) { dx in
+                    BatchNorm.backward(ctx, x: ro(x), shape: xs, gamma: UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]),
+                                       mean: ro(saveMean), invStd: ro(saveInvStd), dy: rog(y), dx: dx,
+                                       dGamma: UnsafeMutableBufferPointer(rebasing: gradient(gamma)[0..<c]),
+                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(beta)[0..<c]))
+                }
+            case let .activation(a, x, y):
+                into(x) { dx in a.backward(ctx, x: ro(x), dy: rog(y), dx: dx, count: x.count) }
+            case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):
+                let pr = SqueezeExcite.Parameters(reduceWeight: weight(rw), reduceBias: weight(rb), expandWeight: weight(ew), expandBias: weight(eb), cMax: cMax, midMax: midMax)
+                let gr = SqueezeExcite.Gradients(reduceWeight: gradient(rw), reduceBias: gradient(rb), expandWeight: gradient(ew), expandBias: gradient(eb))
+                into(x) { dx in
+                    SqueezeExcite.backward(ctx, x: ro(x), shape: xs, mid: mid, parameters: pr, saved: ro(saved), dy: rog(y), dx: dx, gradients: gr)
+                }
+            case let .dropConnect(_, xs, x, y, factors):
+                into(x) { dx in DropConnect.backward(ctx, dy: rog(y), shape: xs, factors: ro(factors), dx: dx) }
+            case let .avgPool(xs, x, y):
+                into(x) { dx in ShortcutAvgPool.backward(ctx, dy: rog(y), shape: xs, dx: dx) }
+            case let .add(a, b, y):
+                for t in [a, b] {
+                    into(t) { dx in
+                        let src = rog(y)
+                        for i in 0..<t.count { dx[i] = src[i] }
+                    }
+                }
+            case let .globalPool(xs, x, y):
+                into(x) { dx in GlobalAvgPool.backward(ctx, dy: rog(y), shape: xs, dx: dx) }
+            case let .linear(w, inMax, outFeatures, bias, n, inFeatures, x, y):
+                into(x) { dx in
+                    Linear.backward(ctx, x: ro(x), n: n, inFeatures: inFeatures, weight: weight(w), outFeatures: outFeatures, inMax: inMax,
+                                    dy: rog(y), dx: dx, dWeight: gradient(w), dBias: bias.map { gradient($0) })
+                }
+            case let .dropout(_, x, y, mask):
+                into(x) { dx in Dropout.backward(dy: rog(y), mask: ro(mask), dx: dx, count: x.count) }
+            }
+        }
+    }
+
+    @inline(__always) func gradBuffer(_ b: Buf) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(rebasing: arena.grads[b.offset..<(b.offset + b.count)])
+    }
+
+    @inline(__always) func rog(_ b: Buf) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(gradBuffer(b)) }
+
+    @inline(__always) func gradient(_ r: TensorRef) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(rebasing: gradients[r.offset..<(r.offset + r.count)])
+    }
+}
