@@ -26,6 +26,11 @@ public enum Activation: String, Sendable, CaseIterable {
         }
     }
 
+    /// `min(max(v, 0), 6)` with vector selects (`clamped` is scalarised).
+    @inline(__always) func relu6(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6)
+    }
+
     @inline(__always) static func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         1 / (1 + FastExp.exp8(-x))
     }
@@ -35,8 +40,8 @@ public enum Activation: String, Sendable, CaseIterable {
         case .identity: return x
         case .relu: return x.replacing(with: 0, where: x .< 0)
         case .swish: return x * Activation.sigmoid8(x)
-        case .hswish: return x * ((x + 3).clamped(lowerBound: SIMD8(repeating: 0), upperBound: SIMD8(repeating: 6)) * (1 / 6 as Float))
-        case .hsigmoid: return (x + 3).clamped(lowerBound: SIMD8(repeating: 0), upperBound: SIMD8(repeating: 6)) * (1 / 6 as Float)
+        case .hswish: return x * (relu6(x + 3) * (1 / 6 as Float))
+        case .hsigmoid: return relu6(x + 3) * (1 / 6 as Float)
         }
     }
 
@@ -107,10 +112,17 @@ public enum Activation: String, Sendable, CaseIterable {
 /// error ≤ 2 ulp inside the range.
 public enum FastExp {
     @inline(__always) public static func exp8(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-        let x = x0.clamped(lowerBound: SIMD8(repeating: -87.33), upperBound: SIMD8(repeating: 88.37))
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
-        var r = x - n * 0.693359375
-        r = r + n * 2.12194440e-4
+        // `replacing(with:where:)` and the magic-number rounding below compile to plain
+        // AVX instructions; `clamped` and `rounded(_:)` on SIMD types were measured to
+        // be scalarised (swish at 0.7 GB/s).
+        let x = x0.replacing(with: 88.37, where: x0 .> 88.37).replacing(with: -87.33, where: x0 .< -87.33)
+        // t = x·log2(e) + 1.5·2^23 rounds to the nearest integer n, held in t's low
+        // mantissa bits; n = t - 1.5·2^23 exactly.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = x * 1.44269504088896341 + magic
+        let n = t - magic
+        var r = x.addingProduct(n, SIMD8(repeating: -0.693359375))
+        r = r.addingProduct(n, SIMD8(repeating: 2.12194440e-4))
         var p = SIMD8<Float>(repeating: 1.9875691500e-4)
         p = p * r + 1.3981999507e-3
         p = p * r + 8.3334519073e-3
@@ -118,7 +130,8 @@ public enum FastExp {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let e = p * (r * r) + r + 1
-        let bits = (SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(n, rounding: .towardZero)) &+ 127) &<< 23
+        let tBits = unsafeBitCast(t, to: SIMD8<Int32>.self)
+        let bits = (tBits &- 0x4B40_0000 &+ 127) &<< 23
         return e * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 }

@@ -49,8 +49,15 @@ public enum BatchNorm {
         let workers = ctx.workers
         let (acc, f) = ctx.workspace.split(doubles: 2 * c * (workers + 1), floats: scratchFloats)
         acc.initialize(repeating: 0, count: 2 * c * (workers + 1))
+        // Blocks of 64 rows keep the block in L1/L2 while the channel loop inside `body`
+        // makes its passes; whole-chunk passes re-read a big tensor from memory c/8 times.
         let used = ctx.parallelChunks(m, minChunk: max(1, 8192 / max(c, 1))) { wi, rows in
-            body(rows, acc + 2 * c * (wi + 1))
+            var r0 = rows.lowerBound
+            while r0 < rows.upperBound {
+                let r1 = min(r0 + 64, rows.upperBound)
+                body(r0..<r1, acc + 2 * c * (wi + 1))
+                r0 = r1
+            }
         }
         for wi in 0..<used {
             let p = acc + 2 * c * (wi + 1)

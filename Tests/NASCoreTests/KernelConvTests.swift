@@ -1,0 +1,131 @@
+import NASCore
+import Testing
+
+/// Convolution kernels against naive Double references, and their backward passes
+/// against central finite differences of the naive forward (loss `L = Σ y · R`).
+@Suite("Kernel convolutions")
+struct KernelConvTests {
+    let ctx = ComputeContext(workers: 2)
+
+    /// (n, h, w, cin, cout, inMax, outMax, bias)
+    static let pointwiseCases: [(Int, Int, Int, Int, Int, Int, Int, Bool)] = [
+        (2, 3, 5, 7, 5, 9, 8, false),
+        (1, 1, 1, 13, 6, 13, 10, true),
+        (2, 6, 8, 64, 48, 72, 64, true),   // large enough for the parallel GEMM split
+        (3, 2, 3, 24, 40, 24, 40, false),
+    ]
+
+    @Test(arguments: pointwiseCases)
+    func pointwise(_ cfg: (Int, Int, Int, Int, Int, Int, Int, Bool)) {
+        let (n, h, w, cin, cout, inMax, outMax, hasBias) = cfg
+        let xs = Shape4(n: n, h: h, w: w, c: cin)
+        let sl = ConvWeightSlice(outMax: outMax, inMax: inMax, cout: cout, cin: cin)
+        let x = Buf(randomFloats(xs.count, seed: 1)), wt = Buf(randomFloats(sl.fullCount, seed: 2))
+        let b = Buf(randomFloats(outMax, seed: 3))
+        let y = Buf(count: xs.pixels * cout)
+        PointwiseConv.forward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, bias: hasBias ? b.r : nil, y: y.m)
+        func ref(_ xd: [Double], _ wd: [Double], _ bd: [Double]) -> [Double] {
+            var r = Naive.conv(xd, xs, wd, sl, stride: 1)
+            if hasBias { Naive.addBias(&r, bd, c: cout) }
+            return r
+        }
+        let yRef = ref(x.doubles, wt.doubles, b.doubles)
+        #expect(relError(y.array(yRef.count), yRef) < 1e-5)
+
+        let rr = randomFloats(yRef.count, seed: 4), rd = rr.map(Double.init)
+        let dy = Buf(rr), dx = Buf(count: xs.count)
+        let g0 = randomFloats(sl.fullCount, seed: 5), dw = Buf(g0)
+        let db = Buf(count: outMax, value: 0.5)
+        PointwiseConv.backward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, dy: dy.r, dx: dx.m, dWeight: dw.m,
+                               dBias: hasBias ? db.m : nil)
+        let xi = sampleIndices(xs.count)
+        let fdX = finiteDifference(x.doubles, indices: xi) { dot(ref($0, wt.doubles, b.doubles), rd) }
+        #expect(relError(xi.map { dx.p[$0] }, fdX) < 1e-3)
+        let wi = sampleIndices(sl.fullCount, limit: 80)
+        let fdW = finiteDifference(wt.doubles, indices: wi) { dot(ref(x.doubles, $0, b.doubles), rd) }
+        // dW accumulates on top of g0; entries outside the slice stay g0.
+        #expect(relError(wi.map { dw.p[$0] - g0[$0] }, fdW) < 1e-3)
+        if hasBias {
+            let fdB = finiteDifference(b.doubles, indices: Array(0..<outMax)) { dot(ref(x.doubles, wt.doubles, $0), rd) }
+            #expect(relError((0..<outMax).map { db.p[$0] - 0.5 }, fdB) < 1e-3)
+        }
+    }
+
+    /// (n, h, w, cin, cout, k, kMax, stride)
+    static let convCases: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
+        (2, 7, 6, 3, 8, 3, 3, 2),
+        (1, 5, 5, 4, 6, 3, 5, 1),
+        (3, 9, 9, 3, 16, 3, 3, 2),
+        (1, 4, 3, 2, 3, 5, 5, 1),
+    ]
+
+    @Test(arguments: convCases)
+    func conv2D(_ cfg: (Int, Int, Int, Int, Int, Int, Int, Int)) {
+        let (n, h, w, cin, cout, k, kMax, stride) = cfg
+        let xs = Shape4(n: n, h: h, w: w, c: cin)
+        let sl = ConvWeightSlice(outMax: cout + 2, inMax: cin + 1, kMax: kMax, cout: cout, cin: cin, k: k)
+        let ys = Conv2D.outputShape(xs, slice: sl, stride: stride)
+        let x = Buf(randomFloats(xs.count, seed: 11)), wt = Buf(randomFloats(sl.fullCount, seed: 12))
+        let y = Buf(count: ys.count)
+        Conv2D.forward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, y: y.m)
+        let yRef = Naive.conv(x.doubles, xs, wt.doubles, sl, stride: stride)
+        #expect(yRef.count == ys.count)
+        #expect(relError(y.array(ys.count), yRef) < 1e-5)
+
+        let rr = randomFloats(ys.count, seed: 13), rd = rr.map(Double.init)
+        let dy = Buf(rr), dx = Buf(count: xs.count, value: 9)
+        let g0 = randomFloats(sl.fullCount, seed: 14), dw = Buf(g0)
+        Conv2D.backward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, dy: dy.r, dx: dx.m, dWeight: dw.m)
+        let xi = sampleIndices(xs.count)
+        let fdX = finiteDifference(x.doubles, indices: xi) { dot(Naive.conv($0, xs, wt.doubles, sl, stride: stride), rd) }
+        #expect(relError(xi.map { dx.p[$0] }, fdX) < 1e-3)
+        let wi = sampleIndices(sl.fullCount, limit: 80)
+        let fdW = finiteDifference(wt.doubles, indices: wi) { dot(Naive.conv(x.doubles, xs, $0, sl, stride: stride), rd) }
+        #expect(relError(wi.map { dw.p[$0] - g0[$0] }, fdW) < 1e-3)
+    }
+
+    /// (n, h, w, c, k, kMax, stride)
+    static let depthwiseCases: [(Int, Int, Int, Int, Int, Int, Int)] = [
+        (2, 7, 9, 16, 3, 7, 1),
+        (2, 8, 8, 13, 5, 5, 2),
+        (1, 9, 11, 24, 7, 7, 1),
+        (1, 2, 2, 8, 7, 7, 2),     // kernel wider than the map
+        (3, 5, 6, 40, 3, 5, 2),
+        (1, 6, 13, 32, 5, 7, 1),   // wide rows exercise the four-pixel interior path
+    ]
+
+    @Test(arguments: depthwiseCases)
+    func depthwise(_ cfg: (Int, Int, Int, Int, Int, Int, Int)) {
+        let (n, h, w, c, k, kMax, stride) = cfg
+        let xs = Shape4(n: n, h: h, w: w, c: c)
+        let sl = DepthwiseConv.slice(cMax: c + 8, kMax: kMax, c: c, k: k)
+        let ys = DepthwiseConv.outputShape(xs, kernel: k, stride: stride)
+        let x = Buf(randomFloats(xs.count, seed: 21)), wt = Buf(randomFloats(sl.fullCount, seed: 22))
+        let y = Buf(count: ys.count)
+        DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, y: y.m)
+        let yRef = Naive.conv(x.doubles, xs, wt.doubles, sl, stride: stride, depthwise: true)
+        #expect(relError(y.array(ys.count), yRef) < 1e-5)
+
+        let rr = randomFloats(ys.count, seed: 23), rd = rr.map(Double.init)
+        let dy = Buf(rr), dx = Buf(count: xs.count, value: 9)
+        let g0 = randomFloats(sl.fullCount, seed: 24), dw = Buf(g0)
+        DepthwiseConv.backward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, dy: dy.r, dx: dx.m, dWeight: dw.m)
+        let xi = sampleIndices(xs.count)
+        let fdX = finiteDifference(x.doubles, indices: xi) {
+            dot(Naive.conv($0, xs, wt.doubles, sl, stride: stride, depthwise: true), rd)
+        }
+        #expect(relError(xi.map { dx.p[$0] }, fdX) < 1e-3)
+        let wi = sampleIndices(sl.fullCount, limit: 80)
+        let fdW = finiteDifference(wt.doubles, indices: wi) {
+            dot(Naive.conv(x.doubles, xs, $0, sl, stride: stride, depthwise: true), rd)
+        }
+        #expect(relError(wi.map { dw.p[$0] - g0[$0] }, fdW) < 1e-3)
+    }
+
+    @Test func outputGeometryMatchesPyTorch() {
+        // floor((H + 2p - k) / s) + 1 with p = k / 2.
+        #expect(ConvGeometry.sameOutput(Shape4(n: 1, h: 7, w: 8, c: 1), kernel: 3, stride: 2, cout: 1) == Shape4(n: 1, h: 4, w: 4, c: 1))
+        #expect(ConvGeometry.sameOutput(Shape4(n: 1, h: 2, w: 2, c: 1), kernel: 7, stride: 2, cout: 1) == Shape4(n: 1, h: 1, w: 1, c: 1))
+        #expect(ConvGeometry.sameOutput(Shape4(n: 1, h: 5, w: 5, c: 1), kernel: 5, stride: 1, cout: 1) == Shape4(n: 1, h: 5, w: 5, c: 1))
+    }
+}
