@@ -54,7 +54,7 @@ func runSearchBench(arguments: [String]) {
                 do {
                     let evaluator = try CommandEvaluator(command: command, timeout: 60)
                     let search = try EvolutionarySearch(space: space, bounds: bounds, budget: budget,
-                                                        algorithm: settings.makeAlgorithm(space: space, budget: budget),
+                                                        algorithm: settings.makeAlgorithm(space: space),
                                                         evaluator: evaluator)
                     try search.run { _ in }
                     _ = evaluator.finish()

@@ -119,7 +119,7 @@ struct EvoSearch: Tool {
         let search: EvolutionarySearch
         do {
             search = try EvolutionarySearch(space: space, bounds: bounds, budget: budget,
-                                            algorithm: settings.makeAlgorithm(space: space, budget: budget),
+                                            algorithm: settings.makeAlgorithm(space: space),
                                             evaluator: scorer, replaying: saved)
         } catch {
             throw ToolError.data(error.message, in: state ?? "state")

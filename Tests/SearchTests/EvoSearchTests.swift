@@ -52,7 +52,7 @@ final class FakeScorer {
     func run(_ kind: SearchAlgorithmKind, seed: UInt64, budget: Int, scorer: FakeScorer,
              replaying: [JSONValue] = []) throws -> EvolutionarySearch {
         let search = try EvolutionarySearch(space: space, bounds: bounds, budget: budget,
-                                            algorithm: settings(kind, seed: seed).makeAlgorithm(space: space, budget: budget),
+                                            algorithm: settings(kind, seed: seed).makeAlgorithm(space: space),
                                             evaluator: scorer.evaluator(), replaying: replaying)
         try search.run { _ in }
         return search
@@ -88,20 +88,26 @@ final class FakeScorer {
     /// run ends.
     @Test(arguments: SearchAlgorithmKind.allCases)
     func resumeReplaysWithoutReevaluating(kind: SearchAlgorithmKind) throws {
-        let full = try run(kind, seed: 5, budget: 140, scorer: FakeScorer(space: space))
-        let saved = Array(full.records.prefix(70)).map(\.line)
+        let full = try run(kind, seed: 5, budget: 200, scorer: FakeScorer(space: space))
+        let saved = Array(full.records.prefix(130)).map(\.line)
         let scorer = FakeScorer(space: space)
-        let resumed = try run(kind, seed: 5, budget: 140, scorer: scorer, replaying: saved)
+        let resumed = try run(kind, seed: 5, budget: 200, scorer: scorer, replaying: saved)
         #expect(resumed.records.map(\.arch) == full.records.map(\.arch))
-        #expect(scorer.asked == Array(full.records.dropFirst(70).map(\.arch)))
+        #expect(scorer.asked == Array(full.records.dropFirst(130).map(\.arch)))
         #expect(resumed.unreplayed == 0)
+        // A finished search extended with a larger budget: the same again.
+        let small = try run(kind, seed: 5, budget: 110, scorer: FakeScorer(space: space))
+        let more = FakeScorer(space: space)
+        let extended = try run(kind, seed: 5, budget: 200, scorer: more, replaying: small.records.map(\.line))
+        #expect(extended.records.map(\.arch) == full.records.map(\.arch))
+        #expect(more.asked == Array(full.records.dropFirst(110).map(\.arch)))
     }
 
     @Test func evaluatorFailureKeepsAnswersSoFar() throws {
         let scorer = FakeScorer(space: space)
         scorer.failAfter = 10
         let search = try EvolutionarySearch(space: space, bounds: bounds, budget: 100,
-                                            algorithm: settings(.front, seed: 1).makeAlgorithm(space: space, budget: 100),
+                                            algorithm: settings(.front, seed: 1).makeAlgorithm(space: space),
                                             evaluator: scorer.evaluator())
         #expect(throws: SearchFailure.self) { try search.run { _ in } }
         // The function evaluator fails a batch as a whole: nothing of it kept.
@@ -114,7 +120,7 @@ final class FakeScorer {
     /// children within the bounds.
     @Test func officialStructure() throws {
         var official = OfficialSearch(space: space, settings: settings(.official, seed: 2))
-        let first = official.propose(remaining: 1000)
+        let first = official.propose()
         #expect(first.count == 40)
         #expect(first.first == space.minArch)
         #expect(first.dropFirst().allSatisfy { bounds.contains($0.flops(in: space)) })
@@ -133,7 +139,7 @@ final class FakeScorer {
         for t in table {
             #expect(best[(t.flops / 10).rounded(.toNearestOrEven) * 10] == t.acc1)
         }
-        let next = official.propose(remaining: 1000)
+        let next = official.propose()
         #expect(next.count == 32)
         #expect(next.allSatisfy { bounds.contains($0.flops(in: space)) })
     }

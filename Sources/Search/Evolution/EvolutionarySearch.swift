@@ -78,14 +78,13 @@ public final class EvolutionarySearch {
     public func run(afterGeneration: (GenerationReport) throws -> Void) throws {
         var idle = 0
         while records.count < budget {
-            let proposal = algorithm.propose(remaining: budget - records.count)
+            let proposal = algorithm.propose()
             if proposal.isEmpty { return }
             // Split: archs known (cache), replayed, and to send, keeping order.
             var results: [EvaluatedArch?] = Array(repeating: nil, count: proposal.count)
             var toSend: [(index: Int, arch: Arch, request: JSONValue)] = []
             var report = GenerationReport(generation: generation, evaluations: 0, sent: 0, replayed: 0, cached: 0)
             var pending = Set<Arch>()
-            var newCount = 0
             var failure: SearchFailure?
             for (i, a) in proposal.enumerated() {
                 if let k = known[a] {
@@ -94,8 +93,8 @@ public final class EvolutionarySearch {
                     continue
                 }
                 if pending.contains(a) { continue }  // filled in after sending
-                guard records.count + newCount < budget else { continue }
-                newCount += 1
+                // Replayed archs are in records already; sent ones not yet.
+                guard records.count + toSend.count < budget else { continue }
                 let request = requestLine(a)
                 if let saved = replay[a] {
                     do throws(SearchFailure) {

@@ -24,7 +24,6 @@ public struct FrontSearch: SearchAlgorithm {
     public let space: SearchSpace
     public let bounds: FlopsBounds
     public let layout: GeneLayout
-    public let budget: Int
     /// Archs in generation 0.
     public var initialSize: Int
     /// Archs per later generation.
@@ -39,19 +38,18 @@ public struct FrontSearch: SearchAlgorithm {
     private var seen = Set<Arch>()
     private var surrogate: AdditiveSurrogate
 
-    public init(space: SearchSpace, bounds: FlopsBounds, seed: UInt64, budget: Int) {
+    public init(space: SearchSpace, bounds: FlopsBounds, seed: UInt64) {
         self.space = space
         self.bounds = bounds
-        self.budget = budget
         layout = GeneLayout(space: space)
         random = SeededRandom(seed: seed)
         surrogate = AdditiveSurrogate(layout: layout)
-        initialSize = min(128, max(16, budget / 10))
+        initialSize = 96
     }
 
-    public mutating func propose(remaining: Int) -> [Arch] {
+    public mutating func propose() -> [Arch] {
         defer { generation += 1 }
-        let batch = generation == 0 ? initialPopulation() : nextBatch(size: min(batchSize, remaining))
+        let batch = generation == 0 ? initialPopulation() : nextBatch(size: batchSize)
         for a in batch { seen.insert(a) }
         return batch
     }

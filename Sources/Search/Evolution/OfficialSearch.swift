@@ -40,7 +40,7 @@ public struct OfficialSearch: SearchAlgorithm {
     /// The bucket winners, in the table's order.
     public var table: [EvaluatedArch] { bucketOrder.compactMap { buckets[$0] } }
 
-    public mutating func propose(remaining: Int) -> [Arch] {
+    public mutating func propose() -> [Arch] {
         defer { generation += 1 }
         let lo = settings.bounds.min, hi = settings.bounds.max
         if generation == 0 {

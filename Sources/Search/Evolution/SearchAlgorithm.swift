@@ -3,12 +3,13 @@ import Supernet
 /// A search strategy, driven by `EvolutionarySearch`: it proposes a batch of
 /// archs (a generation), then observes their results. It must be a pure
 /// function of its seed and the results it observes, so a search replayed
-/// from a saved state makes the same proposals.
+/// from a saved state makes the same proposals. It does not see the budget:
+/// the search cuts a proposal where the budget ends, so a finished search
+/// resumed with a larger budget continues exactly as one run would have.
 public protocol SearchAlgorithm {
     /// The next archs to evaluate, in order; empty when it has nothing more
-    /// to try. `remaining` is the budget left (proposals past it are cut);
-    /// archs already evaluated cost nothing and are answered from a cache.
-    mutating func propose(remaining: Int) -> [Arch]
+    /// to try. Archs already evaluated cost nothing (answered from a cache).
+    mutating func propose() -> [Arch]
     /// Results of the last proposal in its order: archs cut by the budget are
     /// missing, and archs proposed twice appear twice.
     mutating func observe(_ results: [EvaluatedArch])
@@ -47,13 +48,13 @@ public struct SearchSettings: Sendable, Equatable {
         self.step = step
     }
 
-    /// The algorithm these settings name, for `space` and `budget`.
-    public func makeAlgorithm(space: SearchSpace, budget: Int) -> any SearchAlgorithm {
+    /// The algorithm these settings name, for `space`.
+    public func makeAlgorithm(space: SearchSpace) -> any SearchAlgorithm {
         switch algorithm {
         case .official:
             return OfficialSearch(space: space, settings: self)
         case .front:
-            return FrontSearch(space: space, bounds: bounds, seed: seed, budget: budget)
+            return FrontSearch(space: space, bounds: bounds, seed: seed)
         }
     }
 }
