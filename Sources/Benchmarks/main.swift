@@ -1,14 +1,16 @@
-// Benchmarks: `Benchmarks <suite>`, one JSON object per line on stdout.
-// Run through `Scripts/bench <suite>` (release build, AVX2 code generation).
+// Benchmarks: `Benchmarks <suite> [options]`, one JSON object per line on stdout
+// (search prints a Markdown table). Run through `Scripts/bench <suite>`
+// (release build, AVX2 code generation).
 import Foundation
 
-let suites: [String: () -> Void] = [
-    "kernels": { KernelBench.run() },
+let suites: [String: ([String]) -> Void] = [
+    "kernels": { _ in KernelBench.run() },
+    "search": { runSearchBench(arguments: $0) },
 ]
 
-let args = CommandLine.arguments.dropFirst()
+let args = Array(CommandLine.arguments.dropFirst())
 guard let name = args.first, let suite = suites[name] else {
-    FileHandle.standardError.write(Data("Benchmarks: usage: Benchmarks <\(suites.keys.sorted().joined(separator: "|"))>\n".utf8))
+    FileHandle.standardError.write(Data("Benchmarks: usage: Benchmarks <\(suites.keys.sorted().joined(separator: "|"))> [options]\n".utf8))
     exit(64)
 }
-suite()
+suite(Array(args.dropFirst()))

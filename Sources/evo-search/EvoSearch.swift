@@ -1,0 +1,221 @@
+import ArgumentParser
+import FileFormats
+import Search
+import Supernet
+import ToolSupport
+
+@main
+struct EvoSearch: Tool {
+    static let configuration = CommandConfiguration(
+        commandName: "evo-search",
+        abstract: "Search the FLOPs-vs-accuracy Pareto front of a space by evolution.",
+        discussion: """
+            Writes the final Pareto front (archs no other evaluated arch beats on both FLOPs and \
+            acc1, within the FLOPs bounds) as arch JSON lines sorted by FLOPs, with flops, params, \
+            acc1 and every key the evaluator returned. Progress (generation, evaluations, \
+            hypervolume) goes to stderr.
+
+            The evaluator is a command started once as a co-process: it reads arch JSON lines \
+            (with flops and params) on stdin and answers one JSON line with acc1 per arch, in \
+            order, without waiting for the end of its input (estimate-acc and predict-acc fit). \
+            Every arch sent counts against --budget, and no arch is sent twice. If it exits, \
+            writes garbage, answers too few lines or exceeds --evaluator-timeout, evo-search \
+            names the arch in flight, saves the state, prints the front found so far and exits 1.
+
+            --algorithm front (the default) is ours: variation around the current front, \
+            screened by a surrogate refitted to every result. --algorithm official reproduces \
+            the official AlphaNet search (min subnet + FLOPs-bounded random parents, best arch \
+            per --step MFLOPs bucket, mutation and crossover of bucket winners).
+
+            --state FILE is written after each generation; run the same command again to resume \
+            an interrupted search without re-evaluating anything (or with a larger --budget to \
+            extend a finished one).
+
+            Examples:
+              evo-search --space pipelines/spaces/alphanet.json --evaluator 'python3 ../shared/oracle/oracle.py' \\
+                  --flops-min 200 --flops-max 1200 --budget 1000 --seed 1 > front.jsonl
+              evo-search --space pipelines/spaces/alphanet.json --evaluator 'estimate-acc --checkpoint ck.safetensors.lz4' \\
+                  --budget 3000 --state search.state --log evaluated.jsonl > front.jsonl
+            """)
+
+    @OptionGroup var spaceOptions: SpaceOptions
+
+    @Option(help: ArgumentHelp("Accuracy predictor file to evaluate archs with.", valueName: "file"))
+    var predictor: String?
+
+    @Option(help: ArgumentHelp("Shell command that answers arch JSON lines with acc1 (a co-process).", valueName: "command"))
+    var evaluator: String?
+
+    @Option(name: .customLong("evaluator-timeout"), help: ArgumentHelp("Seconds the evaluator may take per answer.", valueName: "seconds"))
+    var evaluatorTimeout: Double = 600
+
+    @Option(help: "Archs to evaluate in all (resumed ones included).")
+    var budget: Int = 1000
+
+    @Option(name: .customLong("flops-min"), help: ArgumentHelp("Lower FLOPs bound (default: the min subnet's).", valueName: "mflops"))
+    var flopsMin: Double?
+
+    @Option(name: .customLong("flops-max"), help: ArgumentHelp("Upper FLOPs bound (default: the max subnet's).", valueName: "mflops"))
+    var flopsMax: Double?
+
+    @Option(help: ArgumentHelp("Search algorithm: front (ours) or official.", valueName: "name"))
+    var algorithm: String = SearchAlgorithmKind.front.rawValue
+
+    @Option(help: ArgumentHelp("Official: width of the FLOPs buckets of the front.", valueName: "mflops"))
+    var step: Double = 10
+
+    @Option(help: "Official: size of the initial population.")
+    var population: Int = 512
+
+    @Option(help: "Official: mutants per generation.")
+    var mutate: Int = 128
+
+    @Option(help: "Official: crossover children per generation.")
+    var crossover: Int = 128
+
+    @Option(name: .customLong("mutate-prob"), help: "Official: probability that mutation changes each gene.")
+    var mutateProb: Double = 0.2
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp("Save the search here after each generation, and resume from it if it exists.", valueName: "file"))
+    var state: String?
+
+    @Option(help: ArgumentHelp("Also write every evaluated arch here, in evaluation order.", valueName: "file"))
+    var log: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Where to write the front ('-' or nothing: stdout).", valueName: "file"))
+    var output: String?
+
+    @Option(name: .customLong("hv-floor"), help: ArgumentHelp("Accuracy floor of the hypervolume shown in progress (70: the HV70 of the oracle benchmarks).", valueName: "acc1"))
+    var hvFloor: Double = 70
+
+    func validate() throws {
+        if (predictor == nil) == (evaluator == nil) { throw ValidationError("give exactly one of --predictor and --evaluator") }
+        if SearchAlgorithmKind(rawValue: algorithm) == nil {
+            throw ValidationError("--algorithm '\(algorithm)' is not one of \(SearchAlgorithmKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if budget < 1 { throw ValidationError("--budget must be at least 1") }
+        if !(evaluatorTimeout > 0) { throw ValidationError("--evaluator-timeout must be positive") }
+        if let a = flopsMin, let b = flopsMax, a > b { throw ValidationError("--flops-min \(a) is above --flops-max \(b)") }
+        if !(step > 0) { throw ValidationError("--step must be positive") }
+        if population < 1 || mutate < 0 || crossover < 0 { throw ValidationError("--population must be at least 1, --mutate and --crossover at least 0") }
+        if !(0...1).contains(mutateProb) { throw ValidationError("--mutate-prob must be within 0...1") }
+    }
+
+    mutating func execute() throws {
+        let space = try spaceOptions.load()
+        let lo = flopsMin ?? space.minArch.flops(in: space), hi = flopsMax ?? space.maxArch.flops(in: space)
+        guard lo <= hi else { throw ToolError.usage("--flops-min \(lo) is above the max subnet's \(hi) MFLOPs") }
+        let bounds = FlopsBounds(min: lo, max: hi)
+        guard let kind = SearchAlgorithmKind(rawValue: algorithm) else { throw ToolError.usage("unknown --algorithm \(algorithm)") }
+        let settings = SearchSettings(algorithm: kind, seed: seed, bounds: bounds, population: population,
+                                      mutate: mutate, crossover: crossover, mutateProb: mutateProb, step: step)
+        let saved = try loadState(settings: settings, space: space)
+        if !saved.isEmpty { Diagnostics.info("resuming from \(state ?? "?"): \(saved.count) archs evaluated before") }
+
+        let scorer = try makeEvaluator()
+        let search: EvolutionarySearch
+        do {
+            search = try EvolutionarySearch(space: space, bounds: bounds, budget: budget,
+                                            algorithm: settings.makeAlgorithm(space: space),
+                                            evaluator: scorer, replaying: saved)
+        } catch {
+            throw ToolError.data(error.message, in: state ?? "state")
+        }
+        let floor = hvFloor
+        func saveState() throws {
+            guard let state else { return }
+            let s = SearchState(settings: settings, budget: budget, space: space.json, results: search.records.map(\.line))
+            do { try writeFileAtomically(state, bytes: Array(s.text.utf8)) } catch {
+                throw ToolError.failure("cannot save the state: \(error)", in: state)
+            }
+        }
+        do {
+            try search.run { report in
+                try saveState()
+                let front = search.front
+                let hv = ParetoFront.hypervolume(front, bounds: bounds, accuracyFloor: floor)
+                let replayed = report.replayed > 0 ? ", \(report.replayed) from the state" : ""
+                Diagnostics.info("generation \(report.generation): \(report.evaluations) evaluations (\(report.sent) sent\(replayed)), "
+                    + "front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
+            }
+        } catch let failure as SearchFailure {
+            // Keep what was done: the state, the log and the front so far.
+            try saveState()
+            try writeLog(search.records)
+            let front = search.front
+            try writeFront(front)
+            _ = scorer.finish()
+            let saved = state.map { "; state saved to \($0)" } ?? ""
+            throw ToolError.failure("\(failure.message) (\(search.records.count) archs evaluated; front so far, \(front.count) archs, written\(saved))")
+        }
+        if let warning = scorer.finish() { Diagnostics.warning(warning) }
+        if search.unreplayed > 0 {
+            Diagnostics.warning("\(search.unreplayed) results of the state were not asked for again (a different --budget?); they are dropped from the state")
+        }
+        try saveState()
+        try writeLog(search.records)
+        let front = search.front
+        try writeFront(front)
+        let hv = ParetoFront.hypervolume(front, bounds: bounds, accuracyFloor: floor)
+        Diagnostics.info("done: \(search.records.count) evaluations, front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
+    }
+
+    /// The evaluator the options name.
+    func makeEvaluator() throws -> any ArchEvaluator {
+        if let predictor { return try predictorEvaluator(path: predictor) }
+        do {
+            return try CommandEvaluator(command: evaluator ?? "", timeout: evaluatorTimeout)
+        } catch {
+            throw ToolError.failure(error.message)
+        }
+    }
+
+    /// ADAPTER POINT (predictor files): load the predictor at `path` and wrap
+    /// its acc1 prediction, e.g.
+    ///     let p = try Predictor(contentsOf: path)
+    ///     return FunctionEvaluator(name: path) { archs in archs.map { p.predict($0) } }
+    /// Until the Predictor type is wired in, --predictor fails with a hint.
+    func predictorEvaluator(path: String) throws -> any ArchEvaluator {
+        throw ToolError.failure("--predictor: predictor files are not wired into evo-search yet; use --evaluator 'predict-acc --predictor \(path)' instead", in: path)
+    }
+
+    /// The saved results to replay, after checking the state matches.
+    func loadState(settings: SearchSettings, space: SearchSpace) throws -> [JSONValue] {
+        guard let state, let bytes = try? readWholeFile(state) else { return [] }
+        let json: JSONValue
+        do {
+            json = try bytes.withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
+        } catch {
+            throw ToolError.data("\(error)", in: state)
+        }
+        let saved: SearchState
+        do { saved = try SearchState(json: json) } catch { throw ToolError.data(error.message, in: state) }
+        if let why = saved.mismatch(settings: settings, space: space.json) {
+            throw ToolError(.usage, "cannot resume: \(why); use the same options or another --state file", location: state)
+        }
+        return saved.results
+    }
+
+    func writeFront(_ front: [EvaluatedArch]) throws {
+        let sink = try OutputSink(path: output)
+        for r in front { try sink.writeLine(r.line) }
+        try sink.commit()
+    }
+
+    func writeLog(_ records: [EvaluatedArch]) throws {
+        guard let log else { return }
+        let sink = try OutputSink(path: log)
+        for r in records { try sink.writeLine(r.line) }
+        try sink.commit()
+    }
+}
+
+extension Double {
+    /// Short text for progress: 70 -> "70", 1.23456 -> "1.2346".
+    fileprivate var formatted: String {
+        self == rounded() && abs(self) < 1e9 ? String(Int(self)) : String(roundedTo(4))
+    }
+}

@@ -1,0 +1,223 @@
+import FileFormats
+import Foundation
+import Testing
+
+/// Runs the built evo-search binary (next to the test bundle, or in
+/// .build/debug) in a fresh temporary directory, with fake evaluators
+/// written in Python that log every line they are sent.
+enum EvoTool {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let space = repo + "/pipelines/spaces/alphanet.json"
+
+    static var binary: String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent().appendingPathComponent("evo-search").path
+        return FileManager.default.isExecutableFile(atPath: beside) ? beside : repo + "/.build/debug/evo-search"
+    }
+
+    static let hasPython: Bool = (try? run(["/bin/sh", "-c", "command -v python3"], in: NSTemporaryDirectory()).status) == 0
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ argv: [String], in dir: String) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Read both to the end before waiting, so a full pipe cannot block it.
+        let errData = LockedData()
+        let t = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        t.start()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while !errData.done { usleep(1000) }
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    final class LockedData: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = Data()
+        private var finished = false
+        func set(_ d: Data) { lock.lock(); value = d; finished = true; lock.unlock() }
+        var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
+        var data: Data { lock.lock(); defer { lock.unlock() }; return value }
+    }
+
+    static func tempDir() throws -> String {
+        let d = NSTemporaryDirectory() + "evo-search-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// A fake evaluator: answers each arch with an acc1 from its flops and
+    /// depth and a "seen" counter, logging the line to `log`; `mode`
+    /// misbehaves on the 25th line (exit, garbage, skip, sleep) or never (ok).
+    static let fakeEvaluator = """
+        import json, math, sys, time
+        mode, log = sys.argv[1], open(sys.argv[2], "a")
+        n = 0
+        for line in sys.stdin:
+            n += 1
+            log.write(line); log.flush()
+            a = json.loads(line)
+            if n == 25:
+                if mode == "exit": sys.exit(3)
+                if mode == "garbage": print("this is not json", flush=True); continue
+                if mode == "skip": continue
+                if mode == "sleep": time.sleep(30)
+            a["acc1"] = 60 + 4 * math.log(a["flops"] / 200) + 0.05 * sum(a["depth"]) - 0.03 * a["kernel_size"].count(5)
+            a["seen"] = n
+            print(json.dumps(a), flush=True)
+        """
+
+    static func evaluator(_ mode: String, log: String) -> String { "python3 fake.py \(mode) \(log)" }
+
+    static func lines(_ text: String) -> [JSONValue] {
+        text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+    }
+
+    static func lines(file: String) -> [JSONValue] {
+        (try? String(contentsOfFile: file, encoding: .utf8)).map { lines($0) } ?? []
+    }
+
+    static func archKey(_ v: JSONValue) -> String {
+        ["resolution", "width", "depth", "kernel_size", "expand_ratio"].map { v[$0]?.jsonText ?? "?" }.joined(separator: "|")
+    }
+
+    /// A front's archs and acc1, without the evaluator's own keys (its
+    /// "seen" counter restarts with each process).
+    static func front(_ text: String) -> [String] {
+        lines(text).map { archKey($0) + "|" + ($0["acc1"]?.jsonText ?? "?") }
+    }
+
+    static func stateResults(_ path: String) -> Int? {
+        guard let t = try? String(contentsOfFile: path, encoding: .utf8), let v = try? JSONValue.parse(t) else { return nil }
+        return v["results"]?.arrayValue?.count
+    }
+}
+
+@Suite(.serialized) struct EvoSearchToolTests {
+    let dir: String
+
+    init() throws {
+        dir = try EvoTool.tempDir()
+        try EvoTool.fakeEvaluator.write(toFile: dir + "/fake.py", atomically: true, encoding: .utf8)
+    }
+
+    func search(_ extra: [String], evaluator: String) throws -> EvoTool.Result {
+        try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--evaluator", evaluator,
+                         "--flops-min", "200", "--flops-max", "1200", "--seed", "3"] + extra, in: dir)
+    }
+
+    @Test func frontIsSortedNonDominatedAndBudgetKept() throws {
+        guard EvoTool.hasPython else { print("evo-search tool tests skipped: no python3"); return }
+        let r = try search(["--budget", "130", "--log", "all.jsonl"], evaluator: EvoTool.evaluator("ok", log: "sent.jsonl"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let sent = EvoTool.lines(file: dir + "/sent.jsonl")
+        #expect(sent.count == 130)
+        #expect(Set(sent.map(EvoTool.archKey)).count == 130)
+        #expect(EvoTool.lines(file: dir + "/all.jsonl").count == 130)
+        let front = EvoTool.lines(r.stdout)
+        #expect(!front.isEmpty)
+        for l in front {
+            #expect(l["acc1"]?.doubleValue != nil && l["flops"]?.doubleValue != nil && l["params"]?.doubleValue != nil && l["seen"] != nil)
+        }
+        for (a, b) in zip(front, front.dropFirst()) {
+            #expect((a["flops"]?.doubleValue ?? 0) < (b["flops"]?.doubleValue ?? 0))
+            #expect((a["acc1"]?.doubleValue ?? 0) < (b["acc1"]?.doubleValue ?? 0))
+        }
+        #expect(r.stderr.contains("evo-search: generation 0:") && r.stderr.contains("HV70"))
+    }
+
+    @Test func officialStartsFromTheMinSubnet() throws {
+        guard EvoTool.hasPython else { return }
+        let r = try search(["--algorithm", "official", "--population", "20", "--mutate", "8", "--crossover", "8", "--budget", "50"],
+                           evaluator: EvoTool.evaluator("ok", log: "sent.jsonl"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let sent = EvoTool.lines(file: dir + "/sent.jsonl")
+        #expect(sent.count == 50)
+        #expect(Set(sent.map(EvoTool.archKey)).count == 50)
+        #expect(sent.first?["width"] == .array([16, 16, 24, 32, 64, 112, 192, 216, 1792].map { .int($0) }))
+        #expect(sent.first?["resolution"] == .int(192))
+        #expect(sent.dropFirst().allSatisfy { (200...1200).contains($0["flops"]?.doubleValue ?? 0) })
+    }
+
+    @Test func resumeEvaluatesNothingTwice() throws {
+        guard EvoTool.hasPython else { return }
+        let a = try search(["--budget", "100", "--state", "s.json"], evaluator: EvoTool.evaluator("ok", log: "sent1.jsonl"))
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(EvoTool.stateResults(dir + "/s.json") == 100)
+        let b = try search(["--budget", "140", "--state", "s.json"], evaluator: EvoTool.evaluator("ok", log: "sent2.jsonl"))
+        #expect(b.status == 0, "\(b.stderr)")
+        let first = Set(EvoTool.lines(file: dir + "/sent1.jsonl").map(EvoTool.archKey))
+        let second = EvoTool.lines(file: dir + "/sent2.jsonl").map(EvoTool.archKey)
+        #expect(second.count == 40)
+        #expect(first.isDisjoint(with: second))
+        // The same as one uninterrupted run, and a finished search resumed sends nothing.
+        let whole = try search(["--budget", "140"], evaluator: EvoTool.evaluator("ok", log: "sent3.jsonl"))
+        #expect(EvoTool.front(whole.stdout) == EvoTool.front(b.stdout))
+        let again = try search(["--budget", "140", "--state", "s.json"], evaluator: EvoTool.evaluator("ok", log: "sent4.jsonl"))
+        #expect(again.status == 0)
+        #expect(EvoTool.lines(file: dir + "/sent4.jsonl").isEmpty)
+        #expect(again.stdout == b.stdout)
+        // Other settings cannot resume it.
+        let other = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--evaluator", "true", "--flops-min", "200",
+                                     "--flops-max", "1200", "--seed", "4", "--state", "s.json"], in: dir)
+        #expect(other.status == 64)
+        #expect(other.stderr.contains("seed"))
+    }
+
+    @Test(arguments: [("exit", "exited with status 3"), ("garbage", "not JSON"), ("skip", "another arch"), ("sleep", "timeout")])
+    func misbehavingEvaluator(mode: String, reason: String) throws {
+        guard EvoTool.hasPython else { return }
+        let r = try search(["--budget", "60", "--state", "s.json", "--evaluator-timeout", "2"],
+                           evaluator: EvoTool.evaluator(mode, log: "sent.jsonl"))
+        #expect(r.status == 1)
+        let sent = EvoTool.lines(file: dir + "/sent.jsonl")
+        #expect(sent.count >= 25)
+        let inFlight = sent[24]
+        #expect(r.stderr.contains("evo-search: error:"), "\(r.stderr)")
+        #expect(r.stderr.contains(reason), "\(r.stderr)")
+        // The arch in flight is named by its JSON line.
+        #expect(r.stderr.contains(inFlight.jsonText), "\(r.stderr)")
+        #expect(EvoTool.stateResults(dir + "/s.json") == 24)
+        #expect(!EvoTool.lines(r.stdout).isEmpty)
+
+        if mode == "exit" {
+            // Resumed with a working evaluator: none of the 24 answered archs
+            // is sent again, and the result is the uninterrupted run's.
+            let resumed = try search(["--budget", "130", "--state", "s.json"], evaluator: EvoTool.evaluator("ok", log: "sent2.jsonl"))
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let answered = Set(sent.prefix(24).map(EvoTool.archKey))
+            let resent = EvoTool.lines(file: dir + "/sent2.jsonl").map(EvoTool.archKey)
+            #expect(resent.count == 130 - 24)
+            #expect(answered.isDisjoint(with: resent))
+            let whole = try search(["--budget", "130"], evaluator: EvoTool.evaluator("ok", log: "sent3.jsonl"))
+            #expect(EvoTool.front(whole.stdout) == EvoTool.front(resumed.stdout))
+        }
+    }
+
+    @Test func usageErrors() throws {
+        let both = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--evaluator", "true", "--predictor", "p.json"], in: dir)
+        #expect(both.status == 64)
+        let neither = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space], in: dir)
+        #expect(neither.status == 64)
+        let algo = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--evaluator", "true", "--algorithm", "magic"], in: dir)
+        #expect(algo.status == 64)
+        #expect(algo.stderr.hasPrefix("evo-search: error:"))
+    }
+
+    @Test func predictorFilesAreNotWiredYet() throws {
+        let r = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--predictor", "p.json"], in: dir)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("not wired"))
+    }
+}
