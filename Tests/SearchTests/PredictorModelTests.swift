@@ -130,6 +130,19 @@ func smallOptions(_ kind: PredictorModelKind, folds: Int = 3, seed: UInt64 = 1) 
         #expect(back.crossValidation == p.crossValidation)
     }
 
+    @Test(arguments: [PredictorModelKind.gbdt, .rf, .ridge])
+    func batchPredictionEqualsOneRowAtATime(kind: PredictorModelKind) throws {
+        let (x, y) = syntheticData(seed: 12, rows: 50)
+        let (xt, _) = syntheticData(seed: 13, rows: 2100, levels: 6)  // more than one chunk, unseen values
+        let p = try Predictor.fit(x, y, features: (0..<6).map { FeatureName(key: "f\($0)") }, target: "t", options: smallOptions(kind))
+        let batch = p.predict(xt)
+        xt.values.withUnsafeBufferPointer { all in
+            for r in 0..<xt.rows {
+                #expect(batch[r] == p.model.predict(UnsafeBufferPointer(rebasing: all[(r * 6)..<((r + 1) * 6)])))
+            }
+        }
+    }
+
     @Test func fileErrorsSayWhatIsWrong() throws {
         let (x, y) = syntheticData(seed: 10, rows: 30)
         let p = try Predictor.fit(x, y, features: (0..<6).map { FeatureName(key: "f\($0)") }, target: "t", options: smallOptions(.ridge))

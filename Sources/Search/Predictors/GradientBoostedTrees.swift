@@ -74,8 +74,8 @@ public struct GradientBoostedTrees: Sendable, Equatable {
 
     /// `F_M(x)` for one sample.
     public func predict(_ x: UnsafeBufferPointer<Double>) -> Double {
-        var s = initial
+        var s = 0.0
         for t in trees { s += t.predict(x) }
-        return s
+        return initial + s
     }
 }

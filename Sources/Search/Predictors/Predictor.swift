@@ -35,12 +35,24 @@ public enum PredictorModel: Sendable, Equatable {
 
     /// Predictions for every row of `x`, computed on all cores for large inputs.
     public func predict(_ x: FeatureMatrix) -> [Double] {
+        let (packed, offset, scale): (PackedTrees?, Double, Double)
+        switch self {
+        case let .gbdt(m): (packed, offset, scale) = (PackedTrees(m.trees), m.initial, 1)
+        case let .rf(m): (packed, offset, scale) = (PackedTrees(m.trees), 0, 1 / Double(m.trees.count))
+        case .ridge: (packed, offset, scale) = (nil, 0, 1)
+        }
         let chunk = 2048
         let chunks = (x.rows + chunk - 1) / chunk
         let parts = parallelMap(count: chunks) { k -> [Double] in
-            let lo = k * chunk, hi = min(x.rows, lo + chunk)
-            return x.values.withUnsafeBufferPointer { all in
-                (lo..<hi).map { r in predict(UnsafeBufferPointer(rebasing: all[(r * x.columns)..<((r + 1) * x.columns)])) }
+            let rows = (k * chunk)..<min(x.rows, (k + 1) * chunk)
+            return x.values.withUnsafeBufferPointer { all -> [Double] in
+                guard let packed else {
+                    return rows.map { r in predict(UnsafeBufferPointer(rebasing: all[(r * x.columns)..<((r + 1) * x.columns)])) }
+                }
+                var out = [Double](repeating: 0, count: rows.count)
+                out.withUnsafeMutableBufferPointer { packed.sums(all, columns: x.columns, rows: rows, into: $0) }
+                // Same arithmetic as predict(_:) on one row: offset + sum (gbdt), sum / count (rf).
+                return out.map { offset + $0 * scale }
             }
         }
         return parts.flatMap { $0 }

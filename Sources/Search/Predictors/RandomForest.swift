@@ -49,6 +49,6 @@ public struct RandomForest: Sendable, Equatable {
     public func predict(_ x: UnsafeBufferPointer<Double>) -> Double {
         var s = 0.0
         for t in trees { s += t.predict(x) }
-        return s / Double(trees.count)
+        return s * (1 / Double(trees.count))
     }
 }
