@@ -173,13 +173,12 @@ struct EvoSearch: Tool {
         }
     }
 
-    /// ADAPTER POINT (predictor files): load the predictor at `path` and wrap
-    /// its acc1 prediction, e.g.
-    ///     let p = try Predictor(contentsOf: path)
-    ///     return FunctionEvaluator(name: path) { archs in archs.map { p.predict($0) } }
-    /// Until the Predictor type is wired in, --predictor fails with a hint.
+    /// An in-process evaluator from a predictor file (fit-predictor): acc1
+    /// is the predictor's estimate of its target.
     func predictorEvaluator(path: String) throws -> any ArchEvaluator {
-        throw ToolError.failure("--predictor: predictor files are not wired into evo-search yet; use --evaluator 'predict-acc --predictor \(path)' instead", in: path)
+        let predictor: Predictor
+        do { predictor = try Predictor(contentsOf: path) } catch { throw ToolError.data(error.message, in: path) }
+        return FunctionEvaluator(name: path) { _, lines in try predictor.predict(lines: lines) }
     }
 
     /// The saved results to replay, after checking the state matches.

@@ -27,7 +27,7 @@ final class FakeScorer {
     }
 
     func evaluator() -> FunctionEvaluator {
-        FunctionEvaluator(name: "fake") { [self] archs in
+        FunctionEvaluator(name: "fake") { [self] archs, _ in
             var out: [Double] = []
             for a in archs {
                 if let n = failAfter, asked.count >= n { struct Boom: Error {}; throw Boom() }

@@ -215,9 +215,20 @@ enum EvoTool {
         #expect(algo.stderr.hasPrefix("evo-search: error:"))
     }
 
-    @Test func predictorFilesAreNotWiredYet() throws {
-        let r = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--predictor", "p.json"], in: dir)
-        #expect(r.status == 1)
-        #expect(r.stderr.contains("not wired"))
+    /// A predictor fitted by fit-predictor drives the search in-process.
+    @Test func predictorFileAsEvaluator() throws {
+        let h = try ToolHarness()
+        let oracle = ToolHarness.repo + "/../shared/oracle/oracle.py"
+        let fit = try h.shell("sample-subnets --space \(EvoTool.space) -n 120 --seed 5 | python3 \(oracle) > train.jsonl && fit-predictor --folds 3 -o p.json < train.jsonl")
+        #expect(fit.status == 0, "\(fit.stderr)")
+        let r = try h.run("evo-search", ["--space", EvoTool.space, "--predictor", "p.json", "--budget", "300", "--flops-min", "200", "--flops-max", "600", "--population", "64", "--mutate", "32", "--crossover", "32"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let front = r.lines.compactMap { try? JSONValue.parse($0) }
+        #expect(front.count >= 3)
+        #expect(front.allSatisfy { ($0["acc1"]?.doubleValue ?? 0) > 50 && ($0["flops"]?.doubleValue ?? 0) <= 600 })
+        try "{\"format\":\"something\"}".write(toFile: h.path("bad.json"), atomically: true, encoding: .utf8)
+        let bad = try h.run("evo-search", ["--space", EvoTool.space, "--predictor", "bad.json"])
+        #expect(bad.status == 65)
+        #expect(bad.stderr.hasPrefix("evo-search: error: bad.json:"))
     }
 }

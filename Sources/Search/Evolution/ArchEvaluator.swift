@@ -36,14 +36,15 @@ public struct EvaluatorFailure: Error, CustomStringConvertible, Sendable {
 /// An in-process evaluator: `score` maps archs to acc1, in order. This is
 /// the adapter for accuracy predictors:
 ///
-///     FunctionEvaluator(name: path) { archs in archs.map { predictor.predict($0) } }
+///     FunctionEvaluator(name: path) { _, lines in try predictor.predict(lines: lines) }
 ///
-/// Each answer is the request line with `acc1` set.
+/// `score` gets the archs and their request lines (with `flops` and
+/// `params`). Each answer is the request line with `acc1` set.
 public final class FunctionEvaluator: ArchEvaluator {
     public let name: String
-    private let score: ([Arch]) throws -> [Double]
+    private let score: ([Arch], [JSONValue]) throws -> [Double]
 
-    public init(name: String, score: @escaping ([Arch]) throws -> [Double]) {
+    public init(name: String, score: @escaping ([Arch], [JSONValue]) throws -> [Double]) {
         self.name = name
         self.score = score
     }
@@ -56,7 +57,7 @@ public final class FunctionEvaluator: ArchEvaluator {
             }
         }
         let scores: [Double]
-        do { scores = try score(archs) } catch {
+        do { scores = try score(archs, requests) } catch {
             throw EvaluatorFailure(message: "\(name) failed on a batch of \(archs.count) archs starting with \(requests.first?.jsonText ?? "[]"): \(error)")
         }
         guard scores.count == requests.count else {

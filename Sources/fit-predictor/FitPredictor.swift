@@ -1,0 +1,138 @@
+import ArgumentParser
+import FileFormats
+import Search
+import ToolSupport
+
+@main
+struct FitPredictor: Tool {
+    static let configuration = CommandConfiguration(
+        commandName: "fit-predictor",
+        abstract: "Fit an accuracy predictor to arch JSON lines that carry an accuracy.",
+        discussion: """
+            Reads arch lines with a target value (acc1 by default), fits a model from the \
+            official 31-number encoding (resolution, 9 widths, 7 depths, 7 kernel sizes, \
+            7 expand ratios) to the target, and writes a versioned JSON predictor file. \
+            k-fold cross-validated Kendall tau, Spearman rho and RMSE go to stderr and into \
+            the file. The same input and seed give the same file.
+
+            Models: gbdt (gradient-boosted trees, default), rf (random forest), ridge.
+
+            Examples:
+              sample-subnets --space pipelines/spaces/alphanet.json -n 512 --unique | estimate-acc ... > evaluated.jsonl
+              fit-predictor -o predictor.json < evaluated.jsonl
+              fit-predictor --model rf --folds 10 --seed 3 -o rf.json evaluated.jsonl
+            """)
+
+    @Argument(help: ArgumentHelp("Arch JSON lines with the target ('-' or nothing: stdin).", valueName: "file"))
+    var input: String?
+
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Predictor file to write ('-': stdout).", valueName: "file"))
+    var output: String
+
+    @Option(help: ArgumentHelp("Model family: gbdt, rf or ridge.", valueName: "family"))
+    var model: String = "gbdt"
+
+    @Option(help: ArgumentHelp("Key of the value to predict.", valueName: "key"))
+    var target: String = "acc1"
+
+    @Option(help: "Folds of cross-validation (0: none).")
+    var folds: Int = 5
+
+    @Option(help: "Random seed (subsamples, bootstrap samples, fold assignment).")
+    var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp("Comma-separated features: 'official' (the 31-number encoding) and/or keys such as flops, params or width[3].", valueName: "list"))
+    var features: String = "official"
+
+    @Option(help: "Trees (gbdt default 800, rf default 100).")
+    var trees: Int?
+
+    @Option(name: .customLong("learning-rate"), help: "gbdt shrinkage (default 0.02).")
+    var learningRate: Double?
+
+    @Option(name: .customLong("max-depth"), help: "Tree depth limit (gbdt default 5; rf default: none).")
+    var maxDepth: Int?
+
+    @Option(help: "gbdt: fraction of lines drawn to fit each tree (default 0.5).")
+    var subsample: Double?
+
+    @Option(name: .customLong("min-samples-leaf"), help: "Fewest lines in a tree leaf (gbdt default 3, rf default 1).")
+    var minSamplesLeaf: Int?
+
+    @Option(help: "ridge: L2 penalty on standardised features (default 1).")
+    var alpha: Double?
+
+    func featureNames() throws -> [FeatureName] {
+        var out: [FeatureName] = []
+        for part in features.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if part == "official" { out += FeatureName.official; continue }
+            guard let f = FeatureName(part) else { throw ValidationError("--features: bad feature name '\(part)'") }
+            out.append(f)
+        }
+        guard !out.isEmpty else { throw ValidationError("--features lists no feature") }
+        guard Set(out).count == out.count else { throw ValidationError("--features lists a feature twice") }
+        return out
+    }
+
+    func options() throws -> PredictorOptions {
+        var o = PredictorOptions()
+        guard let kind = PredictorModelKind(rawValue: model) else {
+            throw ValidationError("--model must be one of \(PredictorModelKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(model)'")
+        }
+        o.kind = kind
+        o.folds = folds
+        o.seed = seed
+        if let trees { o.gbdt.trees = trees; o.rf.trees = trees }
+        if let learningRate { o.gbdt.learningRate = learningRate }
+        if let maxDepth { o.gbdt.maxDepth = maxDepth; o.rf.maxDepth = maxDepth }
+        if let subsample { o.gbdt.subsample = subsample }
+        if let minSamplesLeaf { o.gbdt.minSamplesLeaf = minSamplesLeaf; o.rf.minSamplesLeaf = minSamplesLeaf }
+        if let alpha { o.ridgeAlpha = alpha }
+        if let p = o.problem { throw ValidationError(p) }
+        return o
+    }
+
+    func validate() throws {
+        _ = try options()
+        _ = try featureNames()
+    }
+
+    mutating func execute() throws {
+        let options = try options()
+        let names = try featureNames()
+        var reader = try JSONLinesReader(path: input)
+        defer { reader.close() }
+        var x: [Double] = []
+        var y: [Double] = []
+        while let line = try reader.next() {
+            guard let t = line[target] else {
+                throw ToolError.data("missing target key '\(target)'", in: reader.location)
+            }
+            guard let v = t.doubleValue, v.isFinite else {
+                throw ToolError.data("target '\(target)': expected a number, found \(t.kindName)", in: reader.location)
+            }
+            do { try names.values(in: line, appendingTo: &x) } catch { throw ToolError.data(error.description, in: reader.location) }
+            y.append(v)
+        }
+        guard y.count >= options.minimumSamples else {
+            throw ToolError.data("only \(y.count) lines with '\(target)'; fit-predictor needs at least \(options.minimumSamples) (2 per fold, and at least 10)", in: reader.sourceName)
+        }
+        let matrix = FeatureMatrix(rows: y.count, columns: names.count, values: x)
+        let predictor: Predictor
+        do {
+            predictor = try Predictor.fit(matrix, y, features: names, target: target, options: options)
+        } catch {
+            throw ToolError.data(error.description, in: reader.sourceName)
+        }
+        let sink = try OutputSink(path: output)
+        try sink.write(predictor.fileText)
+        try sink.commit()
+        var report = "\(options.kind.rawValue) on \(y.count) lines, \(names.count) features"
+        if let cv = predictor.crossValidation {
+            report += "; \(cv.folds)-fold CV: kendall_tau \(fmt(cv.kendallTau)) (sd \(fmt(cv.kendallTauSD))), spearman_rho \(fmt(cv.spearmanRho)), rmse \(fmt(cv.rmse))"
+        }
+        Diagnostics.info(report)
+    }
+
+    func fmt(_ v: Double) -> String { "\(v.roundedTo(4))" }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import FileFormats
+import Search
+import ToolSupport
+
+@main
+struct PredictAcc: Tool {
+    static let configuration = CommandConfiguration(
+        commandName: "predict-acc",
+        abstract: "Add predicted accuracy to arch JSON lines.",
+        discussion: """
+            A filter: reads arch lines, and writes each back with the predictor's estimate \
+            under <target>_pred (acc1_pred for a predictor of acc1), keeping every other key. \
+            The predictor file comes from fit-predictor.
+
+            Example:
+              sample-subnets --space pipelines/spaces/alphanet.json -n 1000 | predict-acc --predictor predictor.json
+            """)
+
+    @Option(help: ArgumentHelp("Predictor file written by fit-predictor.", valueName: "file"))
+    var predictor: String
+
+    @Argument(help: ArgumentHelp("Arch JSON lines to read ('-' or nothing: stdin).", valueName: "file"))
+    var input: String?
+
+    @Option(help: ArgumentHelp("Key to write (default: the predictor's target followed by _pred).", valueName: "key"))
+    var key: String?
+
+    mutating func execute() throws {
+        let model: Predictor
+        do { model = try Predictor(contentsOf: predictor) } catch { throw ToolError.data(error.description, in: predictor) }
+        let outKey = key ?? "\(model.target)_pred"
+        var reader = try JSONLinesReader(path: input)
+        defer { reader.close() }
+        let out = StandardOutput.shared
+        let batch = 8192
+        var lines: [JSONValue] = []
+        var x: [Double] = []
+        func flush() throws {
+            let predictions = model.predict(FeatureMatrix(rows: lines.count, columns: model.features.count, values: x))
+            for (line, p) in zip(lines, predictions) {
+                try out.write(line.with(outKey, .double(p)).jsonText + "\n")
+            }
+            lines.removeAll(keepingCapacity: true)
+            x.removeAll(keepingCapacity: true)
+        }
+        while let line = try reader.next() {
+            do { try model.features.values(in: line, appendingTo: &x) } catch { throw ToolError.data(error.description, in: reader.location) }
+            lines.append(line)
+            if lines.count == batch { try flush() }
+        }
+        try flush()
+    }
+}
