@@ -156,6 +156,12 @@ public enum Resampler {
     /// torchvision's CenterCrop)", expressed in source pixels, so the crop is
     /// resampled directly without computing the discarded border.
     public static func centreCropBox(width: Int, height: Int, size: Int) -> PixelBox {
+        centreCropBox(width: width, height: height, resize: size, crop: size)
+    }
+
+    /// The source box of "shorter side to `size`, centre crop `crop` x `crop`"
+    /// (`crop` <= `size`; torchvision Resize(size) + CenterCrop(crop)).
+    public static func centreCropBox(width: Int, height: Int, resize size: Int, crop: Int) -> PixelBox {
         let (rw, rh): (Int, Int)
         if width <= height {
             rw = size
@@ -164,10 +170,10 @@ public enum Resampler {
             rh = size
             rw = max(Int(Double(size) * Double(width) / Double(height)), size)
         }
-        let left = (Double(rw - size) / 2).rounded(.toNearestOrEven)
-        let top = (Double(rh - size) / 2).rounded(.toNearestOrEven)
+        let left = (Double(rw - crop) / 2).rounded(.toNearestOrEven)
+        let top = (Double(rh - crop) / 2).rounded(.toNearestOrEven)
         let sx = Double(width) / Double(rw), sy = Double(height) / Double(rh)
-        return PixelBox(x0: left * sx, y0: top * sy, x1: (left + Double(size)) * sx, y1: (top + Double(size)) * sy)
+        return PixelBox(x0: left * sx, y0: top * sy, x1: (left + Double(crop)) * sx, y1: (top + Double(crop)) * sy)
     }
 
     /// Resize-shorter-side-then-centre-crop of an RGB image to size x size,
@@ -181,5 +187,59 @@ public enum Resampler {
             }
         }
         return f.map { UInt8(min(max($0.rounded(), 0), 255)) }
+    }
+}
+
+extension Resampler {
+    /// PyTorch's `F.interpolate(x, size, mode="bicubic", align_corners=False)`
+    /// on an NHWC float batch, as the official supernet applies to inputs whose
+    /// size differs from the active resolution: no antialiasing, a = -0.75,
+    ///     src = (i + 0.5) * in/out - 0.5,  taps floor(src)-1 ... floor(src)+2 clamped to the edge,
+    ///     weights cubic_a(t+1), cubic_a(t), cubic_a(1-t), cubic_a(2-t) with t = src - floor(src).
+    public static func interpolateBicubic(_ x: [Float], count: Int, height: Int, width: Int, channels: Int = 3, outHeight: Int, outWidth: Int) -> [Float] {
+        precondition(x.count == count * height * width * channels, "interpolateBicubic: size does not match the shape")
+        if outHeight == height && outWidth == width { return x }
+        func taps(_ inSize: Int, _ outSize: Int) -> [(Int, [Float])] {
+            let scale = Double(inSize) / Double(outSize)
+            let a = -0.75
+            func k(_ t: Double) -> Double {
+                let t = abs(t)
+                if t <= 1 { return ((a + 2) * t - (a + 3)) * t * t + 1 }
+                if t < 2 { return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a }
+                return 0
+            }
+            return (0..<outSize).map { i in
+                let src = (Double(i) + 0.5) * scale - 0.5
+                let f = src.rounded(.down)
+                let t = src - f
+                return (Int(f) - 1, [Float(k(t + 1)), Float(k(t)), Float(k(1 - t)), Float(k(2 - t))])
+            }
+        }
+        let tx = taps(width, outWidth), ty = taps(height, outHeight)
+        var out = [Float](repeating: 0, count: count * outHeight * outWidth * channels)
+        var tmp = [Float](repeating: 0, count: height * outWidth * channels)
+        for n in 0..<count {
+            let base = n * height * width * channels
+            for y in 0..<height {
+                for ox in 0..<outWidth {
+                    let (s, w) = tx[ox]
+                    for c in 0..<channels {
+                        var acc: Float = 0
+                        for j in 0..<4 { acc += w[j] * x[base + (y * width + min(max(s + j, 0), width - 1)) * channels + c] }
+                        tmp[(y * outWidth + ox) * channels + c] = acc
+                    }
+                }
+            }
+            let obase = n * outHeight * outWidth * channels
+            for oy in 0..<outHeight {
+                let (s, w) = ty[oy]
+                for i in 0..<(outWidth * channels) {
+                    var acc: Float = 0
+                    for j in 0..<4 { acc += w[j] * tmp[min(max(s + j, 0), height - 1) * outWidth * channels + i] }
+                    out[obase + oy * outWidth * channels + i] = acc
+                }
+            }
+        }
+        return out
     }
 }
