@@ -24,12 +24,16 @@ let package = Package(
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        // libjpeg reports errors by longjmp, which Swift cannot catch: the JPEG and
+        // PNG calls live in this small C target, which returns status codes.
+        .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
+                linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
         // Libraries.
         .target(name: "FileFormats", dependencies: ["CLZ4"]),
         .target(name: "NASCore", dependencies: ["COpenBLAS"]),
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
-        .target(name: "DataPipeline", dependencies: ["FileFormats", "CJPEG", "CPNG", "CArchive"]),
+        .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive"]),
         .target(name: "Search", dependencies: ["Supernet"]),
         .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", argumentParser]),
 

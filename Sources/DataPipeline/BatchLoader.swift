@@ -1,0 +1,297 @@
+import Dispatch
+import NASCore
+
+/// A batch of network inputs: `images` NHWC float32 (count x resolution x
+/// resolution x 3), normalised with the ImageNet mean/std for uint8 shards,
+/// as stored for float32 shards.
+public struct Batch: Sendable {
+    public var images: [Float]
+    public var labels: [Int32]
+    public var count: Int
+    public var resolution: Int
+
+    /// The batch at another resolution by PyTorch's bicubic interpolation
+    /// (what the official supernet does when its active resolution differs
+    /// from the input's).
+    public func interpolated(to resolution: Int) -> [Float] {
+        Resampler.interpolateBicubic(images, count: count, height: self.resolution, width: self.resolution, outHeight: resolution, outWidth: resolution)
+    }
+}
+
+/// ImageNet normalisation: x = (v/255 - mean) / std with
+/// mean = (0.485, 0.456, 0.406), std = (0.229, 0.224, 0.225), written on the
+/// 0-255 scale as the official code does (mean 123.675, 116.28, 103.53;
+/// std 58.395, 57.12, 57.375).
+public enum ImageNetNormalization {
+    public static let mean: [Float] = [123.675, 116.28, 103.53]
+    public static let std: [Float] = [58.395, 57.12, 57.375]
+}
+
+/// One stored image in the shuffle buffer.
+struct Sample: Sendable {
+    var pixels: Shard.Pixels
+    var width: Int
+    var height: Int
+    var label: Int32
+}
+
+/// Batches of augmented, normalised images from shards, prepared one batch
+/// ahead on a background thread.
+///
+/// Order: shard files are read in order, or, with a shuffle buffer, in a
+/// seeded random order per epoch; samples pass through a buffer of
+/// `shuffleBuffer` images from which a random one is drawn each time
+/// (0 or 1: no shuffling). All randomness comes from `SeededRandom(seed:)`,
+/// drawn on one thread, so a seed fixes every batch. Files repeat for ever
+/// (epochs) unless `epochs` is given; a stream is read once.
+///
+/// Resolution: `next(resolution:)` renders the batch at any resolution from
+/// the stored images (the crop boxes and flips are drawn before the
+/// resolution is known, so they do not depend on it). AlphaNet trains each
+/// subnet of a step at its own resolution on the same images: either call
+/// `next(resolution: maxResolution)` and `Batch.interpolated(to:)` (the
+/// official code's bicubic resize of the input), or render once per subnet
+/// with `render(_:resolution:)`.
+public final class BatchLoader: @unchecked Sendable {
+    public let batchSize: Int
+    public private(set) var resolution: Int
+    public let augmentation: Augmentation
+    /// Class list of the first shard read (empty until then).
+    public private(set) var classes: [String] = []
+
+    private let state: LoaderState
+    private let queue = DispatchQueue(label: "BatchLoader.prefetch")
+    private var pending: DispatchSemaphore?
+    private var pendingResult: Result<PreparedBatch?, PackError>?
+    private let resultLock = DispatchSemaphore(value: 1)
+
+    public init(source: ShardSource, batchSize: Int, resolution: Int, augmentation: Augmentation, seed: UInt64,
+                shuffleBuffer: Int = 0, epochs: Int? = nil, dropLast: Bool = false) throws(PackError) {
+        precondition(batchSize >= 1 && resolution >= 1, "BatchLoader: batch size and resolution must be positive")
+        self.batchSize = batchSize
+        self.resolution = resolution
+        self.augmentation = augmentation
+        state = LoaderState(reader: try ShardReader(source: source), batchSize: batchSize, augmentation: augmentation,
+                            seed: seed, shuffleBuffer: shuffleBuffer, epochs: epochs, dropLast: dropLast)
+    }
+
+    /// Samples of a batch with their random draws, before rendering.
+    public struct PreparedBatch: Sendable {
+        var samples: [Sample]
+        var draws: [SampleDraw]
+        var rendered: Batch?
+        public var count: Int { samples.count }
+        public var labels: [Int32] { samples.map(\.label) }
+    }
+
+    /// The next batch at `resolution` (default: the last one asked for),
+    /// or nil when the source is exhausted.
+    public func next(resolution: Int? = nil) throws(PackError) -> Batch? {
+        if let resolution { self.resolution = resolution }
+        guard let prepared = try nextPrepared() else { return nil }
+        if let r = prepared.rendered, r.resolution == self.resolution { return r }
+        return BatchLoader.render(prepared, resolution: self.resolution, augmentation: augmentation)
+    }
+
+    /// The next batch's samples and draws, unrendered (render it with `render`).
+    public func nextPrepared() throws(PackError) -> PreparedBatch? {
+        let result: Result<PreparedBatch?, PackError>
+        if let pending {
+            pending.wait()
+            resultLock.wait()
+            result = pendingResult ?? .success(nil)
+            resultLock.signal()
+        } else {
+            result = Result { () throws(PackError) in try state.prepare() }
+        }
+        let prepared = try result.get()
+        if classes.isEmpty { classes = state.classes }
+        guard prepared != nil else { self.pending = nil; return nil }
+        // Start the following batch while the caller trains on this one.
+        let done = DispatchSemaphore(value: 0)
+        pending = done
+        let res = self.resolution, aug = augmentation, st = state
+        queue.async { [self] in
+            var r = Result { () throws(PackError) in try st.prepare() }
+            if case var .success(p?) = r {
+                p.rendered = BatchLoader.render(p, resolution: res, augmentation: aug)
+                r = .success(p)
+            }
+            resultLock.wait()
+            pendingResult = r
+            resultLock.signal()
+            done.signal()
+        }
+        return prepared
+    }
+
+    /// Renders prepared samples at `resolution` (parallel over images;
+    /// deterministic, every draw was made beforehand).
+    public static func render(_ p: PreparedBatch, resolution: Int, augmentation: Augmentation) -> Batch {
+        let n = p.samples.count
+        let per = resolution * resolution * 3
+        let out = FloatSlots(count: n * per)
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            renderOne(p.samples[i], p.draws[i], resolution: resolution, augmentation: augmentation, into: out.pointer + i * per)
+        }
+        return Batch(images: out.values(), labels: p.labels, count: n, resolution: resolution)
+    }
+
+    static func renderOne(_ s: Sample, _ draw: SampleDraw, resolution: Int, augmentation: Augmentation, into dst: UnsafeMutablePointer<Float>) {
+        var d = draw
+        if augmentation == .eval { d.box = AugmentationDraws.evalBox(width: s.width, height: s.height, resolution: resolution) }
+        let per = resolution * resolution * 3
+        let out = UnsafeMutableBufferPointer(start: dst, count: per)
+        switch (augmentation, s.pixels) {
+        case let (.padCrop(pad), .uint8(px)):
+            let shifted = padCropShift(px, width: s.width, height: s.height, dx: d.padX - pad, dy: d.padY - pad, flip: d.flip)
+            shifted.withUnsafeBufferPointer { Resampler.resample($0, width: s.width, height: s.height, box: d.box, outWidth: resolution, outHeight: resolution, into: out) }
+        case let (.padCrop(pad), .float32(px)):
+            let shifted = padCropShift(px, width: s.width, height: s.height, dx: d.padX - pad, dy: d.padY - pad, flip: d.flip)
+            shifted.withUnsafeBufferPointer { Resampler.resample($0, width: s.width, height: s.height, box: d.box, outWidth: resolution, outHeight: resolution, into: out) }
+        case let (_, .uint8(px)):
+            px.withUnsafeBufferPointer { Resampler.resample($0, width: s.width, height: s.height, box: d.box, outWidth: resolution, outHeight: resolution, flip: d.flip, into: out) }
+        case let (_, .float32(px)):
+            px.withUnsafeBufferPointer { Resampler.resample($0, width: s.width, height: s.height, box: d.box, outWidth: resolution, outHeight: resolution, flip: d.flip, into: out) }
+        }
+        if case .uint8 = s.pixels {
+            // Resampled uint8 data: clamp to 0...255 (as PIL's 8-bit result), then normalise.
+            let m = ImageNetNormalization.mean, sd = ImageNetNormalization.std
+            let inv = sd.map { 1 / $0 }
+            for p in 0..<(resolution * resolution) {
+                for c in 0..<3 {
+                    let v = min(max(out[p * 3 + c].rounded(), 0), 255)
+                    out[p * 3 + c] = (v - m[c]) * inv[c]
+                }
+            }
+        }
+    }
+
+    /// The stored image shifted by (dx, dy) with zeros filling the border
+    /// (zero padding then cropping the stored size), mirrored if `flip`.
+    static func padCropShift<T: PixelComponent & Numeric>(_ px: [T], width: Int, height: Int, dx: Int, dy: Int, flip: Bool) -> [T] {
+        var out = [T](repeating: 0, count: px.count)
+        for y in 0..<height {
+            let sy = y + dy
+            guard sy >= 0 && sy < height else { continue }
+            for x in 0..<width {
+                let sx = x + dx
+                guard sx >= 0 && sx < width else { continue }
+                let ox = flip ? width - 1 - x : x
+                for c in 0..<3 { out[(y * width + ox) * 3 + c] = px[(sy * width + sx) * 3 + c] }
+            }
+        }
+        return out
+    }
+}
+
+/// Float slots each written by one thread during concurrentPerform.
+final class FloatSlots: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+    func values() -> [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    deinit { pointer.deallocate() }
+}
+
+/// The loader's reading state: touched only by one thread at a time (the
+/// caller before the first prefetch, then the prefetch queue, each waiting
+/// for the previous step to finish).
+final class LoaderState: @unchecked Sendable {
+    var reader: ShardReader
+    let batchSize: Int
+    let augmentation: Augmentation
+    var rng: SeededRandom
+    let shuffleBuffer: Int
+    let epochs: Int?
+    let dropLast: Bool
+    var epoch = 0
+    var buffer: [Sample] = []
+    var exhausted = false
+    var classes: [String] = []
+
+    init(reader: ShardReader, batchSize: Int, augmentation: Augmentation, seed: UInt64, shuffleBuffer: Int, epochs: Int?, dropLast: Bool) {
+        self.reader = reader
+        self.batchSize = batchSize
+        self.augmentation = augmentation
+        rng = SeededRandom(seed: seed)
+        self.shuffleBuffer = shuffleBuffer
+        self.epochs = epochs
+        self.dropLast = dropLast
+        if shuffleBuffer > 1, let n = reader.fileCount { self.reader.restart(order: shuffledOrder(n)) }
+    }
+
+    func shuffledOrder(_ n: Int) -> [Int] {
+        var order = Array(0..<n)
+        if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        return order
+    }
+
+    /// Appends the next shard's samples to the buffer; false at the end.
+    func refill() throws(PackError) -> Bool {
+        while !exhausted {
+            if let shard = try reader.next() {
+                if classes.isEmpty { classes = shard.classes }
+                let per = shard.height * shard.width * 3
+                for i in 0..<shard.count {
+                    let px: Shard.Pixels
+                    switch shard.pixels {
+                    case let .uint8(a): px = .uint8(Array(a[(i * per)..<((i + 1) * per)]))
+                    case let .float32(a): px = .float32(Array(a[(i * per)..<((i + 1) * per)]))
+                    }
+                    buffer.append(Sample(pixels: px, width: shard.width, height: shard.height, label: shard.labels[i]))
+                }
+                return true
+            }
+            epoch += 1
+            if reader.isRepeatable, epochs.map({ epoch < $0 }) ?? true {
+                reader.restart(order: shuffleBuffer > 1 ? shuffledOrder(reader.fileCount ?? 0) : nil)
+                continue
+            }
+            exhausted = true
+        }
+        return false
+    }
+
+    /// Draws the next batch's samples (from the shuffle buffer) and their augmentation parameters.
+    func prepare() throws(PackError) -> BatchLoader.PreparedBatch? {
+        var samples: [Sample] = []
+        samples.reserveCapacity(batchSize)
+        let keep = max(shuffleBuffer, 1)
+        while samples.count < batchSize {
+            while buffer.count < keep, try refill() {}
+            guard !buffer.isEmpty else { break }
+            if shuffleBuffer > 1 {
+                let j = Int(rng.next() % UInt64(buffer.count))
+                buffer.swapAt(j, buffer.count - 1)
+                samples.append(buffer.removeLast())
+            } else {
+                samples.append(buffer.removeFirst())
+            }
+        }
+        if samples.isEmpty || (dropLast && samples.count < batchSize) { return nil }
+        let draws = samples.map { draw(for: $0) }
+        return BatchLoader.PreparedBatch(samples: samples, draws: draws, rendered: nil)
+    }
+
+    func draw(for s: Sample) -> SampleDraw {
+        let full = PixelBox(x0: 0, y0: 0, x1: Double(s.width), y1: Double(s.height))
+        switch augmentation {
+        case .train:
+            let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
+            return SampleDraw(box: box, flip: rng.next() & 1 == 1)
+        case .eval:
+            // The box depends on the resolution: made at render time.
+            return SampleDraw(box: full, flip: false)
+        case .none:
+            return SampleDraw(box: full, flip: false)
+        case let .padCrop(pad):
+            let px = Int(rng.next() % UInt64(2 * pad + 1)), py = Int(rng.next() % UInt64(2 * pad + 1))
+            return SampleDraw(box: full, flip: rng.next() & 1 == 1, padX: px, padY: py)
+        }
+    }
+}
