@@ -35,21 +35,22 @@ let package = Package(
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive"]),
         .target(name: "Search", dependencies: ["Supernet"]),
+        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore"]),
         .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", argumentParser]),
 
         // Tools.
         tool("sample-subnets", ["Supernet", "Search"]),
         tool("count-flops", ["Supernet"]),
         tool("pack-imagenet", ["DataPipeline"]),
-        tool("train-supernet", ["Supernet", "DataPipeline", "Search"]),
-        tool("estimate-acc", ["Supernet", "DataPipeline"]),
+        tool("train-supernet", ["Training", "Supernet", "DataPipeline", "Search"]),
+        tool("estimate-acc", ["Training", "Supernet", "DataPipeline"]),
         tool("fit-predictor", ["Search"]),
         tool("predict-acc", ["Search"]),
         tool("evo-search", ["Search"]),
-        tool("infer", ["Supernet", "DataPipeline"]),
+        tool("infer", ["Training", "Supernet", "DataPipeline"]),
 
         // Benchmarks (release build, run through Scripts/bench).
-        .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "FileFormats"]),
+        .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats"]),
 
         // Tests.
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats"]),
@@ -57,6 +58,7 @@ let package = Package(
         .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore"]),
         .testTarget(name: "ToolTests", dependencies: ["FileFormats"]),
     ]
 )

@@ -1,0 +1,142 @@
+import DataPipeline
+import NASCore
+import Supernet
+
+/// Accuracy of one subnet on a validation set.
+public struct SubnetAccuracy: Sendable, Equatable {
+    /// Top-1 and top-5 accuracy in percent.
+    public var acc1: Double
+    public var acc5: Double
+    /// Mean cross-entropy (no label smoothing).
+    public var loss: Double
+    public var images: Int
+}
+
+/// Evaluates subnets as the official code does before reporting accuracy:
+/// reset the running statistics of the channels the subnet uses, accumulate
+/// them over the calibration batches as a cumulative average (PyTorch BN with
+/// momentum None, in train mode), then run the validation set with those
+/// statistics. The supernet's own statistics are restored afterwards.
+///
+/// Calibration and validation images are decoded once and rendered per
+/// resolution, so many subnets reuse them; rendered batches of the most
+/// recent resolutions are kept within `cacheBytes`.
+public final class SubnetEvaluator {
+    public let model: Supernet
+    public let calibration: [BatchLoader.PreparedBatch]
+    public let validation: [BatchLoader.PreparedBatch]
+    public let augmentation: Augmentation
+    let cacheBytes: Int
+    private var cache: [(resolution: Int, calibration: [Batch], validation: [Batch])] = []
+
+    public init(model: Supernet, calibration: [BatchLoader.PreparedBatch], validation: [BatchLoader.PreparedBatch],
+                augmentation: Augmentation = .eval, cacheBytes: Int = 1 << 31) {
+        self.model = model
+        self.calibration = calibration
+        self.validation = validation
+        self.augmentation = augmentation
+        self.cacheBytes = cacheBytes
+    }
+
+    /// Images in the validation set.
+    public var validationImages: Int { validation.reduce(0) { $0 + $1.count } }
+
+    func batches(resolution r: Int) -> (calibration: [Batch], validation: [Batch]) {
+        if let hit = cache.first(where: { $0.resolution == r }) { return (hit.calibration, hit.validation) }
+        let cal = calibration.map { BatchLoader.render($0, resolution: r, augmentation: augmentation) }
+        let val = validation.map { BatchLoader.render($0, resolution: r, augmentation: augmentation) }
+        let bytes = (cal + val).reduce(0) { $0 + $1.images.count * 4 }
+        // Keep what fits, newest first.
+        cache.insert((r, cal, val), at: 0)
+        var total = 0
+        cache = cache.filter { entry in
+            total += (entry.calibration + entry.validation).reduce(0) { $0 + $1.images.count * 4 }
+            return total <= max(cacheBytes, bytes)
+        }
+        return (cal, val)
+    }
+
+    /// Recalibrates BN for `arch` and measures it on the validation set.
+    public func evaluate(_ arch: Arch) -> SubnetAccuracy {
+        let (cal, val) = batches(resolution: arch.resolution)
+        let saved = model.runningStatistics()
+        defer { model.setRunningStatistics(saved) }
+        recalibrate(arch, on: cal)
+        return validate(arch, on: val)
+    }
+
+    /// Leaves the recalibrated statistics of `arch` in the model (callers
+    /// that want them, e.g. `infer --bn running` after calibration).
+    public func recalibrate(_ arch: Arch, on batches: [Batch]) {
+        var random = SeededRandom(seed: 0)
+        model.resetRunningStatistics(for: arch)
+        for (i, b) in batches.enumerated() {
+            _ = b.images.withUnsafeBufferPointer {
+                model.forward(arch: arch, input: $0, shape: Shape4(n: b.count, h: b.resolution, w: b.resolution, c: 3),
+                              normalization: .calibration(batchIndex: i + 1), trainable: false, random: &random)
+            }
+        }
+    }
+
+    public func validate(_ arch: Arch, on batches: [Batch]) -> SubnetAccuracy {
+        var random = SeededRandom(seed: 0)
+        var top1 = 0, top5 = 0, count = 0
+        var lossSum = 0.0
+        let classes = model.space.nClasses
+        for b in batches {
+            let logits = b.images.withUnsafeBufferPointer {
+                model.forward(arch: arch, input: $0, shape: Shape4(n: b.count, h: b.resolution, w: b.resolution, c: 3),
+                              normalization: .runningStatistics, trainable: false, random: &random)
+            }
+            let m = Metrics.score(logits: logits, labels: b.labels, classes: classes)
+            top1 += m.top1
+            top5 += m.top5
+            lossSum += m.lossSum
+            count += b.count
+        }
+        let n = Double(max(1, count))
+        return SubnetAccuracy(acc1: 100 * Double(top1) / n, acc5: 100 * Double(top5) / n, loss: lossSum / n, images: count)
+    }
+}
+
+/// Top-k counts and cross-entropy of a batch of logits.
+public enum Metrics {
+    /// Correct top-1 and top-5 counts and the summed cross-entropy (natural
+    /// log, computed in Double with the max subtracted).
+    public static func score(logits: [Float], labels: [Int32], classes: Int) -> (top1: Int, top5: Int, lossSum: Double) {
+        var top1 = 0, top5 = 0
+        var loss = 0.0
+        for (i, label) in labels.enumerated() {
+            let row = logits[(i * classes)..<((i + 1) * classes)]
+            let y = row[row.startIndex + Int(label)]
+            // Rank of the true class: how many logits beat it (ties count against).
+            var above = 0
+            var maxV = -Float.infinity
+            for v in row {
+                if v > y { above += 1 }
+                maxV = max(maxV, v)
+            }
+            if above == 0 { top1 += 1 }
+            if above < 5 { top5 += 1 }
+            var sum = 0.0
+            for v in row { sum += Foundation_exp(Double(v - maxV)) }
+            loss += Foundation_log(sum) - Double(y - maxV)
+        }
+        return (top1, top5, loss)
+    }
+
+    /// The indices of the `k` largest logits of each row, best first.
+    public static func topK(logits: [Float], classes: Int, k: Int) -> [[Int]] {
+        let n = logits.count / classes
+        return (0..<n).map { i in
+            let row = Array(logits[(i * classes)..<((i + 1) * classes)])
+            return Array(row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(k))
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
+@inline(__always) func Foundation_log(_ x: Double) -> Double { Glibc.log(x) }
+#endif

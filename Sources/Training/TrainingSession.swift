@@ -1,0 +1,183 @@
+import DataPipeline
+import FileFormats
+import NASCore
+import Search
+import Supernet
+
+/// What one training step did, for the JSON-lines log.
+public struct StepRecord: Sendable {
+    /// Steps completed (1-based after this step).
+    public var step: Int
+    public var learningRate: Double
+    public var losses: [Double]
+    public var maxTop1: Double
+    public var archs: [Arch]
+    public var images: Int
+    public var seconds: Double
+}
+
+/// Why training cannot go on.
+public struct TrainingError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A resumable AlphaNet supernet training run: the model, the sandwich
+/// trainer, the data loader, and the random state, all restored from a
+/// checkpoint so a resumed run continues exactly where it stopped.
+///
+/// Determinism: one `SeededRandom` (saved in the checkpoint) draws the
+/// subnets, dropout and drop-connect; the data loader is seeded by the
+/// options' seed and, on resume from shard files, replays the batches
+/// already used (reading, not rendering them) so the next batch is the one
+/// an uninterrupted run would see.
+public final class TrainingSession {
+    public let space: SearchSpace
+    public let model: Supernet
+    public let trainer: SandwichTrainer
+    public let options: TrainingOptions
+    public private(set) var step: Int
+    var random: SeededRandom
+    let loader: BatchLoader
+    let attentive: AttentiveSampler?
+    /// Fixed subnets per step (`--archs`), cycled; nil: sample.
+    let fixedArchs: [Arch]?
+    let inputResolution: Int
+
+    public init(space: SearchSpace, weights: SupernetWeights, options: TrainingOptions, resume: TrainingState?,
+                data: ShardSource, fixedArchs: [Arch]? = nil, context: ComputeContext) throws {
+        self.space = space
+        self.options = options
+        model = Supernet(weights: weights, space: space, context: context)
+        trainer = SandwichTrainer(model: model, options: options.sandwich)
+        self.fixedArchs = fixedArchs
+        inputResolution = space.resolutions.max() ?? 224
+        step = resume?.step ?? 0
+        if let r = resume, r.randomState.count == 4 {
+            random = SeededRandom(state: r.randomState)
+        } else {
+            random = SeededRandom.stream(seed: options.seed, index: 1)
+        }
+        if let r = resume {
+            var st = trainer.optimizer.state
+            guard r.momentum.count == st.momentumBuffer.count else { throw TrainingError("the checkpoint's momentum does not fit the space") }
+            st.momentumBuffer = r.momentum
+            st.step = r.step
+            let flags = r.info["momentum_started"]?.stringValue.map { Array($0) } ?? []
+            if flags.count == st.hasMomentumBuffer.count {
+                st.hasMomentumBuffer = flags.map { $0 == "1" }
+            } else {
+                st.hasMomentumBuffer = Array(repeating: r.step > 0, count: st.hasMomentumBuffer.count)
+            }
+            trainer.optimizer.restore(st)
+        }
+        attentive = options.sampler == .uniform ? nil : AttentiveSampler(space: space, seed: options.seed)
+        do {
+            loader = try BatchLoader(source: data, batchSize: options.batchSize, resolution: inputResolution,
+                                     augmentation: options.augmentation, seed: options.seed,
+                                     shuffleBuffer: options.shuffleBuffer, dropLast: true)
+            // Replay the batches an earlier run already trained on.
+            for _ in 0..<step {
+                guard try loader.nextPrepared() != nil else { break }
+            }
+        } catch {
+            throw TrainingError(error.description)
+        }
+    }
+
+    /// Classes of the training data (after the first batch).
+    public var classes: [String] { loader.classes }
+
+    /// The subnets of the next step: the largest, `numArch - 2` random ones,
+    /// the smallest (sandwich rule), or the next `numArch` of `fixedArchs`.
+    func archs(for images: [Float], shape: Shape4, labels: [Int32]) -> [Arch] {
+        let n = options.numArch
+        if let fixed = fixedArchs, !fixed.isEmpty {
+            return (0..<n).map { fixed[(step * n + $0) % fixed.count] }
+        }
+        var out = [space.maxArch]
+        var sampler = ArchSampler(space: space, seed: random.next())
+        for _ in 0..<max(0, n - 2) {
+            if let attentive {
+                let target = attentive.targetFlops(random: &random)
+                let candidates = attentive.candidates(near: target, count: max(1, options.numTrials), random: &random)
+                out.append(pick(candidates, images: images, shape: shape, labels: labels))
+            } else {
+                out.append(sampler.uniform())
+            }
+        }
+        if n >= 2 { out.append(space.minArch) }
+        return out
+    }
+
+    /// bestup: the candidate with the lowest minibatch loss; worstup: highest.
+    func pick(_ candidates: [Arch], images: [Float], shape: Shape4, labels: [Int32]) -> Arch {
+        var best = candidates[0]
+        var bestLoss = options.sampler == .attentiveBestUp ? Double.infinity : -Double.infinity
+        for c in candidates {
+            let logits = images.withUnsafeBufferPointer {
+                model.forward(arch: c, input: $0, shape: shape, normalization: .batchStatistics, trainable: false, random: &random)
+            }
+            let loss = Double(logits.withUnsafeBufferPointer { z in
+                labels.withUnsafeBufferPointer { y in
+                    SmoothedCrossEntropy(labelSmoothing: options.labelSmoothing)(logits: z, labels: y, batch: shape.n, classes: space.nClasses)
+                }
+            })
+            if options.sampler == .attentiveBestUp ? loss < bestLoss : loss > bestLoss {
+                best = c
+                bestLoss = loss
+            }
+        }
+        return best
+    }
+
+    /// Trains one step; nil when the data is exhausted (a stream ended).
+    public func runStep() throws -> StepRecord? {
+        let start = DispatchTimeLike.now()
+        let batch: Batch
+        do {
+            guard let b = try loader.next(resolution: inputResolution) else { return nil }
+            batch = b
+        } catch {
+            throw TrainingError(error.description)
+        }
+        let shape = Shape4(n: batch.count, h: batch.resolution, w: batch.resolution, c: 3)
+        let archs = self.archs(for: batch.images, shape: shape, labels: batch.labels)
+        let lr = options.learningRate(step: step)
+        let result = batch.images.withUnsafeBufferPointer {
+            trainer.step(archs: archs, images: $0, shape: shape, labels: batch.labels, learningRate: lr, random: &random)
+        }
+        step += 1
+        for l in result.losses where !l.isFinite {
+            throw TrainingError("the loss became \(l) at step \(step); lower the learning rate (--lr) or check the data")
+        }
+        return StepRecord(step: step, learningRate: lr, losses: result.losses, maxTop1: result.firstTop1, archs: archs,
+                          images: batch.count, seconds: DispatchTimeLike.now() - start)
+    }
+
+    /// The state to save: weights, momentum, step, random state, options.
+    public func checkpoint() -> Checkpoint {
+        let st = trainer.optimizer.state
+        let info: JSONValue = .object([
+            ("options", options.json),
+            ("momentum_started", .string(String(st.hasMomentumBuffer.map { $0 ? "1" : "0" }))),
+            ("classes", .string(loader.classes.joined(separator: ","))),
+        ])
+        let training = TrainingState(momentum: st.momentumBuffer, step: step, randomState: random.stateWords, info: info)
+        return Checkpoint(space: space, weights: model.weights, training: training)
+    }
+}
+
+/// Monotonic seconds.
+enum DispatchTimeLike {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
