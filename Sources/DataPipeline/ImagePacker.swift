@@ -130,8 +130,12 @@ public struct ImagePacker {
         let classIndex = Dictionary(classes.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         if let limit = o.limit { expected = min(expected ?? limit, limit) }
 
-        var sink = try ShardSink(destination: destination, split: o.split)
-        defer { sink.abandon() }
+        let sink = try ShardSink(destination: destination, split: o.split)
+        let writer = AsyncShardWriter(sink: sink)
+        defer {
+            try? writer.wait()
+            sink.abandon()
+        }
         var metadata: [String: String] = [
             "format": ImagePacker.shardFormat,
             "split": o.split,
@@ -159,7 +163,7 @@ public struct ImagePacker {
             var file = TensorFile(metadata: metadata)
             file["images"] = Tensor(shardPixels, shape: [shardLabels.count, o.size, o.size, 3])
             file["labels"] = Tensor(shardLabels, shape: [shardLabels.count])
-            try sink.write(file, images: shardLabels.count)
+            try writer.write(file, images: shardLabels.count)
             shardPixels.removeAll(keepingCapacity: true)
             shardLabels.removeAll(keepingCapacity: true)
         }
@@ -211,6 +215,7 @@ public struct ImagePacker {
         } catch is LimitReached {}
         try processChunk()
         try flushShard()
+        try writer.wait()
 
         let seconds = elapsed()
         let index = JSONValue.object([

@@ -30,8 +30,9 @@ public struct PixelBox: Sendable, Equatable {
 ///     cubic(x) = (a+2)|x|^3 - (a+3)|x|^2 + 1 for |x| < 1; a|x|^3 - 5a|x|^2 + 8a|x| - 4a for |x| < 2
 ///
 /// When downscaling the kernel is stretched by the scale, which is the
-/// antialiasing. The horizontal pass runs first, into a float buffer
-/// (Pillow rounds it to 8 bits; we keep float, a difference below 0.5 levels).
+/// antialiasing. The vertical pass runs first, into a float buffer (Pillow
+/// runs horizontal first and rounds the intermediate to 8 bits; the sums are
+/// the same up to that rounding, below 0.5 levels).
 public enum Resampler {
     /// Keys' cubic convolution kernel with a = -0.5 (Pillow's BICUBIC).
     @inline(__always) static func cubic(_ x: Double) -> Double {
@@ -89,64 +90,76 @@ public enum Resampler {
         precondition(outWidth > 0 && outHeight > 0 && box.x1 > box.x0 && box.y1 > box.y0, "resample: empty box or output")
         let h = Taps(inSize: width, from: box.x0, to: box.x1, outSize: outWidth, reversed: flip)
         let v = Taps(inSize: height, from: box.y0, to: box.y1, outSize: outHeight)
-        // Rows the vertical pass reads.
-        var rowLo = height, rowHi = 0
-        for i in 0..<outHeight where v.count[i] > 0 {
-            rowLo = min(rowLo, v.start[i])
-            rowHi = max(rowHi, v.start[i] + v.count[i])
+        // Columns the horizontal pass reads.
+        var colLo = width, colHi = 0
+        for i in 0..<outWidth where h.count[i] > 0 {
+            colLo = min(colLo, h.start[i])
+            colHi = max(colHi, h.start[i] + h.count[i])
         }
-        guard rowHi > rowLo else {
-            for i in 0..<out.count { out[i] = 0 }
+        guard colHi > colLo else {
+            out.update(repeating: 0)
             return
         }
-        let rows = rowHi - rowLo
         let c = channels
-        let rowLen = outWidth * c
-        var tmp = [Float](repeating: 0, count: rows * rowLen)
-        tmp.withUnsafeMutableBufferPointer { t in
-            h.weights.withUnsafeBufferPointer { hw in
-                // Horizontal: tmp[r][x][ch] = sum_j w_j src[rowLo + r][start + j][ch]
-                for r in 0..<rows {
-                    let srow = (rowLo + r) * width * c
-                    let trow = r * rowLen
-                    for x in 0..<outWidth {
-                        let s0 = srow + h.start[x] * c
-                        let wb = x * h.stride
-                        if c == 3 {
-                            var a0: Float = 0, a1: Float = 0, a2: Float = 0
-                            for j in 0..<h.count[x] {
-                                let w = hw[wb + j]
-                                let p = s0 + j * 3
-                                a0 += w * src[p].floatValue
-                                a1 += w * src[p + 1].floatValue
-                                a2 += w * src[p + 2].floatValue
-                            }
-                            t[trow + x * 3] = a0
-                            t[trow + x * 3 + 1] = a1
-                            t[trow + x * 3 + 2] = a2
-                        } else {
-                            for ch in 0..<c {
-                                var a: Float = 0
-                                for j in 0..<h.count[x] { a += hw[wb + j] * src[s0 + j * c + ch].floatValue }
-                                t[trow + x * c + ch] = a
-                            }
-                        }
-                    }
+        let span = (colHi - colLo) * c
+        // Vertical first (contiguous rows, vectorisable), on the needed columns only:
+        //   tmp[y][x'][ch] = sum_j v_j src[vstart_y + j][colLo + x'][ch]
+        // then horizontal on outHeight rows. The same sums as Pillow's
+        // horizontal-then-vertical order, as the filter is separable.
+        let tmp = UnsafeMutableBufferPointer<Float>.allocate(capacity: outHeight * span)
+        defer { tmp.deallocate() }
+        let s0 = src.baseAddress.unsafelyUnwrapped
+        v.weights.withUnsafeBufferPointer { vw in
+            for y in 0..<outHeight {
+                let o = tmp.baseAddress.unsafelyUnwrapped + y * span
+                let n = v.count[y]
+                guard n > 0 else { o.update(repeating: 0, count: span); continue }
+                let wp = vw.baseAddress.unsafelyUnwrapped + y * v.stride
+                let first = s0 + (v.start[y] * width + colLo) * c
+                let w0 = wp[0]
+                for i in 0..<span { o[i] = w0 * first[i].floatValue }
+                for j in 1..<max(n, 1) {
+                    let w = wp[j]
+                    let row = first + j * width * c
+                    for i in 0..<span { o[i] += w * row[i].floatValue }
                 }
-                // Vertical: out[y][x] = sum_j w_j tmp[start + j - rowLo][x]
-                v.weights.withUnsafeBufferPointer { vw in
-                    for y in 0..<outHeight {
-                        let o = y * rowLen
-                        for i in 0..<rowLen { out[o + i] = 0 }
-                        let wb = y * v.stride
-                        for j in 0..<v.count[y] {
-                            let w = vw[wb + j]
-                            let trow = (v.start[y] + j - rowLo) * rowLen
-                            for i in 0..<rowLen { out[o + i] += w * t[trow + i] }
+            }
+        }
+        // Horizontal: out[y][x][ch] = sum_j h_j tmp[y][hstart_x - colLo + j][ch]
+        h.weights.withUnsafeBufferPointer { hw in
+        h.start.withUnsafeBufferPointer { hs in
+        h.count.withUnsafeBufferPointer { hc in
+            let rowLen = outWidth * c
+            for y in 0..<outHeight {
+                let trow = UnsafePointer(tmp.baseAddress.unsafelyUnwrapped + y * span)
+                let orow = out.baseAddress.unsafelyUnwrapped + y * rowLen
+                for x in 0..<outWidth {
+                    let sp = trow + (hs[x] - colLo) * c
+                    let wp = hw.baseAddress.unsafelyUnwrapped + x * h.stride
+                    let n = hc[x]
+                    if c == 3 {
+                        var a0: Float = 0, a1: Float = 0, a2: Float = 0
+                        for j in 0..<n {
+                            let w = wp[j]
+                            let p = sp + j * 3
+                            a0 += w * p[0]
+                            a1 += w * p[1]
+                            a2 += w * p[2]
+                        }
+                        orow[x * 3] = a0
+                        orow[x * 3 + 1] = a1
+                        orow[x * 3 + 2] = a2
+                    } else {
+                        for ch in 0..<c {
+                            var a: Float = 0
+                            for j in 0..<n { a += wp[j] * sp[j * c + ch] }
+                            orow[x * c + ch] = a
                         }
                     }
                 }
             }
+        }
+        }
         }
     }
 
@@ -186,7 +199,8 @@ public enum Resampler {
                 resample(src, width: image.width, height: image.height, box: box, outWidth: size, outHeight: size, into: dst)
             }
         }
-        return f.map { UInt8(min(max($0.rounded(), 0), 255)) }
+        // Round half up and clamp to 0...255 (Pillow's 8-bit result).
+        return f.map { UInt8(min(max($0, 0), 255) + 0.5) }
     }
 }
 

@@ -2,12 +2,13 @@
 import Glibc
 #endif
 import CImageCodecs
+import Dispatch
 import Foundation
 import FileFormats
 
 /// Writes shards to a directory (replaced atomically at the end) or a stream,
 /// recording name, size and SHA-256 of each.
-struct ShardSink {
+final class ShardSink: @unchecked Sendable {
     let destination: ShardDestination
     let split: String
     private(set) var records: [ShardRecord] = []
@@ -53,7 +54,7 @@ struct ShardSink {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    mutating func write(_ file: TensorFile, images: Int) throws(PackError) {
+    func write(_ file: TensorFile, images: Int) throws(PackError) {
         let name = "\(split)-\(String(repeating: "0", count: max(0, 5 - String(records.count).count)))\(records.count).safetensors.lz4"
         let bytes = file.serialized(compressed: true)
         switch destination {
@@ -67,7 +68,7 @@ struct ShardSink {
     }
 
     /// Writes index.json and swaps the new directory in.
-    mutating func finish(index: JSONValue) throws(PackError) {
+    func finish(index: JSONValue) throws(PackError) {
         guard case let .directory(rawDir) = destination, let tmpDir else { finished = true; return }
         let dir = ShardSink.trimmed(rawDir)
         do { try writeFileAtomically(tmpDir + "/index.json", bytes: Array((index.prettyText() + "\n").utf8)) } catch {
@@ -97,5 +98,32 @@ struct ShardSink {
     func abandon() {
         guard !finished, let tmpDir else { return }
         ShardSink.removeTree(tmpDir)
+    }
+}
+
+/// Finishes shards (serialise, LZ4, SHA-256, write) on a background queue,
+/// one at a time and in order, so the next shard's images decode meanwhile.
+/// At most one shard is in flight; its error surfaces at the next call.
+final class AsyncShardWriter: @unchecked Sendable {
+    let sink: ShardSink
+    private let queue = DispatchQueue(label: "ShardSink.writer")
+    private let group = DispatchGroup()
+    private var error: PackError?
+
+    init(sink: ShardSink) { self.sink = sink }
+
+    func write(_ file: TensorFile, images: Int) throws(PackError) {
+        try wait()
+        group.enter()
+        queue.async { [self] in
+            do throws(PackError) { try sink.write(file, images: images) } catch { self.error = error }
+            group.leave()
+        }
+    }
+
+    /// Waits for the shard in flight; rethrows its error.
+    func wait() throws(PackError) {
+        group.wait()
+        if let error { throw error }
     }
 }

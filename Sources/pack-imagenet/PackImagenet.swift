@@ -53,6 +53,9 @@ struct PackImagenet: Tool {
     @Option(help: ArgumentHelp("Pack at most N images.", valueName: "N"))
     var limit: Int?
 
+    @Option(name: .customLong("dct-ratio"), help: ArgumentHelp("JPEG DCT scaling (1/2, 1/4, 1/8) keeps the decoded shorter side at least R*S; lower is faster and less exact (2: ~38-48 dB PSNR vs Pillow's full-size resize, 1.25: ~36 dB and ~20% faster at S=64).", valueName: "R"))
+    var dctRatio: Double = 2
+
     @Flag(help: "Stop with exit 65 at the first file that cannot be packed, instead of skipping it.")
     var strict = false
 
@@ -69,6 +72,7 @@ struct PackImagenet: Tool {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if split.isEmpty || split.contains("/") { throw ValidationError("--split must be a plain name such as train or val") }
         if inputs.isEmpty { throw ValidationError("give at least one input") }
+        if !(dctRatio >= 1) { throw ValidationError("--dct-ratio must be at least 1") }
     }
 
     mutating func execute() throws {
@@ -79,6 +83,7 @@ struct PackImagenet: Tool {
         options.jobs = jobs ?? ProcessInfo.processInfo.activeProcessorCount
         options.limit = limit
         options.strict = strict
+        options.dctFactor = dctRatio
         options.labelFiles = labels
         if let classes {
             let text: [UInt8]

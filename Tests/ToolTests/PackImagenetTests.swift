@@ -260,4 +260,30 @@ struct PackImagenetTests {
         #expect(refused.status == 64)
         #expect(FileManager.default.fileExists(atPath: ws.path("mine/keep.txt")))
     }
+
+    @Test func idxPairWithClassNamesGzippedOrNot() throws {
+        let ws = try PackWorkspace(bad: false)
+        defer { ws.remove() }
+        // 3 greyscale 4x4 images (values 0, 100, 200) with labels 2, 0, 1.
+        var images: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 4]
+        for v in [0, 100, 200] as [UInt8] { images += [UInt8](repeating: v, count: 16) }
+        try ws.write("imgs-idx3-ubyte", images)
+        try ws.write("labels-idx1-ubyte", [0, 0, 8, 1, 0, 0, 0, 3, 2, 0, 1])
+        try ws.write("names.txt", Array("Zero\nOne\nTwo\n".utf8))
+        let gz = Process()
+        gz.executableURL = URL(fileURLWithPath: "/usr/bin/gzip")
+        gz.arguments = ["-k", ws.path("labels-idx1-ubyte")]
+        try gz.run()
+        gz.waitUntilExit()
+        let r = try ws.run(["--size", "8", "--classes", "names.txt", "-o", "out", "labels-idx1-ubyte.gz", "imgs-idx3-ubyte"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let shards = try ws.shards("out")
+        #expect(ws.labels(shards) == [2, 0, 1])
+        #expect(shards.first?.metadata["classes"] == "[\"Zero\",\"One\",\"Two\"]")
+        let px = shards.first?["images"]?.bytes ?? []
+        #expect(px.count == 3 * 8 * 8 * 3)
+        #expect(Array(Set(px[(8 * 8 * 3)..<(2 * 8 * 8 * 3)])) == [100])
+        let unpaired = try ws.run(["--size", "8", "-o", "x", "imgs-idx3-ubyte"])
+        #expect(unpaired.status == 64)
+    }
 }
