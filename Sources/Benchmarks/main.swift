@@ -7,6 +7,7 @@ let suites: [String: ([String]) -> Void] = [
     "kernels": { _ in KernelBench.run() },
     "search": { runSearchBench(arguments: $0) },
     "predictor": { runPredictorBench(arguments: $0) },
+    "train-step": { runTrainStepBench(arguments: $0) },
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -1,3 +1,4 @@
+import Dispatch
 import NASCore
 
 extension Supernet {
@@ -36,6 +37,8 @@ extension Supernet {
 
         let ctx = context
         for op in tape.ops.reversed() {
+            let t0 = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { if let profile { profile.record(op.kind, forward: false, nanoseconds: DispatchTime.now().uptimeNanoseconds - t0) } }
             switch op {
             case .resize:
                 break // the input needs no gradient

@@ -1,3 +1,4 @@
+import Dispatch
 import NASCore
 
 /// A region of the activation arena (offset and length in floats).
@@ -29,6 +30,45 @@ enum Op {
     case globalPool(xs: Shape4, x: Buf, y: Buf)
     case linear(w: TensorRef, inMax: Int, outFeatures: Int, bias: TensorRef?, n: Int, inFeatures: Int, x: Buf, y: Buf)
     case dropout(p: Float, x: Buf, y: Buf, mask: Buf)
+}
+
+extension Op {
+    /// Short name of the op type (per-op profiling).
+    var kind: String {
+        switch self {
+        case .resize: "resize"
+        case .conv: "conv"
+        case .pointwise: "pointwise"
+        case .depthwise: "depthwise"
+        case .batchNorm: "batchNorm"
+        case let .activation(a, _, _): "activation.\(a)"
+        case .squeezeExcite: "squeezeExcite"
+        case .dropConnect: "dropConnect"
+        case .avgPool: "avgPool"
+        case .add: "add"
+        case .globalPool: "globalPool"
+        case .linear: "linear"
+        case .dropout: "dropout"
+        }
+    }
+}
+
+/// Wall time per op type, summed over forward and backward passes while
+/// `Supernet.profile` is set (benchmarks only; off by default).
+public final class OpProfile {
+    public private(set) var forward: [String: UInt64] = [:]
+    public private(set) var backward: [String: UInt64] = [:]
+
+    public init() {}
+
+    func record(_ kind: String, forward isForward: Bool, nanoseconds: UInt64) {
+        if isForward { forward[kind, default: 0] += nanoseconds } else { backward[kind, default: 0] += nanoseconds }
+    }
+
+    public func reset() {
+        forward = [:]
+        backward = [:]
+    }
 }
 
 /// The ops of the last forward pass and the arena layout they use.
@@ -105,7 +145,15 @@ extension Supernet {
         arena.reserve(values: tape.size, scratch: tape.bufferCount)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
-        for op in tape.ops { execute(op, random: &random) }
+        if let profile {
+            for op in tape.ops {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                execute(op, random: &random)
+                profile.record(op.kind, forward: true, nanoseconds: DispatchTime.now().uptimeNanoseconds - t0)
+            }
+        } else {
+            for op in tape.ops { execute(op, random: &random) }
+        }
         return Array(UnsafeMutableBufferPointer(rebasing: v[tape.logits.offset..<(tape.logits.offset + tape.logits.count)]))
     }
 

@@ -51,6 +51,9 @@ public final class Supernet {
     public let buffers: UnsafeMutableBufferPointer<Float>
     public var batchesTracked: [String: Int64]
 
+    /// When set, forward and backward add the wall time of every op to it.
+    public var profile: OpProfile?
+
     let arena = Arena()
     var tape = Tape()
 
