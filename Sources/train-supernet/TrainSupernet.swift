@@ -267,7 +267,9 @@ struct TrainSupernet: Tool {
                 }
                 record = r
             } catch let e as TrainingError {
-                try? save(session)
+                // Keep what was trained; a run that failed before its first step
+                // (e.g. unreadable --data) leaves no new checkpoint behind.
+                if session.step > start { try? save(session) }
                 throw ToolError.failure(e.message)
             }
             window.images += record.images
@@ -307,7 +309,9 @@ struct TrainSupernet: Tool {
 
     func differences(_ a: TrainingOptions, _ b: TrainingOptions) -> String {
         guard let x = a.json.objectValue, let y = b.json.objectValue else { return "" }
-        return zip(x, y).filter { $0.1 != $1.1 }.map { "\($0.0.0): checkpoint \($0.0.1.jsonText), given \($0.1.1.jsonText)" }.joined(separator: "; ")
+        // Name the command-line option (JSON key base_lr is --lr, the others spell alike).
+        func option(_ key: String) -> String { key == "base_lr" ? "--lr" : "--" + key.split(separator: "_").joined(separator: "-") }
+        return zip(x, y).filter { $0.1 != $1.1 }.map { "\(option($0.0.0)): checkpoint \($0.0.1.jsonText), given \($0.1.1.jsonText)" }.joined(separator: "; ")
     }
 
     func countImages(_ path: String) throws -> Int {

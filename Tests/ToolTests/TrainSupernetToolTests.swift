@@ -1,0 +1,156 @@
+import FileFormats
+import Foundation
+import Testing
+
+/// train-supernet run as a binary on a micro space and synthetic shards
+/// (see TrainSupernetFixtures): resumption, signals, option checks, variants,
+/// and that training actually learns.
+@Suite(.serialized) struct TrainSupernetToolTests {
+    typealias F = TrainSupernetFixtures
+
+    @Test func resumedRunIsBitIdenticalToOneRun() throws {
+        let h = try ToolHarness()
+        try F.make(in: h)
+        let once = try h.run("train-supernet", F.common(h, checkpoint: "once.safetensors.lz4") + ["--steps", "4", "--total-steps", "4", "--log-every", "2"])
+        #expect(once.status == 0, "\(once.stderr)")
+        let first = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--steps", "2", "--total-steps", "4", "--log-every", "2"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--steps", "4", "--log-every", "2"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("resuming"))
+        // The step logs agree line for line (the throughput field aside).
+        func stripped(_ lines: [String]) -> [String] { lines.map { $0.components(separatedBy: ",\"images_per_s\"")[0] } }
+        #expect(stripped(once.lines) == stripped(first.lines + second.lines))
+        let a = try Data(contentsOf: URL(fileURLWithPath: h.path("once.safetensors.lz4")))
+        let b = try Data(contentsOf: URL(fileURLWithPath: h.path("split.safetensors.lz4")))
+        #expect(a == b, "checkpoints of 4 steps and 2 + 2 steps differ")
+    }
+
+    /// Starts train-supernet in the background with stdout and stderr in files.
+    func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ToolHarness.binDir + "/train-supernet")
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: h.dir)
+        FileManager.default.createFile(atPath: h.path("\(tag).out"), contents: nil)
+        FileManager.default.createFile(atPath: h.path("\(tag).err"), contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: h.path("\(tag).out"))
+        p.standardError = FileHandle(forWritingAtPath: h.path("\(tag).err"))
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Waits (up to `seconds`) until `file` exists with content.
+    func waitFor(_ file: String, seconds: Double = 60) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if let a = try? FileManager.default.attributesOfItem(atPath: file), (a[.size] as? Int ?? 0) > 0 { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    @Test func sigtermSavesAndExits143AndKillLeavesLastCheckpoint() throws {
+        let h = try ToolHarness()
+        try F.make(in: h)
+        let ckpt = "c.safetensors.lz4"
+        let args = F.common(h, checkpoint: ckpt) + ["--steps", "100000", "--total-steps", "100000", "--log-every", "1", "--save-every", "1000"]
+        let p = try start(h, args, tag: "term")
+        #expect(waitFor(h.path("term.out")), "no step logged")
+        p.terminate()  // SIGTERM
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 143)
+        let err = try String(contentsOfFile: h.path("term.err"), encoding: .utf8)
+        #expect(err.contains("after signal 15"), "\(err)")
+        #expect(!F.listing(h).contains { $0.contains(".tmp") }, "temporary files left: \(F.listing(h))")
+        // The checkpoint loads: resuming to a step it has passed does nothing.
+        let check = try h.run("train-supernet", F.common(h, checkpoint: ckpt) + ["--steps", "1"])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stderr.contains("nothing to do"))
+
+        // kill -9 in the middle of training: the last saved checkpoint stays loadable.
+        let before = try Data(contentsOf: URL(fileURLWithPath: h.path(ckpt)))
+        let q = try start(h, F.common(h, checkpoint: ckpt) + ["--steps", "100000", "--log-every", "1", "--save-every", "1"], tag: "kill")
+        #expect(waitFor(h.path("kill.out")))
+        usleep(300_000)
+        kill(q.processIdentifier, SIGKILL)
+        q.waitUntilExit()
+        #expect(q.terminationReason == .uncaughtSignal)
+        let after = try h.run("train-supernet", F.common(h, checkpoint: ckpt) + ["--steps", "1"])
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(after.stderr.contains("nothing to do"))
+        let now = try Data(contentsOf: URL(fileURLWithPath: h.path(ckpt)))
+        #expect(now != before, "no checkpoint was saved while running with --save-every 1")
+    }
+
+    @Test func optionsConflictingWithTheCheckpointAreUsageErrors() throws {
+        let h = try ToolHarness()
+        try F.make(in: h)
+        let made = try h.run("train-supernet", F.common(h) + ["--steps", "1", "--total-steps", "10"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let lr = try h.run("train-supernet", F.common(h) + ["--steps", "2", "--lr", "0.5"])
+        #expect(lr.status == 64)
+        #expect(lr.stderr.hasPrefix("train-supernet: error:"))
+        #expect(lr.stderr.contains("--lr"), "\(lr.stderr)")
+        let kd = try h.run("train-supernet", F.common(h) + ["--steps", "2", "--kd", "kl"])
+        #expect(kd.status == 64)
+        #expect(kd.stderr.contains("--kd"), "\(kd.stderr)")
+        // The same options as stored resume fine.
+        let same = try h.run("train-supernet", F.common(h) + ["--steps", "2", "--total-steps", "10"])
+        #expect(same.status == 0, "\(same.stderr)")
+    }
+
+    @Test func badDataPathIsAClearError() throws {
+        let h = try ToolHarness()
+        try F.make(in: h)
+        var args = F.common(h)
+        args[args.firstIndex(of: "--data")! + 1] = h.path("no-such-dir")
+        let r = try h.run("train-supernet", args + ["--steps", "2"])
+        #expect(r.status == 65 || r.status == 1 || r.status == 64)
+        #expect(r.stderr.hasPrefix("train-supernet: error:"))
+        #expect(r.stderr.contains("no-such-dir"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: h.path("c.safetensors.lz4")))
+    }
+
+    @Test func fixedArchsAndLossAndSamplerVariantsRun() throws {
+        let h = try ToolHarness()
+        try F.make(in: h)
+        let archs = try h.run("sample-subnets", ["--space", h.path("micro.json"), "--min", "--max", "-n", "2", "--seed", "1"])
+        #expect(archs.status == 0)
+        try archs.stdout.write(toFile: h.path("archs.jsonl"), atomically: true, encoding: .utf8)
+        let variants: [[String]] = [
+            ["--archs", h.path("archs.jsonl")],
+            ["--kd", "kl"],
+            ["--kd", "none"],
+            ["--sampler", "attentive-bestup"],
+        ]
+        for (i, v) in variants.enumerated() {
+            let r = try h.run("train-supernet", F.common(h, checkpoint: "v\(i).safetensors.lz4") + ["--steps", "2", "--log-every", "1"] + v)
+            #expect(r.status == 0, "\(v): \(r.stderr)")
+            #expect(r.lines.count == 2, "\(v)")
+            let last = try JSONValue.parse(r.lines.last ?? "")
+            #expect(last["step"]?.intValue == 2)
+            let losses = last["loss"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(losses.count == 4 && losses.allSatisfy(\.isFinite), "\(v): \(r.lines)")
+        }
+    }
+
+    @Test func itLearns() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 256, valImages: 64)
+        // 30 steps of batch 8 (release: 0.3 s; a debug build takes a minute).
+        let r = try h.run("train-supernet", F.common(h) + [
+            "--steps", "30", "--total-steps", "30", "--lr", "0.2", "--warmup-steps", "3", "--dropout", "0", "--drop-connect", "0",
+            "--log-every", "20", "--val", h.path("val"), "--calib-batches", "2", "--seed", "0",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let val = try #require(r.lines.last.map { try JSONValue.parse($0) })
+        let maxAcc = try #require(val["val_acc1_max"]?.doubleValue)
+        let minAcc = try #require(val["val_acc1_min"]?.doubleValue)
+        // Chance is 25% on 4 classes; measured 76.6% for both (1 and 2 threads).
+        #expect(maxAcc >= 60, "max subnet \(maxAcc)% after 30 steps: \(r.stdout)")
+        #expect(minAcc >= 50, "min subnet \(minAcc)% after 30 steps: \(r.stdout)")
+    }
+}
