@@ -97,7 +97,9 @@ extension Supernet {
     }
 
     @inline(__always) func gradBuffer(_ b: Buf) -> UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(rebasing: arena.grads[b.offset..<(b.offset + b.count)])
+        let o = tape.gradOffset[b.id]
+        assert(o >= 0, "buffer without a gradient region")
+        return UnsafeMutableBufferPointer(rebasing: arena.grads[o..<(o + b.count)])
     }
 
     @inline(__always) func rog(_ b: Buf) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(gradBuffer(b)) }

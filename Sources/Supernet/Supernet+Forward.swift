@@ -76,6 +76,11 @@ struct Tape {
     var ops: [Op] = []
     var size = 0
     var bufferCount = 0
+    /// Offset in the gradient arena of each buffer's gradient, by `Buf.id`
+    /// (-1: none); trainable tapes only.
+    var gradOffset: [Int] = []
+    /// Floats of the gradient arena.
+    var gradSize = 0
     var logits = Buf(id: -1, offset: 0, count: 0)
     var input = Buf(id: -1, offset: 0, count: 0)
     var trainable = false
@@ -142,7 +147,7 @@ extension Supernet {
         precondition(inShape.c == 3 && inShape.h == inShape.w, "input must be square NHWC with 3 channels")
         precondition(input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: normalization, trainable: trainable, regularization: regularization)
-        arena.reserve(values: tape.size, scratch: tape.bufferCount)
+        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.bufferCount)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
         if let profile {
@@ -319,6 +324,7 @@ extension Supernet {
         t.logits = logits
         t.size = p.size
         t.bufferCount = p.maxCount
+        if trainable { t.planGradients(buffers: p.nextID) }
         return t
     }
 
@@ -385,7 +391,45 @@ extension Supernet {
     }
 }
 
+extension Op {
+    /// The buffers whose gradients the op's backward writes, and the buffer whose
+    /// gradient it reads (its output).
+    var gradientFlow: (inputs: [Buf], output: Buf?) {
+        switch self {
+        case .resize: return ([], nil)
+        case let .conv(_, _, _, _, _, y): return ([], y)  // the stem's input is the image
+        case let .pointwise(_, _, _, x, _, y), let .depthwise(_, _, _, x, _, y): return ([x], y)
+        case let .batchNorm(_, _, _, _, _, x, y, _, _): return ([x], y)
+        case let .activation(_, x, y): return ([x], y)
+        case let .squeezeExcite(_, _, _, _, _, _, _, _, x, y, _): return ([x], y)
+        case let .dropConnect(_, _, x, y, _), let .avgPool(_, x, y), let .globalPool(_, x, y): return ([x], y)
+        case let .add(a, b, y): return ([a, b], y)
+        case let .linear(_, _, _, _, _, _, x, y): return ([x], y)
+        case let .dropout(_, x, y, _): return ([x], y)
+        }
+    }
+}
+
 extension Tape {
+    /// Lays out the gradient arena by liveness in backward order: the gradient
+    /// of a buffer lives from the first backward op that writes it (the last
+    /// reader in forward order) to the backward op of its producer, after which
+    /// its region is reused. An op's input gradients are placed while its output
+    /// gradient is still live, so `dx` never overlaps `dy`. The gradient arena is
+    /// then a small fraction of the activation arena instead of its full size.
+    mutating func planGradients(buffers: Int) {
+        var p = ArenaPlanner(reuse: true)
+        var offsets = [Int](repeating: -1, count: buffers)
+        offsets[logits.id] = p.alloc(logits.count).offset
+        for op in ops.reversed() {
+            let flow = op.gradientFlow
+            for x in flow.inputs where offsets[x.id] < 0 { offsets[x.id] = p.alloc(x.count).offset }
+            if let y = flow.output, offsets[y.id] >= 0 { p.release([Buf(id: y.id, offset: offsets[y.id], count: y.count)]) }
+        }
+        gradOffset = offsets
+        gradSize = p.size
+    }
+
     /// Offsets of every parameter tensor the recorded ops read (they receive
     /// a gradient in backward, possibly zero outside the used slice).
     var parameterOffsets: [Int] {

@@ -152,13 +152,15 @@ final class Arena {
     private(set) var grads = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
     private(set) var scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
 
-    func reserve(values count: Int, scratch scratchCount: Int) {
+    func reserve(values count: Int, grads gradCount: Int, scratch scratchCount: Int) {
         if values.count < count {
             values.deallocate()
-            grads.deallocate()
             values = .allocate(capacity: count)
             values.initialize(repeating: 0)
-            grads = .allocate(capacity: count)
+        }
+        if grads.count < gradCount {
+            grads.deallocate()
+            grads = .allocate(capacity: gradCount)
             grads.initialize(repeating: 0)
         }
         if scratch.count < scratchCount {
