@@ -41,14 +41,17 @@ public enum PointwiseConv {
                    beta: beta, c: yp, ldc: cout)
     }
 
-    /// Backward pass. `dx` (if given) is overwritten with `dy · W`; `dWeight` (full
-    /// size, same layout as `weight`) and `dBias` (`[outMax]`) are accumulated into.
+    /// Backward pass. `dx` (if given) is overwritten with `dy · W`, or with
+    /// `accumulateDx` gets `dy · W` added (GEMM beta 1: a tensor read by two layers
+    /// sums its gradients without a separate add pass); `dWeight` (full size, same
+    /// layout as `weight`) and `dBias` (`[outMax]`) are accumulated into.
     public static func backward(
         _ ctx: ComputeContext,
         x: UnsafeBufferPointer<Float>, shape: Shape4,
         weight: UnsafeBufferPointer<Float>, slice: ConvWeightSlice,
         dy: UnsafeBufferPointer<Float>,
         dx: UnsafeMutableBufferPointer<Float>?,
+        accumulateDx: Bool = false,
         dWeight: UnsafeMutableBufferPointer<Float>?,
         dBias: UnsafeMutableBufferPointer<Float>? = nil
     ) {
@@ -61,7 +64,7 @@ public enum PointwiseConv {
             requireCount(dx, shape.count, "dx")
             Gemm.sgemm(ctx, transA: false, transB: false, m: m, n: cin, k: cout,
                        a: dy.base, lda: cout, b: weight.base, ldb: slice.inMax,
-                       beta: 0, c: dx.base, ldc: cin)
+                       beta: accumulateDx ? 1 : 0, c: dx.base, ldc: cin)
         }
         if let dWeight {
             requireCount(dWeight, slice.fullCount, "dWeight")

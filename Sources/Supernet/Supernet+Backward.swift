@@ -47,10 +47,10 @@ extension Supernet {
                 Conv2D.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
                                 dy: rog(y), dx: nil, dWeight: gradient(w))
             case let .pointwise(w, slice, bias, x, xs, y):
-                into(x) { dx in
-                    PointwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, dy: rog(y),
-                                           dx: dx, dWeight: gradient(w), dBias: bias.map { gradient($0) })
-                }
+                // A second reader of x adds its part in the GEMM (beta 1), no scratch pass.
+                let accumulate = mark(x)
+                PointwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, dy: rog(y),
+                                       dx: gradBuffer(x), accumulateDx: accumulate, dWeight: gradient(w), dBias: bias.map { gradient($0) })
             case let .depthwise(w, slice, stride, x, xs, y):
                 into(x) { dx in
                     DepthwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
@@ -79,8 +79,7 @@ extension Supernet {
             case let .add(a, b, y):
                 for t in [a, b] {
                     into(t) { dx in
-                        let src = rog(y)
-                        for i in 0..<t.count { dx[i] = src[i] }
+                        if let d = dx.baseAddress, let src = rog(y).baseAddress { d.update(from: src, count: t.count) }
                     }
                 }
             case let .globalPool(xs, x, y):
