@@ -252,6 +252,7 @@ struct TrainSupernet: Tool {
         let out = StandardOutput.shared
         var window: (images: Int, seconds: Double) = (0, 0)
         let start = session.step
+        var validatedAt: Int?  // the step of the last validation line
         while session.step < target {
             if let signal = stop.received {
                 try save(session)
@@ -289,13 +290,14 @@ struct TrainSupernet: Tool {
             Diagnostics.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String(format1($0)) } ?? "-") \(String(format1(Double(record.images) / max(1e-9, record.seconds)))) img/s")
             if record.step % saveEvery == 0 { try save(session) }
             if let ev = evaluator, let every = valEvery, record.step % every == 0 {
+                validatedAt = record.step
                 try out.write(ev.run(session).jsonText + "\n")
                 try out.flush()
             }
         }
         Diagnostics.endProgress()
         try save(session)
-        if let ev = evaluator, session.step > start {
+        if let ev = evaluator, session.step > start, validatedAt != session.step {
             try out.write(ev.run(session).jsonText + "\n")
         }
         Diagnostics.info("step \(session.step): saved \(checkpoint)")
