@@ -6,10 +6,11 @@ extension Supernet {
     /// gradient of the loss w.r.t. the logits (`[n, n_classes]`), adds the
     /// gradients of every parameter the subnet used into `gradients`.
     ///
-    /// Activation gradients use the arena's gradient half. A buffer read by two
-    /// layers (a block input feeds the main branch and the shortcut) receives
-    /// the first contribution directly and the second through `scratch` plus an
-    /// add, so kernels that overwrite `dx` stay correct.
+    /// Activation gradients live in the gradient arena, at the offsets the tape
+    /// planned by liveness (`Tape.planGradients`). A buffer read by two layers (a
+    /// block input feeds the main branch and the shortcut) receives the first
+    /// contribution directly and the second inside the GEMM (pointwise conv,
+    /// beta 1) or through `scratch` plus an add (other kernels overwrite `dx`).
     public func backward(logitsGradient: UnsafeBufferPointer<Float>) {
         precondition(tape.trainable, "backward needs a forward pass with trainable: true")
         precondition(logitsGradient.count >= tape.logits.count)
