@@ -1,6 +1,7 @@
 # Demo training recipe: Fashion-MNIST (Scripts/demo-data), pipelines/spaces/tiny.json,
 # 32 px, on 2 cores. Included by the pipeline; every variable can be overridden
-# (make STEPS=2000 ...). Measured figures: BENCHMARKS.md "Demo recipe".
+# (make STEPS=2000 ...). Measured figures: BENCHMARKS.md "Demo recipe": about 9 minutes on
+# 2 cores, max subnet 82.8%, min 79.4% (short of the 85% / 80% targets).
 #
 # Why not the official ImageNet defaults: with them (lr 0.1 + value clipping 1.0,
 # alpha-divergence KD, dropout/drop-connect, 750 steps of 64) the official code reaches
@@ -9,10 +10,10 @@
 # low rate from the start, with more, smaller steps in the same time.
 
 # Sandwich steps (the lr schedule spans all of them) and images per step.
-STEPS ?= 1200
+STEPS ?= 1800
 BATCH ?= 32
 # Base learning rate (SGD, Nesterov momentum 0.9; not scaled below batch 256).
-LR ?= 0.01
+LR ?= 0.015
 # Linear warm-up steps, then cosine decay to 0.
 WARMUP ?= 30
 # Augmentation: none (less than one epoch is seen; pad-crop only slows learning here).
@@ -25,8 +26,9 @@ GRAD_CLIP ?= 0
 # Regularisation of the largest subnet (off: the demo is far from overfitting).
 DROPOUT ?= 0
 DROP_CONNECT ?= 0
-# Subnets per step: largest, NUM_ARCH - 2 random, smallest.
-NUM_ARCH ?= 4
+# Subnets per step: largest, NUM_ARCH - 2 random, smallest (3: a step costs ~0.8 of 4 subnets,
+# so more steps fit the budget; measured better than 4 at equal time).
+NUM_ARCH ?= 3
 SEED ?= 0
 
 DEMO_TRAIN_FLAGS = --steps $(STEPS) --total-steps $(STEPS) --batch-size $(BATCH) --lr $(LR) \
