@@ -115,6 +115,9 @@ struct TrainSupernet: Tool {
     @Option(help: "Random seed (default 0).")
     var seed: UInt64?
 
+    @Option(help: "Run every subnet at this resolution instead of its own (default: their own).")
+    var resolution: Int?
+
     @Option(help: ArgumentHelp("Fixed subnets: arch JSON lines, --num-arch per step, cycled (for exact tests).", valueName: "file"))
     var archs: String?
 
@@ -178,6 +181,7 @@ struct TrainSupernet: Tool {
         if let v = seed { o.seed = v }
         if let v = augment { o.augment = v }
         if let v = shuffleBuffer { o.shuffleBuffer = v }
+        if let v = resolution { o.resolution = v }
         return o
     }
 
