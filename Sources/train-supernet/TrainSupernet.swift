@@ -358,7 +358,12 @@ struct ValidationRun {
     func run(_ session: TrainingSession) -> JSONValue {
         let ev = SubnetEvaluator(model: session.model, calibration: calibration, validation: validation)
         let space = session.space
-        let mx = ev.evaluate(space.maxArch), mn = ev.evaluate(space.minArch)
+        var maxArch = space.maxArch, minArch = space.minArch
+        if session.options.resolution > 0 {
+            maxArch.resolution = session.options.resolution
+            minArch.resolution = session.options.resolution
+        }
+        let mx = ev.evaluate(maxArch), mn = ev.evaluate(minArch)
         return .object([
             ("step", JSONValue(session.step)),
             ("val_acc1_max", .double(mx.acc1.roundedTo(3))), ("val_acc1_min", .double(mn.acc1.roundedTo(3))),
