@@ -31,7 +31,8 @@ public struct TrainingError: Error, CustomStringConvertible, Sendable {
 /// subnets, dropout and drop-connect; the data loader is seeded by the
 /// options' seed and, on resume from shard files, replays the batches
 /// already used (reading, not rendering them) so the next batch is the one
-/// an uninterrupted run would see.
+/// an uninterrupted run would see. A stream (`--data -`) is not replayed:
+/// a resumed run trains on whatever the stream brings next.
 public final class TrainingSession {
     public let space: SearchSpace
     public let model: Supernet
@@ -77,9 +78,12 @@ public final class TrainingSession {
             loader = try BatchLoader(source: data, batchSize: options.batchSize, resolution: inputResolution,
                                      augmentation: options.augmentation, seed: options.seed,
                                      shuffleBuffer: options.shuffleBuffer, dropLast: true)
-            // Replay the batches an earlier run already trained on.
-            for _ in 0..<step {
-                guard try loader.nextPrepared() != nil else { break }
+            // Replay the batches an earlier run already trained on (files
+            // only: a stream brings new data, it cannot be replayed).
+            if case .stream = data {} else {
+                for _ in 0..<step {
+                    guard try loader.nextPrepared() != nil else { break }
+                }
             }
         } catch {
             throw TrainingError(error.description)
