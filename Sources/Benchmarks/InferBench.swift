@@ -69,7 +69,9 @@ func runInferBench(arguments: [String]) {
     }
     if let tiny = try? SearchSpace(contentsOf: repo + "/pipelines/spaces/tiny.json") {
         throughput(space: "tiny", arch: tiny.maxArch, label: "max", batch: 256)
-        throughput(space: "tiny", arch: tiny.minArch, label: "min", batch: 256)
+        var mn = tiny.minArch
+        mn.resolution = 32
+        throughput(space: "tiny", arch: mn, label: "min@32", batch: 256)
 
         // estimate-acc throughput on the demo data.
         guard FileManager.default.fileExists(atPath: dataDir + "/train") else {
