@@ -22,10 +22,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
-        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
-        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
-        // libjpeg reports errors by longjmp, which Swift cannot catch: the JPEG and
-        // PNG calls live in this small C target, which returns status codes.
+        // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
+        // cannot catch, so the JPEG and PNG calls live in this small C target,
+        // which catches them with setjmp and returns status codes.
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
                 linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
