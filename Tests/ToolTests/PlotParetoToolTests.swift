@@ -1,5 +1,8 @@
 import FileFormats
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 /// plot-pareto: valid SVG (parsed as XML), the series it promises, atomic output, exit codes.
