@@ -27,11 +27,11 @@
 #   IMAGENET_LABELS validation labels: LOC_val_solution.csv (pack-imagenet --labels) [none]
 #   IMAGE_SIZE      stored image side of the shards [32 demo; 288 imagenet: the largest resolution]
 #   -- training (pipelines/demo-recipe.mk, when present, sets the demo's recipe) --
-#   STEPS         train until this many steps in total [300]; raising it continues the training
+#   STEPS         train until this many steps in total [240]; raising it continues the training
 #   TOTAL_STEPS   length of the learning-rate schedule [$(STEPS)]; set it to train in parts
 #                 (make STEPS=100 TOTAL_STEPS=300, later make STEPS=300 TOTAL_STEPS=300).
 #                 Changing it or any other training variable restarts the training.
-#   SLICE         steps per training slice; a checkpoint and a validation line after each [100]
+#   SLICE         steps per training slice; a checkpoint and a validation line after each [80]
 #   BATCH         images per step [64]      LR  base learning rate [0.1]
 #   AUGMENT       train, pad-crop or none [pad-crop]
 #   KD            alpha, kl or none [alpha]  NUM_ARCH  subnets per step [4]
@@ -42,8 +42,10 @@
 #   -- evaluation and search --
 #   N_SAMPLE      subnets sampled uniformly (plus the min and max subnets) [512]
 #   SEED          seed of sampling and search [1]
-#   CALIB_BATCHES BN recalibration batches per subnet [2]   EVAL_BATCH  batch size [128]
-#   VAL_LIMIT     validation images per subnet [1000; 0 = all]
+#   CALIB_BATCHES BN recalibration batches per subnet [1]   EVAL_BATCH  batch size [128]
+#   VAL_LIMIT     validation images per subnet [384; 0 = all]
+#   (the demo defaults keep 514 estimates within ~10 minutes on 2 cores; for ImageNet use the
+#   official CALIB_BATCHES=64 EVAL_BATCH=256 VAL_LIMIT=0)
 #   PREDICTOR     fit-predictor model family: gbdt, rf or ridge [gbdt]
 #   BUDGET        evo-search evaluations (on the predictor) [3000]
 #   FLOPS_MIN, FLOPS_MAX  FLOPs bounds of the search [the min and max subnets']
@@ -67,9 +69,9 @@ IMAGE_SIZE ?= 288
 else
 IMAGE_SIZE ?= 32
 endif
-STEPS ?= 300
+STEPS ?= 240
 TOTAL_STEPS ?= $(STEPS)
-SLICE ?= 100
+SLICE ?= 80
 BATCH ?= 64
 LR ?= 0.1
 AUGMENT ?= pad-crop
@@ -80,9 +82,9 @@ TRAIN_FLAGS ?=
 CHECKPOINT ?= $(OUT)/supernet.safetensors.lz4
 N_SAMPLE ?= 512
 SEED ?= 1
-CALIB_BATCHES ?= 2
+CALIB_BATCHES ?= 1
 EVAL_BATCH ?= 128
-VAL_LIMIT ?= 1000
+VAL_LIMIT ?= 384
 PREDICTOR ?= gbdt
 BUDGET ?= 3000
 FLOPS_MIN ?=
