@@ -7,6 +7,7 @@ let suites: [String: ([String]) -> Void] = [
     "kernels": { _ in KernelBench.run() },
     "search": { runSearchBench(arguments: $0) },
     "predictor": { runPredictorBench(arguments: $0) },
+    "infer": { runInferBench(arguments: $0) },
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
