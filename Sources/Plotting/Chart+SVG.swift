@@ -57,9 +57,11 @@ extension Chart {
                     let x = px(p.x), y = py(p.y), d = 8.0
                     o += "<path d=\"M\(n(x)),\(n(y - d)) L\(n(x + d)),\(n(y)) L\(n(x)),\(n(y + d)) L\(n(x - d)),\(n(y)) Z\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2.5\"/>\n"
                     if !p.label.isEmpty {
-                        // Labels go inwards so they stay inside the plot area.
+                        // Labels go inwards so they stay inside the plot area: on the left
+                        // half below-right (a front usually rises from the min subnet), on
+                        // the right half above-left.
                         let anchorEnd = x > left + plotW / 2
-                        o += "<text x=\"\(n(anchorEnd ? x - 12 : x + 12))\" y=\"\(n(y - 10))\" text-anchor=\"\(anchorEnd ? "end" : "start")\" fill=\"\(s.color)\" font-weight=\"bold\">\(escaped(p.label))</text>\n"
+                        o += "<text x=\"\(n(anchorEnd ? x - 12 : x + 12))\" y=\"\(n(anchorEnd ? y - 10 : y + 20))\" text-anchor=\"\(anchorEnd ? "end" : "start")\" fill=\"\(s.color)\" font-weight=\"bold\">\(escaped(p.label))</text>\n"
                     }
                 }
             }
