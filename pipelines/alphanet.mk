@@ -106,7 +106,7 @@ endef
 $(eval $(call settings,recipe,space=$(SPACE) size=$(IMAGE_SIZE) total=$(TOTAL_STEPS) batch=$(BATCH) lr=$(LR) augment=$(AUGMENT) kd=$(KD) num_arch=$(NUM_ARCH) flags=$(TRAIN_FLAGS)))
 $(eval $(call settings,steps,$(STEPS)))
 $(eval $(call settings,sample,space=$(SPACE) n=$(N_SAMPLE) seed=$(SEED)))
-$(eval $(call settings,estimate,calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)))
+$(eval $(call settings,estimate,checkpoint=$(CHECKPOINT) data=$(DATA) calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)))
 $(eval $(call settings,search,model=$(PREDICTOR) budget=$(BUDGET) seed=$(SEED) flops=$(FLOPS_MIN)..$(FLOPS_MAX)))
 
 ESTIMATE = flock $(OUT)/estimate-cache.lock $(ESTIMATE_ACC) --checkpoint $(CHECKPOINT) --space $(SPACE) \
