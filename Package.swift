@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "Search", dependencies: ["Supernet"]),
         .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore"]),
         .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", argumentParser]),
+        .target(name: "Plotting", dependencies: ["FileFormats"]),
 
         // Tools.
         tool("sample-subnets", ["Supernet", "Search"]),
@@ -47,6 +48,7 @@ let package = Package(
         tool("predict-acc", ["Search"]),
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
+        tool("plot-pareto", ["Plotting", "FileFormats"]),
 
         // Benchmarks (release build, run through Scripts/bench).
         .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats"]),
