@@ -22,10 +22,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
-        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
-        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
-        // libjpeg reports errors by longjmp, which Swift cannot catch: the JPEG and
-        // PNG calls live in this small C target, which returns status codes.
+        // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
+        // cannot catch, so the JPEG and PNG calls live in this small C target,
+        // which catches them with setjmp and returns status codes.
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
                 linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
@@ -37,6 +36,7 @@ let package = Package(
         .target(name: "Search", dependencies: ["Supernet"]),
         .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore"]),
         .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", argumentParser]),
+        .target(name: "Plotting", dependencies: ["FileFormats"]),
 
         // Tools.
         tool("sample-subnets", ["Supernet", "Search"]),
@@ -48,6 +48,7 @@ let package = Package(
         tool("predict-acc", ["Search"]),
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
+        tool("plot-pareto", ["Plotting", "FileFormats"]),
 
         // Benchmarks (release build, run through Scripts/bench).
         .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats"]),

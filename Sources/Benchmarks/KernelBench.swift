@@ -12,8 +12,8 @@ enum KernelBench {
         let p: UnsafeMutableBufferPointer<Float>
         init(_ count: Int, seed: UInt64 = 1) {
             p = .allocate(capacity: max(count, 1))
-            var g = SplitMix64(seed: seed)
-            for i in 0..<p.count { p[i] = g.nextUnitFloat() - 0.5 }
+            var g = SeededRandom(seed: seed)
+            for i in 0..<p.count { p[i] = g.uniformFloat() - 0.5 }
         }
         deinit { p.deallocate() }
         var r: UnsafeBufferPointer<Float> { UnsafeBufferPointer(p) }

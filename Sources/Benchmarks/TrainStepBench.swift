@@ -112,8 +112,8 @@ enum TrainStepBench {
         let model = Supernet(weights: SupernetInitializer.initialWeights(space: space, seed: 0), space: space, context: context)
         let trainer = SandwichTrainer(model: model)
         let shape = Shape4(n: batch, h: res, w: res, c: 3)
-        var g = SplitMix64(seed: 7)
-        let images = (0..<shape.count).map { _ in g.nextUnitFloat() * 2 - 1 }
+        var g = SeededRandom(seed: 7)
+        let images = (0..<shape.count).map { _ in g.uniformFloat() * 2 - 1 }
         let labels = (0..<batch).map { _ in Int32(g.next() % UInt64(space.nClasses)) }
         var random = SeededRandom(seed: 1)
         func step() -> Double {

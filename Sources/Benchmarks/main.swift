@@ -8,6 +8,7 @@ let suites: [String: ([String]) -> Void] = [
     "search": { runSearchBench(arguments: $0) },
     "predictor": { runPredictorBench(arguments: $0) },
     "train-step": { runTrainStepBench(arguments: $0) },
+    "infer": { runInferBench(arguments: $0) },
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

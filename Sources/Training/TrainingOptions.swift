@@ -43,6 +43,8 @@ public struct TrainingOptions: Sendable, Equatable {
     /// + flip, the demo recipe), "none" (images as stored).
     public var augment = "train"
     public var shuffleBuffer = 10_000
+    /// Run every subnet at this resolution instead of its own (0: their own).
+    public var resolution = 0
 
     public init() {}
 
@@ -96,6 +98,7 @@ extension TrainingOptions {
             ("base_lr", .double(baseLR)), ("lr_schedule", .string(lrSchedule)), ("warmup_steps", JSONValue(warmupSteps)),
             ("total_steps", JSONValue(totalSteps)), ("grad_clip", .double(gradClip)), ("batch_size", JSONValue(batchSize)),
             ("seed", .string(String(seed))), ("augment", .string(augment)), ("shuffle_buffer", JSONValue(shuffleBuffer)),
+            ("resolution", JSONValue(resolution)),
         ])
     }
 
@@ -128,5 +131,6 @@ extension TrainingOptions {
         seed = json["seed"]?.stringValue.flatMap(UInt64.init) ?? seed
         augment = json["augment"]?.stringValue ?? augment
         shuffleBuffer = i("shuffle_buffer") ?? shuffleBuffer
+        resolution = i("resolution") ?? resolution
     }
 }

@@ -31,7 +31,8 @@ public struct TrainingError: Error, CustomStringConvertible, Sendable {
 /// subnets, dropout and drop-connect; the data loader is seeded by the
 /// options' seed and, on resume from shard files, replays the batches
 /// already used (reading, not rendering them) so the next batch is the one
-/// an uninterrupted run would see.
+/// an uninterrupted run would see. A stream (`--data -`) is not replayed:
+/// a resumed run trains on whatever the stream brings next.
 public final class TrainingSession {
     public let space: SearchSpace
     public let model: Supernet
@@ -52,7 +53,7 @@ public final class TrainingSession {
         model = Supernet(weights: weights, space: space, context: context)
         trainer = SandwichTrainer(model: model, options: options.sandwich)
         self.fixedArchs = fixedArchs
-        inputResolution = space.resolutions.max() ?? 224
+        inputResolution = options.resolution > 0 ? options.resolution : (space.resolutions.max() ?? 224)
         step = resume?.step ?? 0
         if let r = resume, r.randomState.count == 4 {
             random = SeededRandom(state: r.randomState)
@@ -77,9 +78,12 @@ public final class TrainingSession {
             loader = try BatchLoader(source: data, batchSize: options.batchSize, resolution: inputResolution,
                                      augmentation: options.augmentation, seed: options.seed,
                                      shuffleBuffer: options.shuffleBuffer, dropLast: true)
-            // Replay the batches an earlier run already trained on.
-            for _ in 0..<step {
-                guard try loader.nextPrepared() != nil else { break }
+            // Replay the batches an earlier run already trained on (files
+            // only: a stream brings new data, it cannot be replayed).
+            if case .stream = data {} else {
+                for _ in 0..<step {
+                    guard try loader.nextPrepared() != nil else { break }
+                }
             }
         } catch {
             throw TrainingError(error.description)
@@ -101,7 +105,8 @@ public final class TrainingSession {
         for _ in 0..<max(0, n - 2) {
             if let attentive {
                 let target = attentive.targetFlops(random: &random)
-                let candidates = attentive.candidates(near: target, count: max(1, options.numTrials), random: &random)
+                var candidates = attentive.candidates(near: target, count: max(1, options.numTrials), random: &random)
+                if options.resolution > 0 { for i in candidates.indices { candidates[i].resolution = options.resolution } }
                 out.append(pick(candidates, images: images, shape: shape, labels: labels))
             } else {
                 out.append(sampler.uniform())
@@ -143,7 +148,10 @@ public final class TrainingSession {
             throw TrainingError(error.description)
         }
         let shape = Shape4(n: batch.count, h: batch.resolution, w: batch.resolution, c: 3)
-        let archs = self.archs(for: batch.images, shape: shape, labels: batch.labels)
+        var archs = self.archs(for: batch.images, shape: shape, labels: batch.labels)
+        if options.resolution > 0 {
+            for i in archs.indices { archs[i].resolution = options.resolution }
+        }
         let lr = options.learningRate(step: step)
         let result = batch.images.withUnsafeBufferPointer {
             trainer.step(archs: archs, images: $0, shape: shape, labels: batch.labels, learningRate: lr, random: &random)

@@ -115,6 +115,9 @@ struct TrainSupernet: Tool {
     @Option(help: "Random seed (default 0).")
     var seed: UInt64?
 
+    @Option(help: "Run every subnet at this resolution instead of its own (default: their own).")
+    var resolution: Int?
+
     @Option(help: ArgumentHelp("Fixed subnets: arch JSON lines, --num-arch per step, cycled (for exact tests).", valueName: "file"))
     var archs: String?
 
@@ -178,6 +181,7 @@ struct TrainSupernet: Tool {
         if let v = seed { o.seed = v }
         if let v = augment { o.augment = v }
         if let v = shuffleBuffer { o.shuffleBuffer = v }
+        if let v = resolution { o.resolution = v }
         return o
     }
 
@@ -360,7 +364,12 @@ struct ValidationRun {
     func run(_ session: TrainingSession) -> JSONValue {
         let ev = SubnetEvaluator(model: session.model, calibration: calibration, validation: validation)
         let space = session.space
-        let mx = ev.evaluate(space.maxArch), mn = ev.evaluate(space.minArch)
+        var maxArch = space.maxArch, minArch = space.minArch
+        if session.options.resolution > 0 {
+            maxArch.resolution = session.options.resolution
+            minArch.resolution = session.options.resolution
+        }
+        let mx = ev.evaluate(maxArch), mn = ev.evaluate(minArch)
         return .object([
             ("step", JSONValue(session.step)),
             ("val_acc1_max", .double(mx.acc1.roundedTo(3))), ("val_acc1_min", .double(mn.acc1.roundedTo(3))),

@@ -99,13 +99,13 @@ struct KernelLayerTests {
     @Test func dropoutReplaysFromSeedAndScales() {
         let count = 20000, p: Float = 0.2
         let x = Buf(count: count, value: 1), y = Buf(count: count), mask = Buf(count: count)
-        var g = SplitMix64(seed: 110)
+        var g = SeededRandom(seed: 110)
         Dropout.forward(x: x.r, y: y.m, mask: mask.m, count: count, p: p, rng: &g)
         let kept = (0..<count).filter { y.p[$0] != 0 }
         #expect(abs(Double(kept.count) / Double(count) - 0.8) < 0.02)
         #expect(kept.allSatisfy { abs(y.p[$0] - 1.25) < 1e-6 })
         let y2 = Buf(count: count), mask2 = Buf(count: count)
-        var g2 = SplitMix64(seed: 110)
+        var g2 = SeededRandom(seed: 110)
         Dropout.forward(x: x.r, y: y2.m, mask: mask2.m, count: count, p: p, rng: &g2)
         #expect(y.array(count) == y2.array(count))  // same seed, same draws: bit-identical by construction
         let dx = Buf(count: count), twos = Buf(count: count, value: 2)
@@ -116,11 +116,11 @@ struct KernelLayerTests {
     @Test func dropConnectFollowsOfficialFormula() {
         let s = Shape4(n: 64, h: 2, w: 2, c: 3), p: Float = 0.3, keep: Float = 0.7
         let x = Buf(randomFloats(s.count, seed: 120)), y = Buf(count: s.count), f = Buf(count: s.n)
-        var g = SplitMix64(seed: 121)
+        var g = SeededRandom(seed: 121)
         DropConnect.forward(ctx, x: x.r, shape: s, y: y.m, factors: f.m, p: p, rng: &g)
-        var replay = SplitMix64(seed: 121)
+        var replay = SeededRandom(seed: 121)
         for n in 0..<s.n {
-            let binary = (keep + replay.nextUnitFloat()).rounded(.down)
+            let binary = (keep + replay.uniformFloat()).rounded(.down)
             #expect(f.p[n] == binary / keep)
             for i in (n * 12)..<((n + 1) * 12) { #expect(y.p[i] == x.p[i] / keep * binary) }
         }

@@ -23,8 +23,8 @@ final class Buf {
 }
 
 func randomFloats(_ count: Int, seed: UInt64, range: ClosedRange<Float> = -1...1) -> [Float] {
-    var g = SplitMix64(seed: seed)
-    return (0..<count).map { _ in range.lowerBound + (range.upperBound - range.lowerBound) * g.nextUnitFloat() }
+    var g = SeededRandom(seed: seed)
+    return (0..<count).map { _ in range.lowerBound + (range.upperBound - range.lowerBound) * g.uniformFloat() }
 }
 
 /// `max|a - b| / max(max|b|, 1e-12)`: error relative to the reference's scale.
@@ -53,7 +53,7 @@ func finiteDifference(_ x: [Double], indices: [Int], h: Double = 1e-4, _ loss: (
 /// At most `limit` indices of `0..<count`, spread deterministically.
 func sampleIndices(_ count: Int, limit: Int = 60, seed: UInt64 = 7) -> [Int] {
     if count <= limit { return Array(0..<count) }
-    var g = SplitMix64(seed: seed)
+    var g = SeededRandom(seed: seed)
     return (0..<limit).map { _ in Int(g.next() % UInt64(count)) }
 }
 

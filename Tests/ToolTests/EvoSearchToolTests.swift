@@ -9,10 +9,7 @@ enum EvoTool {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static let space = repo + "/pipelines/spaces/alphanet.json"
 
-    static var binary: String {
-        let beside = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent().appendingPathComponent("evo-search").path
-        return FileManager.default.isExecutableFile(atPath: beside) ? beside : repo + "/.build/debug/evo-search"
-    }
+    static var binary: String { ToolHarness.binDir + "/evo-search" }
 
     static let hasPython: Bool = (try? run(["/bin/sh", "-c", "command -v python3"], in: NSTemporaryDirectory()).status) == 0
 
@@ -23,32 +20,8 @@ enum EvoTool {
     }
 
     static func run(_ argv: [String], in dir: String) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        // Read both to the end before waiting, so a full pipe cannot block it.
-        let errData = LockedData()
-        let t = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        t.start()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        while !errData.done { usleep(1000) }
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData.data, as: UTF8.self))
-    }
-
-    final class LockedData: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = Data()
-        private var finished = false
-        func set(_ d: Data) { lock.lock(); value = d; finished = true; lock.unlock() }
-        var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
-        var data: Data { lock.lock(); defer { lock.unlock() }; return value }
+        let r = try ToolHarness.execute(argv[0], Array(argv.dropFirst()), in: dir)
+        return Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr)
     }
 
     static func tempDir() throws -> String {

@@ -8,39 +8,12 @@ struct PackRun {
     var stdout: [UInt8]
     var stderr: String
 
-    /// .build/debug next to the package root of this file.
-    static var binary: String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/pack-imagenet").path
-    }
+    static var binary: String { ToolHarness.binDir + "/pack-imagenet" }
 
     static func run(_ args: [String], in dir: URL) throws -> PackRun {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read both pipes fully before waiting, so a full pipe cannot block the child.
-        let errData = LockedData()
-        let t = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        t.start()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        while !errData.done { usleep(1000) }
-        return PackRun(status: p.terminationStatus, stdout: [UInt8](o), stderr: String(decoding: errData.value, as: UTF8.self))
+        let r = try ToolHarness.execute(binary, args, in: dir.path)
+        return PackRun(status: r.status, stdout: [UInt8](r.stdout), stderr: r.stderr)
     }
-}
-
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private var finished = false
-    func set(_ d: Data) { lock.lock(); data = d; finished = true; lock.unlock() }
-    var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
-    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
 }
 
 /// A fresh directory with an ImageFolder tree: two classes, a PNG named .JPEG,

@@ -25,23 +25,9 @@ struct PredictorToolSandbox {
 
     /// Runs `tool args` with `stdin` from a file in the sandbox (or nothing).
     func run(_ tool: String, _ args: [String], stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = binaries.appendingPathComponent(tool)
-        p.arguments = args
-        p.currentDirectoryURL = directory
-        let out = directory.appendingPathComponent("stdout-\(UUID().uuidString)"), err = directory.appendingPathComponent("stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
-        p.standardOutput = outHandle
-        p.standardError = errHandle
-        if let stdin { p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: path(stdin))) } else { p.standardInput = FileHandle.nullDevice }
-        try p.run()
-        p.waitUntilExit()
-        try outHandle.close()
-        try errHandle.close()
-        defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-        return (p.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+        let input = try stdin.map { try Data(contentsOf: URL(fileURLWithPath: path($0))) }
+        let r = try ToolHarness.execute(binaries.appendingPathComponent(tool).path, args, in: directory.path, stdin: input)
+        return (r.status, String(decoding: r.stdout, as: UTF8.self), r.stderr)
     }
 
     /// `count` arch lines of the official space with a made-up acc1 and an extra key, in `name`.

@@ -37,10 +37,19 @@ struct ToolHarness {
     }
 
     func runExecutable(_ path: String, _ args: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Result {
+        let r = try ToolHarness.execute(path, args, in: dir, stdin: stdin, environment: environment)
+        return Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr)
+    }
+
+    /// Runs `path args` in `cwd`, feeding `stdin` (none: an empty stdin) and
+    /// reading stdout and stderr on separate threads so no pipe can fill up
+    /// and block the child. The one process runner of the tool tests.
+    static func execute(_ path: String, _ args: [String], in cwd: String, stdin: Data? = nil,
+                        environment: [String: String] = [:]) throws -> (status: Int32, stdout: Data, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         p.environment = env
@@ -55,7 +64,6 @@ struct ToolHarness {
             try? inp.fileHandleForWriting.close()
         }
         writer.start()
-        // Read stderr on another thread so neither pipe can fill and block.
         nonisolated(unsafe) var errData = Data()
         let errDone = DispatchSemaphore(value: 0)
         Thread {
@@ -65,7 +73,7 @@ struct ToolHarness {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         errDone.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return (p.terminationStatus, o, String(decoding: errData, as: UTF8.self))
     }
 
     /// Runs a shell command line in the harness directory (for pipes).

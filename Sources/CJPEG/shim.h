@@ -1,4 +1,0 @@
-#include <stdio.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <jpeglib.h>

@@ -1,0 +1,249 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DataPipeline
+import FileFormats
+import NASCore
+import Supernet
+
+/// Why an accuracy estimate could not be set up. `isData` separates bad
+/// input (exit 65) from a missing or unreadable file (exit 1).
+public struct EstimationError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var location: String?
+    public var isData: Bool
+
+    public init(_ message: String, location: String? = nil, isData: Bool = true) {
+        self.message = message
+        self.location = location
+        self.isData = isData
+    }
+
+    public var description: String { location.map { "\($0): \(message)" } ?? message }
+
+    init(_ e: PackError, fallback: String) {
+        self.init(e.message, location: e.location ?? fallback, isData: e.kind != .io)
+    }
+}
+
+/// The images BN recalibration and validation use, decoded once.
+///
+/// Calibration: the first `calibBatches` batches of `batchSize` images of
+/// the calibration shards in file order (no shuffling), under the evaluation
+/// transform (resize to resolution/0.875, centre crop), the same images for
+/// every subnet. Validation: the validation shards in file order, the first
+/// `valLimit` images if given.
+///
+/// Each set carries a SHA-256 over the images it uses (per image: the label
+/// as little-endian int32, then the stored pixel bytes), so a cache can tell
+/// whether two runs saw the same data regardless of file names or compression.
+public struct EstimationData: Sendable {
+    public var calibration: [BatchLoader.PreparedBatch]
+    public var validation: [BatchLoader.PreparedBatch]
+    public var calibrationImages: Int
+    public var validationImages: Int
+    public var calibrationDigest: String
+    public var validationDigest: String
+    public var batchSize: Int
+    public var calibBatches: Int
+    public var valLimit: Int?
+
+    public init(calibration calibPath: String, validation valPath: String, batchSize: Int, calibBatches: Int, valLimit: Int?) throws(EstimationError) {
+        precondition(batchSize >= 1 && calibBatches >= 1, "EstimationData: batch size and calibration batches must be positive")
+        self.batchSize = batchSize
+        self.calibBatches = calibBatches
+        self.valLimit = valLimit
+        let cal = try EstimationData.calibrationBatches(calibPath, batchSize: batchSize, batches: calibBatches)
+        var val: [BatchLoader.PreparedBatch] = []
+        var valCount = 0
+        do {
+            let loader = try BatchLoader(source: ShardSource.path(valPath), batchSize: batchSize, resolution: 32,
+                                         augmentation: .eval, seed: 0, epochs: 1)
+            while valCount < (valLimit ?? Int.max), let b = try loader.nextPrepared() {
+                val.append(b)
+                valCount += b.count
+            }
+        } catch { throw EstimationError(error, fallback: valPath) }
+        guard valCount > 0 else { throw EstimationError("no images in the validation shards", location: valPath) }
+        calibration = cal
+        validation = val
+        calibrationImages = cal.reduce(0) { $0 + $1.count }
+        validationImages = min(valCount, valLimit ?? Int.max)
+        calibrationDigest = try EstimationData.digest(of: calibPath, images: calibrationImages)
+        validationDigest = try EstimationData.digest(of: valPath, images: validationImages)
+    }
+
+    /// The first `batches` batches of the shards at `path`, in file order,
+    /// for BN recalibration (fewer if the shards hold fewer images).
+    public static func calibrationBatches(_ path: String, batchSize: Int, batches: Int) throws(EstimationError) -> [BatchLoader.PreparedBatch] {
+        var cal: [BatchLoader.PreparedBatch] = []
+        do {
+            let loader = try BatchLoader(source: ShardSource.path(path), batchSize: batchSize, resolution: 32,
+                                         augmentation: .eval, seed: 0, epochs: 1)
+            while cal.count < batches, let b = try loader.nextPrepared() { cal.append(b) }
+        } catch { throw EstimationError(error, fallback: path) }
+        guard !cal.isEmpty else { throw EstimationError("no images in the calibration shards", location: path) }
+        return cal
+    }
+
+    /// SHA-256 (hex) over the first `images` images of the shards at `path`.
+    public static func digest(of path: String, images: Int) throws(EstimationError) -> String {
+        var hash = SHA256()
+        var left = images
+        do {
+            var reader = try ShardReader(source: ShardSource.path(path))
+            while left > 0, let shard = try reader.next() {
+                let n = min(left, shard.count)
+                let per = shard.height * shard.width * 3
+                for i in 0..<n {
+                    var label = shard.labels[i].littleEndian
+                    withUnsafeBytes(of: &label) { hash.update($0) }
+                    switch shard.pixels {
+                    case let .uint8(px):
+                        px.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[(i * per)..<((i + 1) * per)])) }
+                    case let .float32(px):
+                        px.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[(i * per * 4)..<((i + 1) * per * 4)])) }
+                    }
+                }
+                left -= n
+            }
+        } catch { throw EstimationError(error, fallback: path) }
+        return SHA256.hex(hash.finalize())
+    }
+
+    /// The settings that, with the checkpoint and the arch, determine a result.
+    public var settings: JSONValue {
+        var o: JSONValue = .object([
+            ("calib_batches", JSONValue(calibration.count)),
+            ("calib_batch_size", JSONValue(batchSize)),
+            ("calib_images", JSONValue(calibrationImages)),
+            ("calib_sha256", .string(calibrationDigest)),
+            ("val_images", JSONValue(validationImages)),
+            ("val_sha256", .string(validationDigest)),
+        ])
+        o["bn_calibration"] = .string("cumulative-mean-unbiased-var")
+        return o
+    }
+}
+
+/// SHA-256 (hex) of a file's bytes, read in 1 MiB pieces.
+public func fileSHA256(_ path: String) throws(EstimationError) -> String {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else {
+        throw EstimationError("cannot open: \(String(cString: strerror(errno)).lowercased())", location: path, isData: false)
+    }
+    defer { close(fd) }
+    var hash = SHA256()
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if r < 0 {
+            if errno == EINTR { continue }
+            throw EstimationError("read error: \(String(cString: strerror(errno)).lowercased())", location: path, isData: false)
+        }
+        if r == 0 { break }
+        chunk.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<r])) }
+    }
+    return SHA256.hex(hash.finalize())
+}
+
+/// Estimates the accuracy of subnets of one checkpoint on `EstimationData`,
+/// `jobs` subnets at a time: each job owns a copy of the supernet (the
+/// forward pass keeps per-model activations) with `workersPerJob` kernel
+/// threads, and all jobs share the rendered calibration and validation
+/// batches (rendered once per resolution, the most recent resolutions kept
+/// within `cacheBytes`).
+///
+/// A result does not depend on `jobs`: each subnet is recalibrated from
+/// reset statistics on the same batches in the same order.
+public final class AccuracyEstimator: @unchecked Sendable {
+    public let space: SearchSpace
+    public let data: EstimationData
+    public let jobs: Int
+    private let models: [Supernet]
+    private let renders: RenderedSets
+
+    public init(checkpoint: Checkpoint, data: EstimationData, jobs: Int, workersPerJob: Int, cacheBytes: Int = 1 << 31) {
+        precondition(jobs >= 1 && workersPerJob >= 1)
+        space = checkpoint.space
+        self.data = data
+        self.jobs = jobs
+        models = (0..<jobs).map { _ in
+            Supernet(weights: checkpoint.weights, space: checkpoint.space, context: ComputeContext(workers: workersPerJob))
+        }
+        renders = RenderedSets(data: data, cacheBytes: cacheBytes)
+    }
+
+    /// Recalibrates BN for `arch` on job `job`'s model and validates it; the
+    /// model's own statistics are restored afterwards. Each job is used by
+    /// one thread at a time.
+    public func evaluate(_ arch: Arch, job: Int = 0) -> SubnetAccuracy {
+        let sets = renders.batches(resolution: arch.resolution)
+        let ev = SubnetEvaluator(model: models[job], calibration: [], validation: [])
+        let saved = models[job].runningStatistics()
+        defer { models[job].setRunningStatistics(saved) }
+        ev.recalibrate(arch, on: sets.calibration)
+        return ev.validate(arch, on: sets.validation)
+    }
+
+    /// The BN running statistics after recalibrating `arch` (for tests and
+    /// for `infer`), in the supernet's buffer layout.
+    public func recalibratedStatistics(_ arch: Arch, job: Int = 0) -> [Float] {
+        let sets = renders.batches(resolution: arch.resolution)
+        let ev = SubnetEvaluator(model: models[job], calibration: [], validation: [])
+        let saved = models[job].runningStatistics()
+        defer { models[job].setRunningStatistics(saved) }
+        ev.recalibrate(arch, on: sets.calibration)
+        return models[job].runningStatistics()
+    }
+}
+
+/// Calibration and validation batches rendered per resolution, shared by
+/// threads; the validation set is cut at `valLimit` images.
+final class RenderedSets: @unchecked Sendable {
+    private let data: EstimationData
+    private let cacheBytes: Int
+    private var entries: [(resolution: Int, calibration: [Batch], validation: [Batch], bytes: Int)] = []
+    private var mutex = pthread_mutex_t()
+
+    init(data: EstimationData, cacheBytes: Int) {
+        self.data = data
+        self.cacheBytes = cacheBytes
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    /// Rendering holds the lock: a second thread wanting the same resolution
+    /// waits instead of rendering it again.
+    func batches(resolution r: Int) -> (calibration: [Batch], validation: [Batch]) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let i = entries.firstIndex(where: { $0.resolution == r }) {
+            let hit = entries.remove(at: i)
+            entries.insert(hit, at: 0)
+            return (hit.calibration, hit.validation)
+        }
+        let cal = data.calibration.map { BatchLoader.render($0, resolution: r, augmentation: .eval) }
+        var val: [Batch] = []
+        var left = data.validationImages
+        for p in data.validation where left > 0 {
+            var b = BatchLoader.render(p, resolution: r, augmentation: .eval)
+            if b.count > left {
+                b.images = Array(b.images[0..<(left * r * r * 3)])
+                b.labels = Array(b.labels.prefix(left))
+                b.count = left
+            }
+            left -= b.count
+            val.append(b)
+        }
+        let bytes = (cal + val).reduce(0) { $0 + $1.images.count * 4 }
+        entries.insert((r, cal, val, bytes), at: 0)
+        var total = 0
+        entries = entries.enumerated().filter { i, e in
+            total += e.bytes
+            return i == 0 || total <= cacheBytes
+        }.map(\.element)
+        return (cal, val)
+    }
+}

@@ -1,0 +1,135 @@
+import DataPipeline
+import FileFormats
+import NASCore
+import Supernet
+
+/// Images to run a subnet on, read from a tensor file's `images` tensor:
+/// uint8 `[N, H, W, 3]` (a shard: normalised with the ImageNet mean/std) or
+/// float32 `[N, H, W, 3]` (used as given). `labels` and the class list are
+/// taken from a shard's `labels` tensor and `classes` metadata when present.
+public struct InferenceImages: Sendable {
+    /// NHWC float32, normalised.
+    public var pixels: [Float]
+    public var count: Int
+    public var size: Int
+    public var labels: [Int32]?
+    public var classes: [String]
+    /// True for uint8 input (a shard).
+    public var isShard: Bool
+
+    public init(file: TensorFile, name: String) throws(EstimationError) {
+        guard let images = file["images"] else { throw EstimationError("no 'images' tensor", location: name) }
+        guard images.shape.count == 4, images.shape[3] == 3 else {
+            throw EstimationError("images have shape \(images.shape); [N, H, W, 3] is needed", location: name)
+        }
+        guard images.shape[1] == images.shape[2], images.shape[1] > 0 else {
+            throw EstimationError("images are \(images.shape[1])x\(images.shape[2]); square images are needed", location: name)
+        }
+        count = images.shape[0]
+        size = images.shape[1]
+        switch images.dtype {
+        case .u8:
+            let m = ImageNetNormalization.mean, inv = ImageNetNormalization.std.map { 1 / $0 }
+            pixels = images.bytes.enumerated().map { i, v in (Float(v) - m[i % 3]) * inv[i % 3] }
+            isShard = true
+        case .f32:
+            pixels = images.floats()
+            isShard = false
+        default:
+            throw EstimationError("images are \(images.dtype.rawValue); uint8 or float32 is needed", location: name)
+        }
+        if let l = file["labels"] {
+            guard l.shape == [count], l.dtype == .i32 || l.dtype == .i64 else {
+                throw EstimationError("labels have shape \(l.shape) (\(l.dtype.rawValue)); int32 [\(count)] is needed", location: name)
+            }
+            labels = l.ints().map { Int32(truncatingIfNeeded: $0) }
+        } else {
+            labels = nil
+        }
+        classes = EstimationInference.classList(file.metadata)
+    }
+}
+
+extension InferenceImages {
+    /// The images of the shards at `path` under the official evaluation
+    /// transform at `resolution` (resize to resolution/0.875, centre crop),
+    /// exactly as estimate-acc renders its validation images.
+    public init(evalTransformOf path: String, resolution: Int) throws(EstimationError) {
+        var pixels: [Float] = []
+        var labels: [Int32] = []
+        var classes: [String] = []
+        do {
+            let loader = try BatchLoader(source: ShardSource.path(path), batchSize: 256, resolution: resolution,
+                                         augmentation: .eval, seed: 0, epochs: 1)
+            while let p = try loader.nextPrepared() {
+                let b = BatchLoader.render(p, resolution: resolution, augmentation: .eval)
+                pixels += b.images
+                labels += b.labels
+            }
+            classes = loader.classes
+        } catch { throw EstimationError(error, fallback: path) }
+        guard !labels.isEmpty else { throw EstimationError("no images", location: path) }
+        self.pixels = pixels
+        self.labels = labels
+        self.classes = classes
+        count = labels.count
+        size = resolution
+        isShard = true
+    }
+}
+
+/// Eval-mode inference of one subnet.
+public enum EstimationInference {
+    /// BatchNorm during inference.
+    public enum BNMode: String, Sendable {
+        /// The checkpoint's running statistics.
+        case running
+        /// Each batch's own statistics (the supernet's statistics are left unchanged).
+        case batch
+    }
+
+    /// The logits `[count, classes]` of `arch` on `images`, `batchSize`
+    /// images per forward pass (the input is resized bicubically to the
+    /// arch's resolution by the forward pass when sizes differ).
+    public static func logits(model: Supernet, arch: Arch, images: InferenceImages, batchSize: Int, bn: BNMode) -> [Float] {
+        precondition(batchSize >= 1)
+        let per = images.size * images.size * 3
+        var out: [Float] = []
+        out.reserveCapacity(images.count * model.space.nClasses)
+        var random = SeededRandom(seed: 0)
+        let saved = model.runningStatistics()
+        defer { model.setRunningStatistics(saved) }
+        var start = 0
+        while start < images.count {
+            let n = min(batchSize, images.count - start)
+            let logits = images.pixels.withUnsafeBufferPointer { buf in
+                model.forward(arch: arch, input: UnsafeBufferPointer(rebasing: buf[(start * per)..<((start + n) * per)]),
+                              shape: Shape4(n: n, h: images.size, w: images.size, c: 3),
+                              normalization: bn == .running ? .runningStatistics : .batchStatistics,
+                              trainable: false, random: &random)
+            }
+            out.append(contentsOf: logits)
+            start += n
+        }
+        return out
+    }
+
+    /// Recalibrates the BN running statistics of `arch` in `model` on the
+    /// first `batches` batches of the shards at `path` (as estimate-acc does)
+    /// and leaves them there.
+    public static func recalibrate(model: Supernet, arch: Arch, calibration path: String, batchSize: Int, batches: Int) throws(EstimationError) {
+        let cal = try EstimationData.calibrationBatches(path, batchSize: batchSize, batches: batches)
+        let rendered = cal.map { BatchLoader.render($0, resolution: arch.resolution, augmentation: .eval) }
+        SubnetEvaluator(model: model, calibration: [], validation: []).recalibrate(arch, on: rendered)
+    }
+
+    /// The class list of shard metadata: `classes` as a JSON list of strings
+    /// (or newline-separated text); empty when absent.
+    public static func classList(_ metadata: [String: String]) -> [String] {
+        guard let text = metadata["classes"] else { return [] }
+        if let list = try? JSONValue.parse(text).arrayValue {
+            return list.map { $0.stringValue ?? $0.jsonText }
+        }
+        return text.split(separator: "\n").map(String.init)
+    }
+}

@@ -1,0 +1,105 @@
+import FileFormats
+import Foundation
+import Testing
+
+@Suite("estimate-acc tool", .serialized)
+struct EstimateAccToolTests {
+    @Test func enrichesLinesInOrderKeepingKeys() throws {
+        let f = try EstimationFixture()
+        let b = String(EstimationFixture.otherArch.dropLast()) + #","id":"b","acc1":-1}"#
+        let a0 = String(EstimationFixture.minArch.dropLast()) + #","id":"a"}"#
+        let r = try f.estimate(b + "\n" + a0 + "\n", ["--jobs", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.lines.count == 2)
+        let a = try r.lines.map { try EstimationFixture.object($0) }
+        #expect(a[0]["id"]?.stringValue == "b" && a[1]["id"]?.stringValue == "a")
+        for line in a {
+            let acc1 = try #require(line["acc1"]?.doubleValue)
+            #expect(acc1 >= 0 && acc1 <= 100)
+            #expect((line["acc5"]?.doubleValue ?? -1) >= acc1)
+            #expect(line["loss"]?.doubleValue != nil && line["flops"]?.doubleValue != nil && line["params"]?.doubleValue != nil)
+            #expect(line["val_images"]?.intValue == 20)
+            #expect(line["calib_images"]?.intValue == 16)
+            #expect(line["checkpoint_sha256"]?.stringValue?.count == 64)
+            #expect(line["val_sha256"]?.stringValue?.count == 64)
+        }
+        #expect(r.stderr.contains("2 archs done"))
+    }
+
+    @Test func cacheAvoidsRecomputationAndSurvivesTornLines() throws {
+        let f = try EstimationFixture()
+        let cache = f.h.path("acc.cache")
+        let first = try f.estimate(EstimationFixture.minArch + "\n", ["--cache", cache, "--val-limit", "10"])
+        #expect(first.status == 0, "\(first.stderr)")
+        // A torn record (a killed writer) at the end must be ignored.
+        let handle = try #require(FileHandle(forWritingAtPath: cache))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"checkpoint_sha256":"ab","settings":{"#.utf8))
+        try handle.close()
+        let second = try f.estimate(EstimationFixture.minArch + "\n" + EstimationFixture.otherArch + "\n", ["--cache", cache, "--val-limit", "10"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("2 archs done (1 cached)"))
+        #expect(second.lines.first.map { try? EstimationFixture.object($0)["acc1"] } == first.lines.first.map { try? EstimationFixture.object($0)["acc1"] })
+        // Another validation limit is another key.
+        let third = try f.estimate(EstimationFixture.minArch + "\n", ["--cache", cache, "--val-limit", "12"])
+        #expect(third.stderr.contains("(0 cached)"))
+    }
+
+    @Test func malformedLineStopsAfterEarlierLines() throws {
+        let f = try EstimationFixture()
+        let r = try f.estimate(EstimationFixture.minArch + "\n{\"resolution\": 24, \"width\": [1]}\n" + EstimationFixture.minArch + "\n", ["--val-limit", "8"])
+        #expect(r.status == 65)
+        #expect(r.lines.count == 1)
+        #expect(r.stderr.contains("<stdin>:2"))
+        let bad = try f.estimate(#"{"resolution":24,"width":[8,8,16,24,32,48,64,80,999],"depth":[1,2,2,2,2,2,1],"kernel_size":[3,3,3,3,3,3,3],"expand_ratio":[1,3,3,3,3,3,3]}"# + "\n")
+        #expect(bad.status == 65)
+        #expect(bad.stderr.contains("<stdin>:1") && bad.stderr.contains("width[8]"))
+    }
+
+    @Test func badFilesGiveOneLineErrors() throws {
+        let f = try EstimationFixture()
+        let arch = EstimationFixture.minArch + "\n"
+        let missing = try f.h.run("estimate-acc", ["--checkpoint", f.h.path("nope.lz4"), "--calib", f.train, "--val", f.val], stdin: arch)
+        #expect(missing.status == 1 && missing.stderr.contains("nope.lz4"))
+        try Data("not a tensor file".utf8).write(to: URL(fileURLWithPath: f.h.path("junk.safetensors")))
+        let junk = try f.h.run("estimate-acc", ["--checkpoint", f.h.path("junk.safetensors"), "--calib", f.train, "--val", f.val], stdin: arch)
+        #expect(junk.status == 65 && junk.stderr.contains("junk.safetensors"))
+        // The checkpoint read with another space: tensors do not fit.
+        let other = try f.h.run("estimate-acc", ["--checkpoint", f.checkpoint, "--space", ToolHarness.space("alphanet"), "--calib", f.train, "--val", f.val], stdin: arch)
+        #expect(other.status == 65 && other.stderr.contains("does not fit the space"))
+        // A corrupt shard and a missing shard directory.
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: f.h.path("val/val-00001.safetensors.lz4")))
+        let corrupt = try f.estimate(arch)
+        #expect(corrupt.status == 65 && corrupt.stderr.contains("val-00001"))
+        let gone = try f.h.run("estimate-acc", ["--checkpoint", f.checkpoint, "--calib", f.h.path("none"), "--val", f.val], stdin: arch)
+        #expect(gone.status == 1 && gone.stderr.contains("none"))
+        for r in [missing, junk, other, corrupt, gone] { #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)") }
+    }
+
+    /// As an evo-search co-process: each line is answered before stdin ends.
+    @Test func answersEachLineBeforeEndOfInput() throws {
+        let f = try EstimationFixture()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ToolHarness.binDir + "/estimate-acc")
+        p.arguments = ["--checkpoint", f.checkpoint, "--calib", f.train, "--val", f.val, "--calib-batches", "1", "--batch-size", "8", "--val-limit", "8"]
+        let inp = Pipe(), out = Pipe()
+        p.standardInput = inp
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var received = Data()
+        for _ in 0..<2 {
+            inp.fileHandleForWriting.write(Data((EstimationFixture.minArch + "\n").utf8))
+            while !received.contains(0x0A) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                received.append(chunk)
+            }
+            #expect(received.contains(0x0A), "no answer while stdin is open")
+            received = Data(received.drop(while: { $0 != 0x0A }).dropFirst())
+        }
+        try inp.fileHandleForWriting.close()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+
+/// pipelines/alphanet.mk as a plan (make -n): the chain in order, the ImageNet variables,
+/// atomic outputs. The pipeline itself runs in Scripts/check-quick-pipeline (release build).
+@Suite struct PipelineMakefileTests {
+    func plan(_ h: ToolHarness, _ vars: [String]) throws -> ToolHarness.Result {
+        try h.runExecutable("/usr/bin/make", ["-n", "-C", ToolHarness.repo, "-f", "pipelines/alphanet.mk",
+                                              "OUT=\(h.path("out"))", "BIN=\(ToolHarness.binDir)"] + vars)
+    }
+
+    @Test func defaultPlanRunsTheWholeChainInOrder() throws {
+        let h = try ToolHarness()
+        let r = try plan(h, [])
+        #expect(r.status == 0, "\(r.stderr)")
+        let order = ["Scripts/demo-data", "train-supernet", "estimate-acc", "fit-predictor", "evo-search", "predict-acc", "plot-pareto"]
+        var last = r.stdout.startIndex
+        for tool in order {
+            guard let at = r.stdout.range(of: tool, range: last..<r.stdout.endIndex) else {
+                Issue.record("\(tool) missing or out of order in the plan:\n\(r.stdout)")
+                return
+            }
+            last = at.upperBound
+        }
+        #expect(r.stdout.contains("sample-subnets --space pipelines/spaces/tiny.json --min --max -n 512"))
+        #expect(r.stdout.contains("--total-steps"))
+    }
+
+    @Test func imagenetVariablesReachTheTools() throws {
+        let h = try ToolHarness()
+        let r = try plan(h, ["DATASET=imagenet", "SPACE=pipelines/spaces/alphanet.json", "IMAGENET_TRAIN=/d/train.tar",
+                             "IMAGENET_VAL=/d/val.tar", "IMAGENET_LABELS=/d/LOC_val_solution.csv", "STEPS=1000", "VAL_LIMIT=0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("pack-imagenet --size 288 --split train -o \(h.path("out"))/data/train /d/train.tar"))
+        #expect(r.stdout.contains("--labels /d/LOC_val_solution.csv"))
+        #expect(r.stdout.contains("--space pipelines/spaces/alphanet.json"))
+        #expect(!r.stdout.contains("--val-limit"))
+        #expect(!r.stdout.contains("demo-data"))
+    }
+
+    @Test func missingToolsAreReportedBeforeAnythingRuns() throws {
+        let h = try ToolHarness()
+        let r = try h.runExecutable("/usr/bin/make", ["-n", "-C", ToolHarness.repo, "-f", "pipelines/alphanet.mk",
+                                                      "OUT=\(h.path("out"))", "BIN=\(h.path("nowhere"))"])
+        #expect(r.status != 0 && r.stderr.contains("Scripts/build"))
+    }
+
+    /// Every recipe line that redirects stdout writes $@.tmp (then mv), never $@ itself.
+    @Test func redirectedOutputsAreWrittenUnderTemporaryNames() throws {
+        let text = try String(contentsOfFile: ToolHarness.repo + "/pipelines/alphanet.mk", encoding: .utf8)
+        for line in text.split(separator: "\n") where line.hasPrefix("\t") && line.contains("> $@") {
+            #expect(line.contains("> $@.tmp"), "\(line)")
+        }
+    }
+}
