@@ -54,7 +54,10 @@
 # subnets-acc.jsonl, predictor.json, search-front.jsonl, pareto.jsonl, pareto.svg
 # (and pareto.png where rsvg-convert or ImageMagick is installed), estimate-cache.jsonl.
 
+# The demo's training recipe (its variables win over the defaults below); not for ImageNet.
+ifneq ($(DATASET),imagenet)
 -include pipelines/demo-recipe.mk
+endif
 
 OUT ?= out
 BIN ?= .build/release

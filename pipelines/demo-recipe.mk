@@ -33,6 +33,9 @@ DROP_CONNECT ?= 0
 NUM_ARCH ?= 3
 SEED ?= 0
 
-DEMO_TRAIN_FLAGS = --steps $(STEPS) --total-steps $(STEPS) --batch-size $(BATCH) --lr $(LR) \
-	--warmup-steps $(WARMUP) --augment $(AUGMENT) --kd $(KD) --grad-clip $(GRAD_CLIP) \
-	--dropout $(DROPOUT) --drop-connect $(DROP_CONNECT) --num-arch $(NUM_ARCH) --seed $(SEED)
+# Training slices: four checkpoints along the way.
+SLICE ?= 550
+
+# What the pipeline passes to train-supernet besides steps, batch, lr, augment, kd, num-arch.
+TRAIN_FLAGS ?= --warmup-steps $(WARMUP) --grad-clip $(GRAD_CLIP) --dropout $(DROPOUT) \
+	--drop-connect $(DROP_CONNECT) --seed $(SEED)
