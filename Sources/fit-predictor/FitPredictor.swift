@@ -15,12 +15,15 @@ struct FitPredictor: Tool {
             k-fold cross-validated Kendall tau, Spearman rho and RMSE go to stderr and into \
             the file. The same input and seed give the same file.
 
-            Models: gbdt (gradient-boosted trees, default), rf (random forest), ridge.
+            Models: gbdt (gradient-boosted trees, default), rf (random forest), ridge, mlp \
+            (multilayer perceptron: --hidden, --activation, --steps, --batch-size, \
+            --learning-rate, --weight-decay).
 
             Examples:
               sample-subnets --space pipelines/spaces/alphanet.json -n 512 --unique | estimate-acc ... > evaluated.jsonl
               fit-predictor -o predictor.json < evaluated.jsonl
               fit-predictor --model rf --folds 10 --seed 3 -o rf.json evaluated.jsonl
+              fit-predictor --model mlp --hidden 64,64 --activation tanh -o mlp.json evaluated.jsonl
             """)
 
     @Argument(help: ArgumentHelp("Arch JSON lines with the target ('-' or nothing: stdin).", valueName: "file"))
@@ -29,7 +32,7 @@ struct FitPredictor: Tool {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Predictor file to write ('-': stdout).", valueName: "file"))
     var output: String
 
-    @Option(help: ArgumentHelp("Model family: gbdt, rf or ridge.", valueName: "family"))
+    @Option(help: ArgumentHelp("Model family: gbdt, rf, ridge or mlp.", valueName: "family"))
     var model: String = "gbdt"
 
     @Option(help: ArgumentHelp("Key of the value to predict.", valueName: "key"))
@@ -47,7 +50,7 @@ struct FitPredictor: Tool {
     @Option(help: "Trees (gbdt default 800, rf default 100).")
     var trees: Int?
 
-    @Option(name: .customLong("learning-rate"), help: "gbdt shrinkage (default 0.02).")
+    @Option(name: .customLong("learning-rate"), help: "gbdt shrinkage (default 0.02); mlp Adam step size (default 0.01).")
     var learningRate: Double?
 
     @Option(name: .customLong("max-depth"), help: "Tree depth limit (gbdt default 5; rf default: none).")
@@ -61,6 +64,21 @@ struct FitPredictor: Tool {
 
     @Option(help: "ridge: L2 penalty on standardised features (default 1).")
     var alpha: Double?
+
+    @Option(help: ArgumentHelp("mlp: comma-separated hidden layer widths (default 64,64).", valueName: "list"))
+    var hidden: String?
+
+    @Option(help: ArgumentHelp("mlp: relu or tanh (default tanh).", valueName: "name"))
+    var activation: String?
+
+    @Option(help: "mlp: Adam steps (default 2000).")
+    var steps: Int?
+
+    @Option(name: .customLong("batch-size"), help: "mlp: lines per step, 0 for all (default 128).")
+    var batchSize: Int?
+
+    @Option(name: .customLong("weight-decay"), help: "mlp: decoupled weight decay (default 1).")
+    var weightDecay: Double?
 
     func featureNames() throws -> [FeatureName] {
         var out: [FeatureName] = []
@@ -83,11 +101,25 @@ struct FitPredictor: Tool {
         o.folds = folds
         o.seed = seed
         if let trees { o.gbdt.trees = trees; o.rf.trees = trees }
-        if let learningRate { o.gbdt.learningRate = learningRate }
+        if let learningRate { o.gbdt.learningRate = learningRate; o.mlp.learningRate = learningRate }
         if let maxDepth { o.gbdt.maxDepth = maxDepth; o.rf.maxDepth = maxDepth }
         if let subsample { o.gbdt.subsample = subsample }
         if let minSamplesLeaf { o.gbdt.minSamplesLeaf = minSamplesLeaf; o.rf.minSamplesLeaf = minSamplesLeaf }
         if let alpha { o.ridgeAlpha = alpha }
+        if let hidden {
+            let widths = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !widths.isEmpty, widths.allSatisfy({ $0 != nil }) else { throw ValidationError("--hidden must be comma-separated integers, such as 64,64, not '\(hidden)'") }
+            o.mlp.hidden = widths.compactMap { $0 }
+        }
+        if let activation {
+            guard let f = MLPActivation(rawValue: activation) else {
+                throw ValidationError("--activation must be one of \(MLPActivation.allCases.map(\.rawValue).joined(separator: ", ")), not '\(activation)'")
+            }
+            o.mlp.activation = f
+        }
+        if let steps { o.mlp.steps = steps }
+        if let batchSize { o.mlp.batchSize = batchSize }
+        if let weightDecay { o.mlp.weightDecay = weightDecay }
         if let p = o.problem { throw ValidationError(p) }
         return o
     }

@@ -148,4 +148,18 @@ struct PredictorToolSandbox {
         let f = try box.run("fit-predictor", ["--folds", "1", "-o", "p.json"])
         #expect(f.status == 64)
     }
+
+    @Test func mlpFitsAndPredictsThroughTheTools() throws {
+        let box = try PredictorToolSandbox()
+        defer { box.remove() }
+        try box.evaluatedArchs("archs.jsonl", count: 40)
+        let fit = try box.run("fit-predictor", ["--model", "mlp", "--hidden", "8,8", "--steps", "50", "--folds", "2", "-o", "p.json", "archs.jsonl"])
+        #expect(fit.status == 0 && fit.stderr.contains("mlp on 40 lines"), "\(fit.stderr)")
+        let text = try box.read("p.json")
+        #expect(text.contains("\"model\": \"mlp\"") && text.contains("\"layers\""))
+        let r = try box.run("predict-acc", ["--predictor", "p.json", "archs.jsonl"])
+        #expect(r.status == 0 && r.stdout.split(separator: "\n").count == 40, "\(r.stderr)")
+        let bad = try box.run("fit-predictor", ["--model", "mlp", "--activation", "sigmoid", "-o", "q.json", "archs.jsonl"])
+        #expect(bad.status == 64 && bad.stderr.contains("--activation"))
+    }
 }

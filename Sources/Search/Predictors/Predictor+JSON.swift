@@ -7,8 +7,13 @@ import FileFormats
 ///      "cv": {"kendall_tau": ..., "spearman_rho": ..., "rmse": ..., "folds": 5, "kendall_tau_sd": ...},
 ///      "trained_on": 512, "seed": 0, "params": {hyperparameters},
 ///      then the fitted model: "init" and "trees" (gbdt, leaf values already
-///      scaled by the learning rate), "trees" (rf, averaged) or "intercept"
-///      and "coefficients" (ridge, raw feature units)}
+///      scaled by the learning rate), "trees" (rf, averaged), "intercept"
+///      and "coefficients" (ridge, raw feature units) or "feature_mean",
+///      "feature_scale", "target_mean", "target_scale" and "layers" (mlp)}
+///
+/// An mlp layer is {"weights": [[...], ...], "biases": [...]}, weights one
+/// list per input of that layer's outputs (`MLPLayer`); numbers are written
+/// in shortest round-trip form, so a file read back predicts bit-identically.
 ///
 /// Each tree is {"feature", "threshold", "left", "right", "value"} in the
 /// layout of `RegressionTree` (feature -1 marks a leaf).
@@ -54,6 +59,20 @@ extension Predictor {
             out.append(("params", .object([("alpha", .double(m.alpha))])))
             out.append(("intercept", .double(m.intercept)))
             out.append(("coefficients", .array(m.coefficients.map { .double($0) })))
+        case let .mlp(m):
+            out.append(("params", .object([
+                ("hidden", .array(m.options.hidden.map { .int(Int64($0)) })),
+                ("activation", .string(m.options.activation.rawValue)),
+                ("steps", .int(Int64(m.options.steps))),
+                ("batch_size", .int(Int64(m.options.batchSize))),
+                ("learning_rate", .double(m.options.learningRate)),
+                ("weight_decay", .double(m.options.weightDecay)),
+            ])))
+            out.append(("feature_mean", .array(m.featureMean.map { .double($0) })))
+            out.append(("feature_scale", .array(m.featureScale.map { .double($0) })))
+            out.append(("target_mean", .double(m.targetMean)))
+            out.append(("target_scale", .double(m.targetScale)))
+            out.append(("layers", .array(m.layers.map(\.json))))
         }
         return .object(out)
     }
@@ -131,6 +150,49 @@ extension Predictor {
                 coefficients.append(d)
             }
             model = .ridge(RidgeRegression(alpha: params["alpha"]?.doubleValue ?? 0, intercept: try number("intercept", in: json), coefficients: coefficients))
+        case .mlp:
+            var o = MLPOptions()
+            if let h = params["hidden"]?.arrayValue { o.hidden = h.map { Int($0.intValue ?? 0) } }
+            if let a = params["activation"]?.stringValue {
+                guard let f = MLPActivation(rawValue: a) else { throw PredictorError("unknown mlp activation \"\(a)\"") }
+                o.activation = f
+            }
+            o.steps = Int(params["steps"]?.intValue ?? Int64(o.steps))
+            o.batchSize = Int(params["batch_size"]?.intValue ?? Int64(o.batchSize))
+            o.learningRate = params["learning_rate"]?.doubleValue ?? o.learningRate
+            o.weightDecay = params["weight_decay"]?.doubleValue ?? o.weightDecay
+            func doubles(_ key: String, in v: JSONValue, where context: String = "") throws(PredictorError) -> [Double] {
+                guard let a = v[key]?.arrayValue else { throw PredictorError("\(context)missing \"\(key)\" list") }
+                var out: [Double] = []
+                out.reserveCapacity(a.count)
+                for e in a {
+                    guard let d = e.doubleValue, d.isFinite else { throw PredictorError("\(context)\"\(key)\" must hold finite numbers") }
+                    out.append(d)
+                }
+                return out
+            }
+            guard let list = json["layers"]?.arrayValue, !list.isEmpty else { throw PredictorError("\"layers\" must be a non-empty list") }
+            var layers: [MLPLayer] = []
+            for (k, l) in list.enumerated() {
+                let context = "layer \(k): "
+                guard let rows = l["weights"]?.arrayValue, !rows.isEmpty else { throw PredictorError("\(context)\"weights\" must be a non-empty list of lists") }
+                var w: [Double] = []
+                var outputs = -1
+                for (i, row) in rows.enumerated() {
+                    let r = try doubles("\(i)", in: .object([("\(i)", row)]), where: context + "weights ")
+                    if outputs < 0 { outputs = r.count }
+                    guard r.count == outputs, outputs > 0 else { throw PredictorError("\(context)every row of \"weights\" must have the same, non-zero length") }
+                    w += r
+                }
+                let b = try doubles("biases", in: l, where: context)
+                guard b.count == outputs else { throw PredictorError("\(context)\"biases\" must hold \(outputs) numbers, one per output") }
+                layers.append(MLPLayer(inputs: rows.count, outputs: outputs, weights: w, biases: b))
+            }
+            let m = MLPRegressor(options: o, featureMean: try doubles("feature_mean", in: json), featureScale: try doubles("feature_scale", in: json),
+                                 targetMean: try number("target_mean", in: json), targetScale: try number("target_scale", in: json), layers: layers)
+            if let why = m.check(columns: features.count) { throw PredictorError(why) }
+            if m.featureScale.contains(where: { !($0 > 0) }) { throw PredictorError("\"feature_scale\" must hold numbers above 0") }
+            model = .mlp(m)
         }
         self.init(features: features, target: target, model: model, crossValidation: cv, trainedOn: trainedOn, seed: seed)
     }
@@ -184,5 +246,14 @@ extension RegressionTree {
             return out
         }
         self.init(feature: try ints("feature"), threshold: try doubles("threshold"), left: try ints("left"), right: try ints("right"), value: try doubles("value"))
+    }
+}
+
+extension MLPLayer {
+    var json: JSONValue {
+        .object([
+            ("weights", .array((0..<inputs).map { i in .array(weights[(i * outputs)..<((i + 1) * outputs)].map { .double($0) }) })),
+            ("biases", .array(biases.map { .double($0) })),
+        ])
     }
 }

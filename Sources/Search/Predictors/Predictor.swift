@@ -9,6 +9,8 @@ public enum PredictorModelKind: String, CaseIterable, Sendable {
     case rf
     /// Ridge regression on standardised features.
     case ridge
+    /// Multilayer perceptron on standardised features (`MLPRegressor`).
+    case mlp
 }
 
 /// A fitted model of one family.
@@ -16,12 +18,14 @@ public enum PredictorModel: Sendable, Equatable {
     case gbdt(GradientBoostedTrees)
     case rf(RandomForest)
     case ridge(RidgeRegression)
+    case mlp(MLPRegressor)
 
     public var kind: PredictorModelKind {
         switch self {
         case .gbdt: return .gbdt
         case .rf: return .rf
         case .ridge: return .ridge
+        case .mlp: return .mlp
         }
     }
 
@@ -31,6 +35,7 @@ public enum PredictorModel: Sendable, Equatable {
         case let .gbdt(m): return m.predict(x)
         case let .rf(m): return m.predict(x)
         case let .ridge(m): return m.predict(x)
+        case let .mlp(m): return m.predict(x)
         }
     }
 
@@ -40,7 +45,7 @@ public enum PredictorModel: Sendable, Equatable {
         switch self {
         case let .gbdt(m): (packed, offset, scale) = (PackedTrees(m.trees), m.initial, 1)
         case let .rf(m): (packed, offset, scale) = (PackedTrees(m.trees), 0, 1 / Double(m.trees.count))
-        case .ridge: (packed, offset, scale) = (nil, 0, 1)
+        case .ridge, .mlp: (packed, offset, scale) = (nil, 0, 1)
         }
         let chunk = 2048
         let chunks = (x.rows + chunk - 1) / chunk
@@ -65,6 +70,7 @@ public enum PredictorModel: Sendable, Equatable {
         case .gbdt: return .gbdt(GradientBoostedTrees.fit(x, y, options: options.gbdt, seed: seed))
         case .rf: return .rf(RandomForest.fit(x, y, options: options.rf, seed: seed))
         case .ridge: return .ridge(RidgeRegression.fit(x, y, alpha: options.ridgeAlpha))
+        case .mlp: return .mlp(MLPRegressor.fit(x, y, options: options.mlp, seed: seed))
         }
     }
 }
@@ -76,6 +82,7 @@ public struct PredictorOptions: Sendable, Equatable {
     public var gbdt = GradientBoostingOptions()
     public var rf = RandomForestOptions()
     public var ridgeAlpha: Double = 1.0
+    public var mlp = MLPOptions()
     /// k of k-fold cross-validation; 0 skips it.
     public var folds: Int = 5
     public var seed: UInt64 = 0
@@ -90,6 +97,7 @@ public struct PredictorOptions: Sendable, Equatable {
         case .gbdt: return gbdt.problem
         case .rf: return rf.problem
         case .ridge: return nil
+        case .mlp: return mlp.problem
         }
     }
 
