@@ -38,10 +38,10 @@ enum AugmentationDraws {
     static func randomResizedCrop(width W: Int, height H: Int, rng: inout SeededRandom,
                                   scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) -> PixelBox {
         let area = Double(W * H)
-        let logLo = Foundation_log(ratio.lowerBound), logHi = Foundation_log(ratio.upperBound)
+        let logLo = Glibc.log(ratio.lowerBound), logHi = Glibc.log(ratio.upperBound)
         for _ in 0..<10 {
             let target = area * (scale.lowerBound + rng.uniform() * (scale.upperBound - scale.lowerBound))
-            let r = Foundation_exp(logLo + rng.uniform() * (logHi - logLo))
+            let r = Glibc.exp(logLo + rng.uniform() * (logHi - logLo))
             let w = Int((target * r).squareRoot().rounded(.toNearestOrEven))
             let h = Int((target / r).squareRoot().rounded(.toNearestOrEven))
             if w > 0 && h > 0 && w <= W && h <= H {
@@ -70,6 +70,4 @@ enum AugmentationDraws {
 
 #if canImport(Glibc)
 import Glibc
-@inline(__always) func Foundation_log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
 #endif

@@ -14,9 +14,9 @@ extension Supernet {
     public func backward(logitsGradient: UnsafeBufferPointer<Float>) {
         precondition(tape.trainable, "backward needs a forward pass with trainable: true")
         precondition(logitsGradient.count >= tape.logits.count)
-        var ready = [Bool](repeating: false, count: tape.ops.count * 8 + 16)
+        // Whether each buffer's gradient holds a contribution yet, by `Buf.id`.
+        var ready = [Bool](repeating: false, count: tape.gradOffset.count)
         func mark(_ b: Buf) -> Bool {
-            if b.id >= ready.count { ready += [Bool](repeating: false, count: b.id + 1 - ready.count) }
             defer { ready[b.id] = true }
             return ready[b.id]
         }

@@ -75,7 +75,8 @@ public final class OpProfile {
 struct Tape {
     var ops: [Op] = []
     var size = 0
-    var bufferCount = 0
+    /// Floats of the largest buffer (the size of the scratch region).
+    var largestBuffer = 0
     /// Offset in the gradient arena of each buffer's gradient, by `Buf.id`
     /// (-1: none); trainable tapes only.
     var gradOffset: [Int] = []
@@ -147,7 +148,7 @@ extension Supernet {
         precondition(inShape.c == 3 && inShape.h == inShape.w, "input must be square NHWC with 3 channels")
         precondition(input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: normalization, trainable: trainable, regularization: regularization)
-        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.bufferCount)
+        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
         if let profile {
@@ -323,7 +324,7 @@ extension Supernet {
         t.ops.append(.linear(w: TensorRef(cw), inMax: cw.shape[1], outFeatures: space.nClasses, bias: TensorRef(entry("classifier.linear.linear.bias")), n: n, inFeatures: features, x: fa, y: logits))
         t.logits = logits
         t.size = p.size
-        t.bufferCount = p.maxCount
+        t.largestBuffer = p.maxCount
         if trainable { t.planGradients(buffers: p.nextID) }
         return t
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DataPipeline
 import NASCore
 import Supernet
@@ -119,8 +122,8 @@ public enum Metrics {
             if above == 0 { top1 += 1 }
             if above < 5 { top5 += 1 }
             var sum = 0.0
-            for v in row { sum += Foundation_exp(Double(v - maxV)) }
-            loss += Foundation_log(sum) - Double(y - maxV)
+            for v in row { sum += exp(Double(v - maxV)) }
+            loss += log(sum) - Double(y - maxV)
         }
         return (top1, top5, loss)
     }
@@ -135,8 +138,3 @@ public enum Metrics {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
-@inline(__always) func Foundation_log(_ x: Double) -> Double { Glibc.log(x) }
-#endif

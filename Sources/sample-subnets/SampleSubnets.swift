@@ -75,9 +75,13 @@ struct SampleSubnets: Tool {
         var sampler = ArchSampler(space: space, seed: seed)
         let lo = flopsMin ?? -.infinity, hi = flopsMax ?? .infinity
         for i in 0..<count {
+            // One budget of draws per subnet, shared by the FLOPs bounds and
+            // --unique, so an exhausted space fails after --max-tries draws.
             var found: (Arch, Double)?
             for _ in 0..<maxTries {
-                guard let (a, f) = sampler.uniform(flopsMin: lo, flopsMax: hi, maxTries: maxTries) else { break }
+                let a = sampler.uniform()
+                let f = a.flops(in: space)
+                guard f >= lo && f <= hi else { continue }
                 if unique && !seen.insert(a).inserted { continue }
                 found = (a, f)
                 break
