@@ -12,14 +12,18 @@ Tensor names and shapes stay those of the official state_dict, which is what our
 checkpoint loader expects. An output name ending in .lz4 is compressed with the
 `lz4` command; otherwise plain .safetensors is written (our readers accept both).
 
-Needs torch only to read .pth.tar files; the conversion core (`convert`) works on any
-mapping of name -> object with .numpy() (torch tensors, numpy arrays via a wrapper)
-or nested lists. `--selftest` reads INPUT as JSON (a stand-in for torch.load: the same
+Needs torch only to read .pth.tar files (numpy is not needed); torch.load runs with
+weights_only=True, so a checkpoint that also pickles Python objects (the official
+training code saves its config next to the weights) is refused unless --trust-pickle
+says its source is trusted. The conversion core (`convert`) takes torch tensors, or
+anything with .numpy()/.tolist(), or nested lists. `--selftest` reads INPUT as JSON (a stand-in for torch.load: the same
 structure with nested lists for tensors), so the conversion is tested without torch.
 """
 import argparse
 import json
 import os
+import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -27,6 +31,27 @@ import tempfile
 
 FORMAT = "alphanet-checkpoint"
 VERSION = "1"
+
+
+def _torch_tensor_bytes(value):
+    """(shape, dtype, bytes) of a torch tensor without numpy: float -> F32, integer/bool -> I64."""
+    import torch
+    t = value.detach().cpu()
+    if t.is_floating_point():
+        t, dtype = t.to(torch.float32), "F32"
+    elif t.is_complex():
+        raise ValueError("complex tensor")
+    else:
+        t, dtype = t.to(torch.int64), "I64"
+    t = t.contiguous().clone()  # its own storage, exactly numel elements, no offset
+    data = bytes(t.untyped_storage()) if t.numel() else b""
+    if sys.byteorder != "little":
+        raise ValueError("big-endian host: safetensors is little-endian")
+    return list(t.shape), dtype, data
+
+
+def _is_torch_tensor(value):
+    return type(value).__module__.startswith("torch") and hasattr(value, "untyped_storage")
 
 
 def _flatten(value):
@@ -75,15 +100,18 @@ def convert(state_dict, space_text=None):
         if name.startswith("module."):
             name = name[len("module."):]
         try:
-            shape, flat, is_float = _flatten(value)
+            if _is_torch_tensor(value):
+                shape, dtype, data = _torch_tensor_bytes(value)
+            else:
+                shape, flat, is_float = _flatten(value)
+                if is_float:
+                    data = struct.pack(f"<{len(flat)}f", *flat)
+                    dtype = "F32"
+                else:
+                    data = struct.pack(f"<{len(flat)}q", *[int(x) for x in flat])
+                    dtype = "I64"
         except ValueError as e:
             raise ValueError(f"tensor {name}: {e}") from None
-        if is_float:
-            data = struct.pack(f"<{len(flat)}f", *flat)
-            dtype = "F32"
-        else:
-            data = struct.pack(f"<{len(flat)}q", *[int(x) for x in flat])
-            dtype = "I64"
         entries.append((name, dtype, shape, data))
     metadata = {"format": FORMAT, "version": VERSION}
     if space_text is not None:
@@ -124,6 +152,9 @@ def main(argv):
     parser.add_argument("input", nargs="?", help="PyTorch checkpoint (.pth.tar), or with --selftest a JSON file {name: nested list}")
     parser.add_argument("output", nargs="?", help="output .safetensors or .safetensors.lz4")
     parser.add_argument("--space", help="search space JSON to store in the checkpoint")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="let torch.load unpickle Python objects besides tensors (runs code from the file: "
+                             "only for checkpoints from a trusted source, such as the official release)")
     parser.add_argument("--selftest", action="store_true",
                         help="read INPUT as JSON {name: nested list} (a stand-in for torch.load) and convert it")
     args = parser.parse_args(argv)
@@ -145,7 +176,16 @@ def main(argv):
                 checkpoint = json.load(f)
         else:
             import torch  # only needed for real checkpoints
-            checkpoint = torch.load(args.input, map_location="cpu")
+            try:
+                checkpoint = torch.load(args.input, map_location="cpu", weights_only=not args.trust_pickle)
+            except pickle.UnpicklingError as e:
+                if args.trust_pickle:
+                    raise
+                found = re.search(r"GLOBAL ([\w.]+)", str(e))
+                detail = f" (first: {found.group(1)})" if found else ""
+                print(f"{prog}: error: {args.input}: holds pickled Python objects besides tensors{detail}; "
+                      "if you trust its source, re-run with --trust-pickle", file=sys.stderr)
+                return 65
     except ImportError:
         print(f"{prog}: error: reading .pth.tar files needs torch (pip install torch)", file=sys.stderr)
         return 1

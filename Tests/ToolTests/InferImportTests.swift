@@ -55,6 +55,78 @@ struct InferImportTests {
         #expect(withSpace.status == 0, "\(withSpace.stderr)")
     }
 
+    /// The importer on a real `torch.save` file: our checkpoint's tensors put into torch
+    /// tensors under `module.` names, saved the way the official trainer saves
+    /// ({epoch, state_dict, optimizer, args}), then converted back. Runs where
+    /// `import torch` works; `.ci/run` installs torch and sets ALPHANET_REQUIRE_TORCH=1,
+    /// which turns a missing torch into a failure instead of a skip.
+    @Test(.enabled(if: InferImportTests.torchUsable, "needs python3 with torch (Scripts/install-deps --with-torch)"))
+    func realTorchCheckpointRoundTrips() throws {
+        let f = try EstimationFixture()
+        let save = #"""
+        import argparse, json, struct, subprocess, sys, torch
+        raw = subprocess.run(["lz4", "-dc", sys.argv[1]], check=True, capture_output=True).stdout
+        n = struct.unpack("<Q", raw[:8])[0]
+        header = json.loads(raw[8:8 + n]); body = raw[8 + n:]
+        kinds = {"F32": torch.float32, "I64": torch.int64}
+        state = {}
+        for name, e in header.items():
+            if name == "__metadata__" or name.startswith("optimizer."):
+                continue
+            a, b = e["data_offsets"]
+            t = torch.frombuffer(bytearray(body[a:b]), dtype=kinds[e["dtype"]]) if b > a else torch.zeros(0, dtype=kinds[e["dtype"]])
+            state["module." + name] = t.reshape(e["shape"]).clone()
+        params = [v.clone().requires_grad_() for v in state.values() if v.is_floating_point()]
+        opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+        for p in params: p.grad = torch.ones_like(p)
+        opt.step()  # an optimizer state_dict with momentum buffers, saved beside the model as the official trainer does
+        torch.save({"epoch": 3, "state_dict": state, "optimizer": opt.state_dict()}, "weights.pth.tar")
+        torch.save({"epoch": 3, "state_dict": state, "args": argparse.Namespace(arch="attentive_nas_dynamic_model")}, "full.pth.tar")
+        """#
+        let made = try f.h.runExecutable("/usr/bin/env", ["python3", "-c", save, f.checkpoint])
+        #expect(made.status == 0, "\(made.stderr)")
+        let script = ToolHarness.repo + "/Scripts/import-torch-checkpoint.py"
+        let plain = try f.h.runExecutable("/usr/bin/env", ["python3", script, "weights.pth.tar", "w.safetensors.lz4", "--space", ToolHarness.space("tiny")])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        // Pickled Python objects besides tensors: refused (torch.load weights_only) unless trusted.
+        let refused = try f.h.runExecutable("/usr/bin/env", ["python3", script, "full.pth.tar", "f.safetensors.lz4", "--space", ToolHarness.space("tiny")])
+        #expect(refused.status == 65 && refused.stderr.contains("argparse.Namespace") && refused.stderr.contains("--trust-pickle"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.h.path("f.safetensors.lz4")))
+        let trusted = try f.h.runExecutable("/usr/bin/env", ["python3", script, "full.pth.tar", "f.safetensors.lz4", "--space", ToolHarness.space("tiny"), "--trust-pickle"])
+        #expect(trusted.status == 0, "\(trusted.stderr)")
+        // Every model tensor comes back bit for bit, under its own name.
+        let original = try TensorFile(contentsOf: f.checkpoint)
+        for out in ["w.safetensors.lz4", "f.safetensors.lz4"] {
+            let imported = try TensorFile(contentsOf: f.h.path(out))
+            let modelNames = original.names.filter { !$0.hasPrefix("optimizer.") }
+            #expect(Set(imported.names) == Set(modelNames))
+            for name in modelNames {
+                let a = try #require(original[name]), b = try #require(imported[name])
+                #expect(a.shape == b.shape && a.dtype == b.dtype, "\(name)")
+                if a.dtype == .i64 { #expect(a.ints() == b.ints(), "\(name)") } else { #expect(a.floats() == b.floats(), "\(name)") }
+            }
+        }
+        func logits(_ checkpoint: String) throws -> [Float] {
+            let r = try f.h.run("infer", ["--checkpoint", checkpoint, "--arch", EstimationFixture.otherArch,
+                                          "--images", "val/val-00001.safetensors.lz4", "-o", "l.safetensors"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try #require(try TensorFile(contentsOf: f.h.path("l.safetensors"))["logits"]).floats()
+        }
+        #expect(try logits("f.safetensors.lz4") == logits(f.checkpoint))
+    }
+
+    static let torchUsable: Bool = {
+        if ProcessInfo.processInfo.environment["ALPHANET_REQUIRE_TORCH"] == "1" { return true }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import torch"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }()
+
     func nested(_ values: [String], shape: [Int]) -> String {
         guard let d = shape.first else { return values.first ?? "0" }
         let inner = shape.dropFirst().reduce(1, *)
