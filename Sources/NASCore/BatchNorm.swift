@@ -97,16 +97,35 @@ public enum BatchNorm {
 
     /// `y[r, ch] = x[r, ch] · scale[ch] + bias[ch]` over rows, parallel.
     private static func affine(_ ctx: ComputeContext, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                               m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+                               m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                               activation: Activation = .identity) {
+        if activation == .identity {
+            ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
+                for r in rows {
+                    let xr = x + r * c, yr = y + r * c
+                    var ch = 0
+                    while ch + 8 <= c {
+                        store8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch), yr + ch)
+                        ch += 8
+                    }
+                    while ch < c { yr[ch] = xr[ch] * scale[ch] + bias[ch]; ch += 1 }
+                }
+            }
+            return
+        }
+        // Fused with the activation: one pass instead of two (inference).
         ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
             for r in rows {
                 let xr = x + r * c, yr = y + r * c
                 var ch = 0
                 while ch + 8 <= c {
-                    store8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch), yr + ch)
+                    store8(activation.apply8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch)), yr + ch)
                     ch += 8
                 }
-                while ch < c { yr[ch] = xr[ch] * scale[ch] + bias[ch]; ch += 1 }
+                if ch < c {
+                    let t = c - ch
+                    storePartial(activation.apply8(loadPartial(xr + ch, t) * loadPartial(scale + ch, t) + loadPartial(bias + ch, t)), yr + ch, t)
+                }
             }
         }
     }
@@ -155,12 +174,13 @@ public enum BatchNorm {
         affine(ctx, xp, y.base, m: m, c: c, scale: scale, bias: bias)
     }
 
-    /// Inference forward with the running statistics. `y` may alias `x`.
+    /// Inference forward with the running statistics, optionally followed by
+    /// `activation` in the same pass. `y` may alias `x`.
     public static func forwardInference(
         _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape: Shape4,
         gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
         runningMean: UnsafeBufferPointer<Float>, runningVar: UnsafeBufferPointer<Float>,
-        y: UnsafeMutableBufferPointer<Float>
+        y: UnsafeMutableBufferPointer<Float>, activation: Activation = .identity
     ) {
         let c = shape.c
         requireCount(x, shape.count, "x"); requireCount(y, shape.count, "y")
@@ -172,7 +192,7 @@ public enum BatchNorm {
             f[ch] = s
             f[c + ch] = beta[ch] - runningMean[ch] * s
         }
-        affine(ctx, x.base, y.base, m: shape.pixels, c: c, scale: f, bias: f + c)
+        affine(ctx, x.base, y.base, m: shape.pixels, c: c, scale: f, bias: f + c, activation: activation)
     }
 
     /// Training backward from the forward's input `x` and saved `mean`, `invStd`.

@@ -22,6 +22,9 @@ enum Op {
     case pointwise(w: TensorRef, slice: ConvWeightSlice, bias: TensorRef?, x: Buf, xs: Shape4, y: Buf)
     case depthwise(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
     case batchNorm(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, x: Buf, y: Buf, saveMean: Buf, saveInvStd: Buf)
+    /// Evaluation only: BN with running statistics and the activation after it, in one
+    /// pass, in place.
+    case batchNormActivation(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, activation: Activation, x: Buf)
     case activation(Activation, x: Buf, y: Buf)
     case squeezeExcite(reduceW: TensorRef, reduceB: TensorRef, expandW: TensorRef, expandB: TensorRef, cMax: Int, midMax: Int, mid: Int, xs: Shape4, x: Buf, y: Buf, saved: Buf)
     case dropConnect(p: Float, xs: Shape4, x: Buf, y: Buf, factors: Buf)
@@ -41,6 +44,7 @@ extension Op {
         case .pointwise: "pointwise"
         case .depthwise: "depthwise"
         case .batchNorm: "batchNorm"
+        case let .batchNormActivation(_, _, _, _, _, a, _): "batchNorm+\(a)"
         case let .activation(a, _, _): "activation.\(a)"
         case .squeezeExcite: "squeezeExcite"
         case .dropConnect: "dropConnect"
@@ -116,7 +120,8 @@ struct ArenaPlanner {
 
     mutating func release(_ bufs: [Buf]) {
         guard reuse else { return }
-        for b in bufs { free.append((b.offset, max(16, (b.count + 15) / 16 * 16))) }
+        var seen = Set<Int>()
+        for b in bufs where seen.insert(b.offset).inserted { free.append((b.offset, max(16, (b.count + 15) / 16 * 16))) }
         free.sort { $0.offset < $1.offset }
         var merged: [(offset: Int, count: Int)] = []
         for r in free {
@@ -195,6 +200,19 @@ extension Supernet {
             if !trainable { p.release([m, s]) }
             return y
         }
+        // Evaluation: BN and the activation after it run as one in-place pass.
+        let fuseNormalization = !trainable && normalization == .runningStatistics
+        func bnAct(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation?) -> Buf {
+            guard fuseNormalization else {
+                let y = bn(prefix, x, xs)
+                return a.map { act($0, y) } ?? y
+            }
+            t.ops.append(.batchNormActivation(
+                gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
+                mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
+                xs: xs, activation: a ?? .identity, x: x))
+            return x
+        }
         func act(_ a: Activation, _ x: Buf) -> Buf {
             let y = p.alloc(x.count)
             t.ops.append(.activation(a, x: x, y: y))
@@ -212,7 +230,7 @@ extension Supernet {
         var y = p.alloc(stemShape.count)
         t.ops.append(.conv(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y))
         p.release([x])
-        x = act(activation(space.firstConv.activation), bn("first_conv", y, stemShape))
+        x = bnAct("first_conv", y, stemShape, activation(space.firstConv.activation))
         xs = stemShape
 
         // MBConv blocks.
@@ -231,10 +249,9 @@ extension Supernet {
                 let os = xs.with(c: b.midChannels)
                 let o = p.alloc(os.count)
                 t.ops.append(.pointwise(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o))
-                let n1 = bn("\(pre).inverted_bottleneck", o, os)
-                h = act(a, n1)
+                h = bnAct("\(pre).inverted_bottleneck", o, os, a)
                 hs = os
-                local += [o, n1, h]
+                local += [o, h]
             }
             let mid = hs.c
             let dwW = entry("\(pre).depth_conv.conv.conv.weight")
@@ -242,9 +259,8 @@ extension Supernet {
             let ds = DepthwiseConv.outputShape(hs, kernel: b.kernel, stride: b.stride)
             let d = p.alloc(ds.count)
             t.ops.append(.depthwise(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d))
-            let dn = bn("\(pre).depth_conv", d, ds)
-            var g = act(a, dn)
-            local += [d, dn, g]
+            var g = bnAct("\(pre).depth_conv", d, ds, a)
+            local += [d, g]
             if let seMax = dims.seMax, let se = b.seChannels {
                 let o = p.alloc(ds.count)
                 let saved = p.alloc(SqueezeExcite.savedCount(n: n, c: mid, mid: se))
@@ -260,7 +276,7 @@ extension Supernet {
             let os = ds.with(c: b.outChannels)
             let o = p.alloc(os.count)
             t.ops.append(.pointwise(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o))
-            var main = bn("\(pre).point_linear", o, os)
+            var main = bnAct("\(pre).point_linear", o, os, nil)
             local += [o, main]
             // Shortcut: identity, or average pooling for a stride, then a 1x1 conv for a channel change.
             var sc = x
@@ -303,11 +319,10 @@ extension Supernet {
         let es = xs.with(c: expand)
         let e = p.alloc(es.count)
         t.ops.append(.pointwise(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e))
-        let en = bn("last_conv.final_expand_layer", e, es)
-        let ea = act(activation(space.lastConv.activation), en)
+        let ea = bnAct("last_conv.final_expand_layer", e, es, activation(space.lastConv.activation))
         let pooled = p.alloc(n * expand)
         t.ops.append(.globalPool(xs: es, x: ea, y: pooled))
-        p.release([x, e, en, ea])
+        p.release([x, e, ea])
         let fm = entry("last_conv.feature_mix_layer.conv.conv.weight")
         let features = arch.width[8]
         let f = p.alloc(n * features)
@@ -371,6 +386,13 @@ extension Supernet {
                 let update = BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: 1 / Float(max(1, index)))
                 BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update)
             }
+        case let .batchNormActivation(gamma, beta, mean, variance, xs, a, x):
+            let c = xs.c
+            BatchNorm.forwardInference(
+                ctx, x: ro(x), shape: xs,
+                gamma: UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]), beta: UnsafeBufferPointer(rebasing: weight(beta)[0..<c]),
+                runningMean: UnsafeBufferPointer(rebasing: running(mean)[0..<c]), runningVar: UnsafeBufferPointer(rebasing: running(variance)[0..<c]),
+                y: value(x), activation: a)
         case let .activation(a, x, y):
             a.forward(ctx, x: ro(x), y: value(y), count: x.count)
         case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):
@@ -401,6 +423,7 @@ extension Op {
         case let .conv(_, _, _, _, _, y): return ([], y)  // the stem's input is the image
         case let .pointwise(_, _, _, x, _, y), let .depthwise(_, _, _, x, _, y): return ([x], y)
         case let .batchNorm(_, _, _, _, _, x, y, _, _): return ([x], y)
+        case .batchNormActivation: preconditionFailure("evaluation-only op on a trainable tape")
         case let .activation(_, x, y): return ([x], y)
         case let .squeezeExcite(_, _, _, _, _, _, _, _, x, y, _): return ([x], y)
         case let .dropConnect(_, _, x, y, _), let .avgPool(_, x, y), let .globalPool(_, x, y): return ([x], y)

@@ -97,6 +97,23 @@ struct KernelNormActTests {
         #expect(relError(y.array(s.count), ref) < 1e-5)
     }
 
+    /// The evaluation fusion: BN with running statistics and an activation in one pass,
+    /// in place, equals BN then the activation (c = 11 and 19 exercise the vector tail).
+    @Test(arguments: Activation.allCases)
+    func batchNormInferenceFusedWithActivation(_ act: Activation) {
+        for c in [11, 19] {
+            let s = Shape4(n: 2, h: 3, w: 5, c: c)
+            let x = Buf(randomFloats(s.count, seed: 70, range: -4...4))
+            let gamma = Buf(randomFloats(c, seed: 71)), beta = Buf(randomFloats(c, seed: 72))
+            let rm = Buf(randomFloats(c, seed: 73)), rv = Buf(randomFloats(c, seed: 74, range: 0.1...3))
+            let separate = Buf(count: s.count)
+            BatchNorm.forwardInference(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, runningMean: rm.r, runningVar: rv.r, y: separate.m)
+            act.forward(ctx, x: separate.r, y: separate.m, count: s.count)
+            BatchNorm.forwardInference(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, runningMean: rm.r, runningVar: rv.r, y: x.m, activation: act)
+            #expect(x.array(s.count) == separate.array(s.count), "\(act) c=\(c)")
+        }
+    }
+
     @Test(arguments: Activation.allCases)
     func activation(_ act: Activation) {
         // Odd count exercises the vector tail; values avoid the kinks by construction
