@@ -132,14 +132,15 @@ public enum BatchNorm {
 
     /// Training forward. `saveMean` and `saveInvStd` (`[c]`) receive the batch mean and
     /// `1/sqrt(var+eps)` that `backward` needs; `running` (optional) is updated.
-    /// `y` may alias `x`.
+    /// With `activation`, `y = activation(BN(x))` in the same pass (the BN output itself
+    /// is not kept; `backward` recomputes it from `x`). `y` may alias `x`.
     /// - Precondition: `shape.pixels > 1` (PyTorch refuses one value per channel too).
     public static func forwardTraining(
         _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape: Shape4,
         gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
         y: UnsafeMutableBufferPointer<Float>,
         saveMean: UnsafeMutableBufferPointer<Float>, saveInvStd: UnsafeMutableBufferPointer<Float>,
-        running: RunningUpdate? = nil
+        running: RunningUpdate? = nil, activation: Activation = .identity
     ) {
         let m = shape.pixels, c = shape.c
         precondition(m > 1, "BatchNorm: training needs more than one value per channel, got \(shape)")
@@ -171,7 +172,7 @@ public enum BatchNorm {
                 running.variance[ch] = (1 - fr) * running.variance[ch] + fr * Float(v * md / (md - 1))
             }
         }
-        affine(ctx, xp, y.base, m: m, c: c, scale: scale, bias: bias)
+        affine(ctx, xp, y.base, m: m, c: c, scale: scale, bias: bias, activation: activation)
     }
 
     /// Inference forward with the running statistics, optionally followed by
@@ -195,16 +196,32 @@ public enum BatchNorm {
         affine(ctx, x.base, y.base, m: shape.pixels, c: c, scale: f, bias: f + c, activation: activation)
     }
 
+    /// The activation fused into a training forward, for `backward`: its kind and the
+    /// BN's `beta`, from which the pre-activation value `gamma·xhat + beta` is recomputed.
+    public struct FusedActivation {
+        public var activation: Activation
+        public var beta: UnsafeBufferPointer<Float>
+        public init(_ activation: Activation, beta: UnsafeBufferPointer<Float>) {
+            self.activation = activation
+            self.beta = beta
+        }
+    }
+
     /// Training backward from the forward's input `x` and saved `mean`, `invStd`.
     /// `dx` (if given) is overwritten and may alias `dy`; `dGamma`, `dBeta` (prefix of
     /// `[cMax]`) are accumulated into.
+    ///
+    /// With `fused` (the forward ran with that activation), `dy` is the gradient at the
+    /// activation's output; the gradient at its input is formed inside the reduction
+    /// pass (one pass over `x` and `dy` instead of two) and written over `dy`.
     public static func backward(
         _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape: Shape4,
         gamma: UnsafeBufferPointer<Float>,
         mean: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
         dy: UnsafeBufferPointer<Float>,
         dx: UnsafeMutableBufferPointer<Float>?,
-        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
+        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?,
+        fused: FusedActivation? = nil
     ) {
         let m = shape.pixels, c = shape.c
         requireCount(x, shape.count, "x"); requireCount(dy, shape.count, "dy")
@@ -213,6 +230,21 @@ public enum BatchNorm {
         if let dGamma { requireCount(dGamma, c, "dGamma") }
         if let dBeta { requireCount(dBeta, c, "dBeta") }
         let xp = x.base, dyp = dy.base, mp = mean.base
+        if let fused, fused.activation != .identity {
+            requireCount(fused.beta, c, "beta")
+            // The forward's scale and shift, bit for bit, so the recomputed BN output equals
+            // the one the activation saw.
+            // Not from the workspace: the reduction below takes the workspace for its sums.
+            let ss = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+            defer { ss.deallocate() }
+            for ch in 0..<c {
+                ss[ch] = gamma[ch] * invStd[ch]
+                ss[c + ch] = fused.beta[ch] - mean[ch] * ss[ch]
+            }
+            backwardFused(ctx, x: xp, dy: UnsafeMutablePointer(mutating: dyp), shape: shape, gamma: gamma, mean: mean, invStd: invStd,
+                          scaleShift: UnsafePointer(ss), activation: fused.activation, dx: dx, dGamma: dGamma, dBeta: dBeta)
+            return
+        }
         // acc[0..<c] = Σ dy, acc[c..<2c] = Σ dy · (x - mean).
         let (acc, f) = reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
             var ch = 0
@@ -239,6 +271,19 @@ public enum BatchNorm {
                 ch += 1
             }
         }
+        finishBackward(ctx, x: xp, dy: dyp, m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
+                       sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
+    }
+
+    /// `dBeta`, `dGamma` from the sums `acc` (Σ dy, Σ dy·(x - mean)), then the `dx` pass.
+    private static func finishBackward(
+        _ ctx: ComputeContext, x xp: UnsafePointer<Float>, dy dyp: UnsafePointer<Float>, m: Int, c: Int,
+        gamma: UnsafeBufferPointer<Float>, mean: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
+        sums acc: UnsafeMutablePointer<Double>, coefficients f: UnsafeMutablePointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>?,
+        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
+    ) {
+        let mp = mean.base
         let md = Double(m)
         let ca = f, cb = f + c, cc = f + 2 * c
         for ch in 0..<c {
@@ -268,5 +313,49 @@ public enum BatchNorm {
                 while ch < c { dxp[o + ch] = dyp[o + ch] * ca[ch] + (xp[o + ch] - mp[ch]) * cb[ch] + cc[ch]; ch += 1 }
             }
         }
+    }
+
+    /// The fused backward's reduction: per element `g = dy · act'(x·scale + shift)`,
+    /// written over `dy`, with Σ g and Σ g·(x - mean) accumulated as in `backward`.
+    private static func backwardFused(
+        _ ctx: ComputeContext, x xp: UnsafePointer<Float>, dy dyp: UnsafeMutablePointer<Float>, shape: Shape4,
+        gamma: UnsafeBufferPointer<Float>, mean: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
+        scaleShift ss: UnsafePointer<Float>, activation act: Activation,
+        dx: UnsafeMutableBufferPointer<Float>?,
+        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
+    ) {
+        let m = shape.pixels, c = shape.c
+        let mp = mean.base
+        let (acc, f) = reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
+            var ch = 0
+            while ch + 8 <= c {
+                var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
+                let mv = load8(mp + ch), sc = load8(ss + ch), sh = load8(ss + c + ch)
+                for r in rows {
+                    let xv = load8(xp + r * c + ch)
+                    let g = act.gradient8(xv * sc + sh, load8(dyp + r * c + ch))
+                    store8(g, dyp + r * c + ch)
+                    s1 += SIMD8<Double>(g)
+                    s2 += SIMD8<Double>(g * (xv - mv))
+                }
+                for l in 0..<8 { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
+                ch += 8
+            }
+            if ch < c {
+                let t = c - ch
+                var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
+                let mv = loadPartial(mp + ch, t), sc = loadPartial(ss + ch, t), sh = loadPartial(ss + c + ch, t)
+                for r in rows {
+                    let xv = loadPartial(xp + r * c + ch, t)
+                    let g = act.gradient8(xv * sc + sh, loadPartial(dyp + r * c + ch, t))
+                    storePartial(g, dyp + r * c + ch, t)
+                    s1 += SIMD8<Double>(g)
+                    s2 += SIMD8<Double>(g * (xv - mv))
+                }
+                for l in 0..<t { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
+            }
+        }
+        finishBackward(ctx, x: xp, dy: UnsafePointer(dyp), m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
+                       sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
     }
 }

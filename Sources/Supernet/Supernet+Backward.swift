@@ -57,13 +57,16 @@ extension Supernet {
                     DepthwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
                                            dy: rog(y), dx: dx, dWeight: gradient(w))
                 }
-            case let .batchNorm(gamma, beta, _, _, xs, x, y, saveMean, saveInvStd):
+            case let .batchNorm(gamma, beta, _, _, xs, x, y, saveMean, saveInvStd, a):
                 let c = xs.c
+                // With a fused activation the gradient at its input is written over dy
+                // (y's gradient, whose last use this is).
+                let fused = a == .identity ? nil : BatchNorm.FusedActivation(a, beta: UnsafeBufferPointer(rebasing: weight(beta)[0..<c]))
                 into(x) { dx in
                     BatchNorm.backward(ctx, x: ro(x), shape: xs, gamma: UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]),
                                        mean: ro(saveMean), invStd: ro(saveInvStd), dy: rog(y), dx: dx,
                                        dGamma: UnsafeMutableBufferPointer(rebasing: gradient(gamma)[0..<c]),
-                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(beta)[0..<c]))
+                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(beta)[0..<c]), fused: fused)
                 }
             case .batchNormActivation:
                 preconditionFailure("evaluation-only op on a trainable tape")

@@ -21,7 +21,9 @@ enum Op {
     case conv(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
     case pointwise(w: TensorRef, slice: ConvWeightSlice, bias: TensorRef?, x: Buf, xs: Shape4, y: Buf)
     case depthwise(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
-    case batchNorm(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, x: Buf, y: Buf, saveMean: Buf, saveInvStd: Buf)
+    /// BN with batch statistics (or calibration), followed in the same pass by
+    /// `activation` (identity: none); `y` is the activation's output.
+    case batchNorm(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, x: Buf, y: Buf, saveMean: Buf, saveInvStd: Buf, activation: Activation)
     /// Evaluation only: BN with running statistics and the activation after it, in one
     /// pass, in place.
     case batchNormActivation(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, activation: Activation, x: Buf)
@@ -190,23 +192,21 @@ extension Supernet {
         }
         let training = trainable || normalization != .runningStatistics
 
-        func bn(_ prefix: String, _ x: Buf, _ xs: Shape4) -> Buf {
+        func bn(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation = .identity) -> Buf {
             let y = p.alloc(xs.count)
             let m = p.alloc(xs.c), s = p.alloc(xs.c)
             t.ops.append(.batchNorm(
                 gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
                 mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
-                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s))
+                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s, activation: a))
             if !trainable { p.release([m, s]) }
             return y
         }
-        // Evaluation: BN and the activation after it run as one in-place pass.
+        // BN and the activation after it run as one pass: in place in evaluation; in
+        // training the BN output is not kept (the backward recomputes it from x).
         let fuseNormalization = !trainable && normalization == .runningStatistics
         func bnAct(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation?) -> Buf {
-            guard fuseNormalization else {
-                let y = bn(prefix, x, xs)
-                return a.map { act($0, y) } ?? y
-            }
+            guard fuseNormalization else { return bn(prefix, x, xs, a ?? .identity) }
             t.ops.append(.batchNormActivation(
                 gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
                 mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
@@ -371,20 +371,20 @@ extension Supernet {
             PointwiseConv.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, bias: bias.map { weight($0) }, y: value(y))
         case let .depthwise(w, slice, stride, x, xs, y):
             DepthwiseConv.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride, y: value(y))
-        case let .batchNorm(gamma, beta, mean, variance, xs, x, y, saveMean, saveInvStd):
+        case let .batchNorm(gamma, beta, mean, variance, xs, x, y, saveMean, saveInvStd, a):
             let c = xs.c
             let g = UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]), b = UnsafeBufferPointer(rebasing: weight(beta)[0..<c])
             let rm = UnsafeMutableBufferPointer(rebasing: running(mean)[0..<c]), rv = UnsafeMutableBufferPointer(rebasing: running(variance)[0..<c])
             switch tape.normalization {
             case .runningStatistics:
-                BatchNorm.forwardInference(ctx, x: ro(x), shape: xs, gamma: g, beta: b, runningMean: UnsafeBufferPointer(rm), runningVar: UnsafeBufferPointer(rv), y: value(y))
+                BatchNorm.forwardInference(ctx, x: ro(x), shape: xs, gamma: g, beta: b, runningMean: UnsafeBufferPointer(rm), runningVar: UnsafeBufferPointer(rv), y: value(y), activation: a)
             case .batchStatistics:
                 let m = Float(space.bnMomentum)
                 let update = m > 0 ? BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: m) : nil
-                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update)
+                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update, activation: a)
             case let .calibration(index):
                 let update = BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: 1 / Float(max(1, index)))
-                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update)
+                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update, activation: a)
             }
         case let .batchNormActivation(gamma, beta, mean, variance, xs, a, x):
             let c = xs.c
@@ -422,7 +422,7 @@ extension Op {
         case .resize: return ([], nil)
         case let .conv(_, _, _, _, _, y): return ([], y)  // the stem's input is the image
         case let .pointwise(_, _, _, x, _, y), let .depthwise(_, _, _, x, _, y): return ([x], y)
-        case let .batchNorm(_, _, _, _, _, x, y, _, _): return ([x], y)
+        case let .batchNorm(_, _, _, _, _, x, y, _, _, _): return ([x], y)
         case .batchNormActivation: preconditionFailure("evaluation-only op on a trainable tape")
         case let .activation(_, x, y): return ([x], y)
         case let .squeezeExcite(_, _, _, _, _, _, _, _, x, y, _): return ([x], y)
@@ -464,7 +464,7 @@ extension Tape {
             case let .pointwise(w, _, bias, _, _, _):
                 out.append(w.offset)
                 if let bias { out.append(bias.offset) }
-            case let .batchNorm(gamma, beta, _, _, _, _, _, _, _): out += [gamma.offset, beta.offset]
+            case let .batchNorm(gamma, beta, _, _, _, _, _, _, _, _): out += [gamma.offset, beta.offset]
             case let .squeezeExcite(rw, rb, ew, eb, _, _, _, _, _, _, _): out += [rw.offset, rb.offset, ew.offset, eb.offset]
             case let .linear(w, _, _, bias, _, _, _, _):
                 out.append(w.offset)

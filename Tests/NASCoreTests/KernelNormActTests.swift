@@ -97,6 +97,39 @@ struct KernelNormActTests {
         #expect(relError(y.array(s.count), ref) < 1e-5)
     }
 
+    /// The training fusion: forward `act(BN(x))` in one pass equals BN then the
+    /// activation; the fused backward (activation gradient formed inside BN's reduction,
+    /// from the recomputed BN output) equals the activation's backward then BN's, bit for
+    /// bit, for dx, dGamma and dBeta (c = 11 and 19 exercise the vector tail; 16 none).
+    @Test(arguments: Activation.allCases)
+    func batchNormTrainingFusedWithActivation(_ act: Activation) {
+        for c in [11, 16, 19] {
+            let s = Shape4(n: 3, h: 5, w: 7, c: c)
+            let x = Buf(randomFloats(s.count, seed: 80, range: -3...5))
+            let gamma = Buf(randomFloats(c, seed: 81)), beta = Buf(randomFloats(c, seed: 82))
+            let dz = Buf(randomFloats(s.count, seed: 83))
+            let mean = Buf(count: c), inv = Buf(count: c)
+            // Separate: y = BN(x), z = act(y); backward dy = act'(y)·dz, then BN's backward.
+            let y = Buf(count: s.count), z = Buf(count: s.count)
+            BatchNorm.forwardTraining(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, y: y.m, saveMean: mean.m, saveInvStd: inv.m)
+            act.forward(ctx, x: y.r, y: z.m, count: s.count)
+            let dy = Buf(count: s.count), dx = Buf(count: s.count)
+            let dGamma = Buf([Float](repeating: 0.5, count: c)), dBeta = Buf([Float](repeating: -0.25, count: c))
+            act.backward(ctx, x: y.r, dy: dz.r, dx: dy.m, count: s.count)
+            BatchNorm.backward(ctx, x: x.r, shape: s, gamma: gamma.r, mean: mean.r, invStd: inv.r, dy: dy.r, dx: dx.m, dGamma: dGamma.m, dBeta: dBeta.m)
+            // Fused.
+            let zf = Buf(count: s.count), meanF = Buf(count: c), invF = Buf(count: c)
+            BatchNorm.forwardTraining(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, y: zf.m, saveMean: meanF.m, saveInvStd: invF.m, activation: act)
+            #expect(zf.array(s.count) == z.array(s.count), "forward \(act) c=\(c)")
+            let dzF = Buf(dz.array(s.count)), dxF = Buf(count: s.count)
+            let dGammaF = Buf([Float](repeating: 0.5, count: c)), dBetaF = Buf([Float](repeating: -0.25, count: c))
+            BatchNorm.backward(ctx, x: x.r, shape: s, gamma: gamma.r, mean: meanF.r, invStd: invF.r, dy: dzF.r, dx: dxF.m,
+                               dGamma: dGammaF.m, dBeta: dBetaF.m, fused: .init(act, beta: beta.r))
+            #expect(dxF.array(s.count) == dx.array(s.count), "dx \(act) c=\(c)")
+            #expect(dGammaF.array(c) == dGamma.array(c) && dBetaF.array(c) == dBeta.array(c), "dGamma/dBeta \(act) c=\(c)")
+        }
+    }
+
     /// The evaluation fusion: BN with running statistics and an activation in one pass,
     /// in place, equals BN then the activation (c = 11 and 19 exercise the vector tail).
     @Test(arguments: Activation.allCases)
