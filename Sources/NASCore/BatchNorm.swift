@@ -95,6 +95,35 @@ public enum BatchNorm {
         }
     }
 
+    /// Adds Σ dy and Σ dy·(x - mean) of rows into `acc[0..<c]`, `acc[c..<2c]` (Double).
+    @inline(__always)
+    private static func sumGradients(_ xp: UnsafePointer<Float>, _ dyp: UnsafePointer<Float>, _ mp: UnsafePointer<Float>,
+                                     c: Int, rows: Range<Int>, _ a: UnsafeMutablePointer<Double>) {
+        var ch = 0
+        while ch + 8 <= c {
+            var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
+            let mv = load8(mp + ch)
+            for r in rows {
+                let g = load8(dyp + r * c + ch)
+                s1 += SIMD8<Double>(g)
+                s2 += SIMD8<Double>(g * (load8(xp + r * c + ch) - mv))
+            }
+            for l in 0..<8 { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
+            ch += 8
+        }
+        while ch < c {
+            var s1 = 0.0, s2 = 0.0
+            for r in rows {
+                let g = dyp[r * c + ch]
+                s1 += Double(g)
+                s2 += Double(g * (xp[r * c + ch] - mp[ch]))
+            }
+            a[ch] += s1
+            a[c + ch] += s2
+            ch += 1
+        }
+    }
+
     /// `y[r, ch] = x[r, ch] · scale[ch] + bias[ch]` over rows, parallel.
     private static func affine(_ ctx: ComputeContext, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
@@ -113,20 +142,30 @@ public enum BatchNorm {
             }
             return
         }
-        // Fused with the activation: one pass instead of two (inference).
-        ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
-            for r in rows {
-                let xr = x + r * c, yr = y + r * c
-                var ch = 0
-                while ch + 8 <= c {
-                    store8(activation.apply8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch)), yr + ch)
-                    ch += 8
-                }
-                if ch < c {
-                    let t = c - ch
-                    storePartial(activation.apply8(loadPartial(xr + ch, t) * loadPartial(scale + ch, t) + loadPartial(bias + ch, t)), yr + ch, t)
+        // Fused with the activation: one pass instead of two. The switch is outside the
+        // loops, so each activation gets its own inlined loop.
+        @inline(__always) func run(_ f: @escaping (SIMD8<Float>) -> SIMD8<Float>) {
+            ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
+                for r in rows {
+                    let xr = x + r * c, yr = y + r * c
+                    var ch = 0
+                    while ch + 8 <= c {
+                        store8(f(load8(xr + ch) * load8(scale + ch) + load8(bias + ch)), yr + ch)
+                        ch += 8
+                    }
+                    if ch < c {
+                        let t = c - ch
+                        storePartial(f(loadPartial(xr + ch, t) * loadPartial(scale + ch, t) + loadPartial(bias + ch, t)), yr + ch, t)
+                    }
                 }
             }
+        }
+        switch activation {
+        case .identity: run { $0 }
+        case .relu: run { Activation.relu.apply8($0) }
+        case .swish: run { Activation.swish.apply8($0) }
+        case .hswish: run { Activation.hswish.apply8($0) }
+        case .hsigmoid: run { Activation.hsigmoid.apply8($0) }
         }
     }
 
@@ -247,29 +286,7 @@ public enum BatchNorm {
         }
         // acc[0..<c] = Σ dy, acc[c..<2c] = Σ dy · (x - mean).
         let (acc, f) = reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
-            var ch = 0
-            while ch + 8 <= c {
-                var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
-                let mv = load8(mp + ch)
-                for r in rows {
-                    let g = load8(dyp + r * c + ch)
-                    s1 += SIMD8<Double>(g)
-                    s2 += SIMD8<Double>(g * (load8(xp + r * c + ch) - mv))
-                }
-                for l in 0..<8 { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
-                ch += 8
-            }
-            while ch < c {
-                var s1 = 0.0, s2 = 0.0
-                for r in rows {
-                    let g = dyp[r * c + ch]
-                    s1 += Double(g)
-                    s2 += Double(g * (xp[r * c + ch] - mp[ch]))
-                }
-                a[ch] += s1
-                a[c + ch] += s2
-                ch += 1
-            }
+            sumGradients(xp, dyp, mp, c: c, rows: rows, a)
         }
         finishBackward(ctx, x: xp, dy: dyp, m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
                        sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
@@ -325,37 +342,42 @@ public enum BatchNorm {
         dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
     ) {
         let m = shape.pixels, c = shape.c
-        let mp = mean.base
-        let (acc, f) = reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
-            var ch = 0
-            while ch + 8 <= c {
-                var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
-                let mv = load8(mp + ch), sc = load8(ss + ch), sh = load8(ss + c + ch)
-                for r in rows {
-                    let xv = load8(xp + r * c + ch)
-                    let g = act.gradient8(xv * sc + sh, load8(dyp + r * c + ch))
-                    store8(g, dyp + r * c + ch)
-                    s1 += SIMD8<Double>(g)
-                    s2 += SIMD8<Double>(g * (xv - mv))
-                }
-                for l in 0..<8 { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
-                ch += 8
-            }
-            if ch < c {
-                let t = c - ch
-                var s1 = SIMD8<Double>(), s2 = SIMD8<Double>()
-                let mv = loadPartial(mp + ch, t), sc = loadPartial(ss + ch, t), sh = loadPartial(ss + c + ch, t)
-                for r in rows {
-                    let xv = loadPartial(xp + r * c + ch, t)
-                    let g = act.gradient8(xv * sc + sh, loadPartial(dyp + r * c + ch, t))
-                    storePartial(g, dyp + r * c + ch, t)
-                    s1 += SIMD8<Double>(g)
-                    s2 += SIMD8<Double>(g * (xv - mv))
-                }
-                for l in 0..<t { a[ch + l] += s1[l]; a[c + ch + l] += s2[l] }
-            }
+        let (acc, f) = switch act {
+        case .identity: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { $1 }
+        case .relu: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.relu.gradient8($0, $1) }
+        case .swish: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.swish.gradient8($0, $1) }
+        case .hswish: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.hswish.gradient8($0, $1) }
+        case .hsigmoid: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.hsigmoid.gradient8($0, $1) }
         }
         finishBackward(ctx, x: xp, dy: UnsafePointer(dyp), m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
                        sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
+    }
+
+    /// `g = grad(x·scale + shift, dy)` written over `dy`, then Σ g and Σ g·(x - mean),
+    /// per block of rows: the gradient loop first, the Double sums second over the same
+    /// block while it is in L1 (one loop doing both runs out of registers).
+    @inline(__always)
+    private static func backwardFusedSums(
+        _ ctx: ComputeContext, x xp: UnsafePointer<Float>, dy dyp: UnsafeMutablePointer<Float>, m: Int, c: Int,
+        mean mp: UnsafePointer<Float>, scaleShift ss: UnsafePointer<Float>,
+        _ grad: @escaping (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+    ) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Float>) {
+        reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
+            // Gradient at the activation's input, row by row over all channels (contiguous).
+            for r in rows {
+                let xr = xp + r * c, gr = dyp + r * c
+                var ch = 0
+                while ch + 8 <= c {
+                    store8(grad(load8(xr + ch) * load8(ss + ch) + load8(ss + c + ch), load8(gr + ch)), gr + ch)
+                    ch += 8
+                }
+                if ch < c {
+                    let t = c - ch
+                    storePartial(grad(loadPartial(xr + ch, t) * loadPartial(ss + ch, t) + loadPartial(ss + c + ch, t), loadPartial(gr + ch, t)), gr + ch, t)
+                }
+            }
+            // The sums, as in the unfused backward.
+            sumGradients(xp, UnsafePointer(dyp), mp, c: c, rows: rows, a)
+        }
     }
 }
