@@ -12,7 +12,7 @@
 # low rate from the start, with more, smaller steps in the same time.
 
 # Sandwich steps (the lr schedule spans all of them) and images per step.
-STEPS ?= 2200
+STEPS ?= 3600
 BATCH ?= 32
 # Base learning rate (SGD, Nesterov momentum 0.9; not scaled below batch 256).
 LR ?= 0.015
@@ -34,7 +34,7 @@ NUM_ARCH ?= 3
 SEED ?= 0
 
 # Training slices: four checkpoints along the way.
-SLICE ?= 550
+SLICE ?= 900
 
 # What the pipeline passes to train-supernet besides steps, batch, lr, augment, kd, num-arch.
 TRAIN_FLAGS ?= --warmup-steps $(WARMUP) --grad-clip $(GRAD_CLIP) --dropout $(DROPOUT) \

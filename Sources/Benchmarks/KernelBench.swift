@@ -50,7 +50,10 @@ enum KernelBench {
         print("{" + parts.joined(separator: ",") + "}")
     }
 
-    static func run() {
+    /// `only`: run just the groups named (conv1x1, stem, depthwise, norm-act); the sgemm
+    /// peak and memcpy ceilings always run.
+    static func run(only: Set<String>? = nil) {
+        func want(_ group: String) -> Bool { only?.contains(group) ?? true }
         let workers = ProcessInfo.processInfo.activeProcessorCount
         let ours = ComputeContext(workers: workers, blasThreads: 1)
 
@@ -92,7 +95,7 @@ enum KernelBench {
             ("128px mb2 expand", 32, 32, 32, 24, 144), ("128px mb3 expand", 32, 16, 16, 40, 240),
             ("224px mb3 expand (28x28)", 32, 28, 28, 40, 240), ("224px mb3 project (28x28)", 32, 28, 28, 240, 40),
         ]
-        for (label, n, h, w, cin, cout) in pointwise {
+        for (label, n, h, w, cin, cout) in pointwise where want("conv1x1") {
             let xs = Shape4(n: n, h: h, w: w, c: cin)
             // Sliced from a larger supernet weight, as in training.
             let sl = ConvWeightSlice(outMax: cout + 16, inMax: cin + 8, cout: cout, cin: cin)
@@ -114,7 +117,7 @@ enum KernelBench {
         }
 
         // Stem 3x3 stride-2 convolution (im2col + GEMM).
-        for (n, h) in [(32, 64), (32, 128)] {
+        for (n, h) in [(32, 64), (32, 128)] where want("stem") {
             let xs = Shape4(n: n, h: h, w: h, c: 3)
             let sl = ConvWeightSlice(outMax: 24, inMax: 3, kMax: 3, cout: 24, cin: 3, k: 3)
             let ys = Conv2D.outputShape(xs, slice: sl, stride: 2)
@@ -132,7 +135,7 @@ enum KernelBench {
             (32, 8, 8, 240, 5, 1), (32, 8, 8, 240, 7, 1), (32, 4, 4, 768, 3, 1), (32, 2, 2, 1296, 5, 1),
             (32, 32, 32, 144, 3, 1), (32, 32, 32, 96, 5, 2),
         ]
-        for (n, h, w, c, k, s) in depthwise {
+        for (n, h, w, c, k, s) in depthwise where want("depthwise") {
             let xs = Shape4(n: n, h: h, w: w, c: c)
             let sl = DepthwiseConv.slice(cMax: c + 16, kMax: 7, c: c, k: k)
             let ys = DepthwiseConv.outputShape(xs, kernel: k, stride: s)
@@ -147,7 +150,7 @@ enum KernelBench {
         }
 
         // BatchNorm and activations: bytes that must move (each tensor read or written once).
-        for (n, h, w, c) in [(32, 16, 16, 144), (32, 8, 8, 240), (32, 32, 32, 144)] {
+        for (n, h, w, c) in [(32, 16, 16, 144), (32, 8, 8, 240), (32, 32, 32, 144)] where want("norm-act") {
             let s = Shape4(n: n, h: h, w: w, c: c)
             let x = Buffer(s.count), y = Buffer(s.count), dy = Buffer(s.count), dx = Buffer(s.count)
             let g = Buffer(c), bta = Buffer(c), mean = Buffer(c), inv = Buffer(c), dg = Buffer(c), db = Buffer(c)

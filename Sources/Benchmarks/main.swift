@@ -4,7 +4,11 @@
 import Foundation
 
 let suites: [String: ([String]) -> Void] = [
-    "kernels": { _ in KernelBench.run() },
+    "kernels": { args in
+        // --only GROUP[,GROUP...]: conv1x1, stem, depthwise, norm-act.
+        let only = args.firstIndex(of: "--only").flatMap { $0 + 1 < args.count ? Set(args[$0 + 1].split(separator: ",").map(String.init)) : nil }
+        KernelBench.run(only: only)
+    },
     "search": { runSearchBench(arguments: $0) },
     "predictor": { runPredictorBench(arguments: $0) },
     "train-step": { runTrainStepBench(arguments: $0) },

@@ -92,6 +92,10 @@ struct KernelConvTests {
         (1, 2, 2, 8, 7, 7, 2),     // kernel wider than the map
         (3, 5, 6, 40, 3, 5, 2),
         (1, 6, 13, 32, 5, 7, 1),   // wide rows exercise the four-pixel interior path
+        // Output width <= 8 and c % 8 == 0: the zero-bordered small-map path.
+        (4, 4, 4, 32, 3, 5, 1),    // 4x4 maps: one four-pixel step per row
+        (2, 8, 7, 16, 5, 7, 1),    // four-pixel step plus three single pixels
+        (3, 7, 8, 24, 3, 3, 2),    // stride 2, odd height
     ]
 
     @Test(arguments: depthwiseCases)
