@@ -11,11 +11,11 @@ import Supernet
 ///
 /// Options: `--case A|B|C` (repeatable; default all), `--steps N` timed steps
 /// (default 10, median reported) after `--warmup W` (default 3), `--profile`
-/// (per-op-type wall time of the timed steps), `--soak SECONDS` (case C only:
-/// keep stepping and print max RSS every 100 steps).
+/// (per-op-type wall time of the timed steps), `--soak SECONDS` or `--soak-steps N`
+/// (after the timed steps, keep stepping and print RSS and max RSS every 100 steps).
 func runTrainStepBench(arguments: [String]) {
     var cases: [String] = []
-    var steps = 10, warmup = 3, profile = false, soak = 0.0
+    var steps = 10, warmup = 3, profile = false, soak = 0.0, soakSteps = 0
     var it = arguments.makeIterator()
     while let a = it.next() {
         switch a {
@@ -24,6 +24,7 @@ func runTrainStepBench(arguments: [String]) {
         case "--warmup": warmup = Int(it.next() ?? "") ?? warmup
         case "--profile": profile = true
         case "--soak": soak = Double(it.next() ?? "") ?? 0
+        case "--soak-steps": soakSteps = Int(it.next() ?? "") ?? 0
         default:
             FileHandle.standardError.write(Data("Benchmarks train-step: unknown option \(a)\n".utf8))
             exit(64)
@@ -38,7 +39,7 @@ func runTrainStepBench(arguments: [String]) {
     for name in cases {
         do {
             try TrainStepBench.run(case: name, repo: repo, context: context, steps: steps, warmup: warmup,
-                                   peak: peak, profile: profile, soak: soak)
+                                   peak: peak, profile: profile, soak: soak, soakSteps: soakSteps)
         } catch {
             FileHandle.standardError.write(Data("Benchmarks train-step: \(error)\n".utf8))
             exit(1)
@@ -91,7 +92,7 @@ enum TrainStepBench {
     }
 
     static func run(case name: String, repo: String, context: ComputeContext, steps: Int, warmup: Int,
-                    peak: Double, profile: Bool, soak: Double) throws {
+                    peak: Double, profile: Bool, soak: Double, soakSteps: Int = 0) throws {
         let tiny = name == "C"
         let space = try SearchSpace(contentsOf: repo + "/pipelines/spaces/" + (tiny ? "tiny.json" : "alphanet.json"))
         let res = name == "B" ? 128 : (tiny ? 32 : 64)
@@ -153,10 +154,10 @@ enum TrainStepBench {
             KernelBench.emit([("case", name), ("op", "all ops"), ("ms_per_step", total * 1e-6 / Double(steps)),
                               ("step_ms", median * 1000)])
         }
-        if soak > 0 {
+        if soak > 0 || soakSteps > 0 {
             let start = Date()
             var n = 0
-            while Date().timeIntervalSince(start) < soak {
+            while soakSteps > 0 ? n < soakSteps : Date().timeIntervalSince(start) < soak {
                 _ = step()
                 n += 1
                 if n % 100 == 0 {

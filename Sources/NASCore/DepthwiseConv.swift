@@ -85,39 +85,11 @@ public enum DepthwiseConv {
                 // Edge columns: bounds-checked taps.
                 for ow in 0..<owLo { edge8(xs0, xs, wp, k, stride, kh0, kh1, oh, ow, cb, yrow) }
                 for ow in owHi..<ys.w { edge8(xs0, xs, wp, k, stride, kh0, kh1, oh, ow, cb, yrow) }
-                // Interior, four output pixels at a time.
-                var ow = owLo
-                while ow + 4 <= owHi {
-                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                    for kh in kh0..<kh1 {
-                        let ih = oh * stride - pad + kh
-                        let xrow = xs0 + (ih * xs.w + ow * stride - pad) * c + cb
-                        let wrow = wp + kh * k * c + cb
-                        let sc = stride * c
-                        for kw in 0..<k {
-                            let wv = load8(wrow + kw * c)
-                            let xp = xrow + kw * c
-                            a0 = a0.addingProduct(load8(xp), wv)
-                            a1 = a1.addingProduct(load8(xp + sc), wv)
-                            a2 = a2.addingProduct(load8(xp + 2 * sc), wv)
-                            a3 = a3.addingProduct(load8(xp + 3 * sc), wv)
-                        }
-                    }
-                    let yp = yrow + ow * c + cb
-                    store8(a0, yp); store8(a1, yp + c); store8(a2, yp + 2 * c); store8(a3, yp + 3 * c)
-                    ow += 4
-                }
-                while ow < owHi {
-                    var a = SIMD8<Float>()
-                    for kh in kh0..<kh1 {
-                        let ih = oh * stride - pad + kh
-                        let xrow = xs0 + (ih * xs.w + ow * stride - pad) * c + cb
-                        let wrow = wp + kh * k * c + cb
-                        for kw in 0..<k { a = a.addingProduct(load8(xrow + kw * c), load8(wrow + kw * c)) }
-                    }
-                    store8(a, yrow + ow * c + cb)
-                    ow += 1
-                }
+                // Interior columns: no bounds checks (rows outside kh0..<kh1 are never read).
+                let rowStride = xs.w * c
+                let top = xs0 + (oh * stride - pad) * rowStride - pad * c + cb
+                interior(top, rowStride: rowStride, wp + cb, k: k, kh: kh0..<kh1, stride: stride, c: c,
+                         columns: owLo..<owHi, yrow + cb)
             } else {
                 for ow in 0..<ys.w {
                     let iw0 = ow * stride - pad
@@ -169,40 +141,52 @@ public enum DepthwiseConv {
                     let top = buf + oh * stride * pw * c
                     var cb = 0
                     while cb < c {
-                        var ow = 0
-                        let sc = stride * c
-                        while ow + 4 <= ys.w {
-                            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                            for kh in 0..<k {
-                                let xrow = top + (kh * pw + ow * stride) * c + cb
-                                let wrow = wp + kh * k * c + cb
-                                for kw in 0..<k {
-                                    let wv = load8(wrow + kw * c)
-                                    let q = xrow + kw * c
-                                    a0 = a0.addingProduct(load8(q), wv)
-                                    a1 = a1.addingProduct(load8(q + sc), wv)
-                                    a2 = a2.addingProduct(load8(q + 2 * sc), wv)
-                                    a3 = a3.addingProduct(load8(q + 3 * sc), wv)
-                                }
-                            }
-                            let o = yrow + ow * c + cb
-                            store8(a0, o); store8(a1, o + c); store8(a2, o + 2 * c); store8(a3, o + 3 * c)
-                            ow += 4
-                        }
-                        while ow < ys.w {
-                            var a = SIMD8<Float>()
-                            for kh in 0..<k {
-                                let xrow = top + (kh * pw + ow * stride) * c + cb
-                                let wrow = wp + kh * k * c + cb
-                                for kw in 0..<k { a = a.addingProduct(load8(xrow + kw * c), load8(wrow + kw * c)) }
-                            }
-                            store8(a, yrow + ow * c + cb)
-                            ow += 1
-                        }
+                        interior(top + cb, rowStride: pw * c, wp + cb, k: k, kh: 0..<k, stride: stride, c: c,
+                                 columns: 0..<ys.w, yrow + cb)
                         cb += 8
                     }
                 }
             }
+        }
+    }
+
+    /// Output columns `columns` of one row, one 8-channel block, taps `kh` x all kw, no
+    /// bounds checks: four pixels per step (each weight vector load serves four), then
+    /// single pixels. `top` is where tap (0, 0) of output column 0 reads; `w` and `y`
+    /// point at the block's first channel.
+    @inline(__always)
+    private static func interior(_ top: UnsafePointer<Float>, rowStride: Int, _ w: UnsafePointer<Float>, k: Int,
+                                 kh khs: Range<Int>, stride: Int, c: Int, columns: Range<Int>,
+                                 _ y: UnsafeMutablePointer<Float>) {
+        let sc = stride * c
+        var ow = columns.lowerBound
+        while ow + 4 <= columns.upperBound {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            for kh in khs {
+                let xrow = top + kh * rowStride + ow * sc
+                let wrow = w + kh * k * c
+                for kw in 0..<k {
+                    let wv = load8(wrow + kw * c)
+                    let q = xrow + kw * c
+                    a0 = a0.addingProduct(load8(q), wv)
+                    a1 = a1.addingProduct(load8(q + sc), wv)
+                    a2 = a2.addingProduct(load8(q + 2 * sc), wv)
+                    a3 = a3.addingProduct(load8(q + 3 * sc), wv)
+                }
+            }
+            let o = y + ow * c
+            store8(a0, o); store8(a1, o + c); store8(a2, o + 2 * c); store8(a3, o + 3 * c)
+            ow += 4
+        }
+        while ow < columns.upperBound {
+            var a = SIMD8<Float>()
+            for kh in khs {
+                let xrow = top + kh * rowStride + ow * sc
+                let wrow = w + kh * k * c
+                for kw in 0..<k { a = a.addingProduct(load8(xrow + kw * c), load8(wrow + kw * c)) }
+            }
+            store8(a, y + ow * c)
+            ow += 1
         }
     }
 

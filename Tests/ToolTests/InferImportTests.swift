@@ -33,13 +33,7 @@ struct InferImportTests {
             #expect(imported.metadata["format"] == "alphanet-checkpoint" && imported.metadata["version"] == "1")
             #expect(imported.names.allSatisfy { !$0.hasPrefix("module.") })
         }
-        func logits(_ checkpoint: String) throws -> [Float] {
-            let r = try f.h.run("infer", ["--checkpoint", checkpoint, "--arch", EstimationFixture.otherArch,
-                                          "--images", "val/val-00001.safetensors.lz4", "-o", "l.safetensors"])
-            #expect(r.status == 0, "\(r.stderr)")
-            return try #require(try TensorFile(contentsOf: f.h.path("l.safetensors"))["logits"]).floats()
-        }
-        #expect(try logits("imported.safetensors.lz4") == logits(f.checkpoint))
+        #expect(try logits(f, "imported.safetensors.lz4") == logits(f, f.checkpoint))
         let est = try f.h.run("estimate-acc", ["--checkpoint", "imported.safetensors", "--calib", f.train, "--val", f.val,
                                                "--calib-batches", "1", "--batch-size", "8", "--val-limit", "8"],
                               stdin: EstimationFixture.minArch + "\n")
@@ -106,13 +100,15 @@ struct InferImportTests {
                 if a.dtype == .i64 { #expect(a.ints() == b.ints(), "\(name)") } else { #expect(a.floats() == b.floats(), "\(name)") }
             }
         }
-        func logits(_ checkpoint: String) throws -> [Float] {
-            let r = try f.h.run("infer", ["--checkpoint", checkpoint, "--arch", EstimationFixture.otherArch,
-                                          "--images", "val/val-00001.safetensors.lz4", "-o", "l.safetensors"])
-            #expect(r.status == 0, "\(r.stderr)")
-            return try #require(try TensorFile(contentsOf: f.h.path("l.safetensors"))["logits"]).floats()
-        }
-        #expect(try logits("f.safetensors.lz4") == logits(f.checkpoint))
+        #expect(try logits(f, "f.safetensors.lz4") == logits(f, f.checkpoint))
+    }
+
+    /// infer's logits for `otherArch` on the second validation shard.
+    func logits(_ f: EstimationFixture, _ checkpoint: String) throws -> [Float] {
+        let r = try f.h.run("infer", ["--checkpoint", checkpoint, "--arch", EstimationFixture.otherArch,
+                                      "--images", "val/val-00001.safetensors.lz4", "-o", "l.safetensors"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try #require(try TensorFile(contentsOf: f.h.path("l.safetensors"))["logits"]).floats()
     }
 
     static let torchUsable: Bool = {
