@@ -26,11 +26,28 @@ public struct EstimationError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// How stored images become network inputs for calibration and validation.
+public enum EvaluationTransform: String, CaseIterable, Sendable {
+    /// The official evaluation transform: shorter side to resolution/0.875, centre
+    /// crop (ImageNet, where training uses RandomResizedCrop).
+    case eval
+    /// The whole stored image resized to the resolution: for data trained on whole
+    /// images (`train-supernet --augment none` or `pad-crop`, as the demo recipe).
+    case resize
+
+    public var augmentation: Augmentation { self == .eval ? .eval : .none }
+
+    /// The transform that matches a training augmentation (`TrainingOptions.augment`).
+    public static func matching(trainingAugment augment: String) -> EvaluationTransform {
+        augment == "train" ? .eval : .resize
+    }
+}
+
 /// The images BN recalibration and validation use, decoded once.
 ///
 /// Calibration: the first `calibBatches` batches of `batchSize` images of
-/// the calibration shards in file order (no shuffling), under the evaluation
-/// transform (resize to resolution/0.875, centre crop), the same images for
+/// the calibration shards in file order (no shuffling), under `transform`
+/// (default: the official evaluation transform), the same images for
 /// every subnet. Validation: the validation shards in file order, the first
 /// `valLimit` images if given.
 ///
@@ -47,9 +64,12 @@ public struct EstimationData: Sendable {
     public var batchSize: Int
     public var calibBatches: Int
     public var valLimit: Int?
+    public var transform: EvaluationTransform
 
-    public init(calibration calibPath: String, validation valPath: String, batchSize: Int, calibBatches: Int, valLimit: Int?) throws(EstimationError) {
+    public init(calibration calibPath: String, validation valPath: String, batchSize: Int, calibBatches: Int, valLimit: Int?,
+                transform: EvaluationTransform = .eval) throws(EstimationError) {
         precondition(batchSize >= 1 && calibBatches >= 1, "EstimationData: batch size and calibration batches must be positive")
+        self.transform = transform
         self.batchSize = batchSize
         self.calibBatches = calibBatches
         self.valLimit = valLimit
@@ -122,6 +142,7 @@ public struct EstimationData: Sendable {
             ("val_sha256", .string(validationDigest)),
         ])
         o["bn_calibration"] = .string("cumulative-mean-unbiased-var")
+        o["eval_transform"] = .string(transform.rawValue)
         return o
     }
 }
@@ -224,11 +245,11 @@ final class RenderedSets: @unchecked Sendable {
             entries.insert(hit, at: 0)
             return (hit.calibration, hit.validation)
         }
-        let cal = data.calibration.map { BatchLoader.render($0, resolution: r, augmentation: .eval) }
+        let cal = data.calibration.map { BatchLoader.render($0, resolution: r, augmentation: data.transform.augmentation) }
         var val: [Batch] = []
         var left = data.validationImages
         for p in data.validation where left > 0 {
-            var b = BatchLoader.render(p, resolution: r, augmentation: .eval)
+            var b = BatchLoader.render(p, resolution: r, augmentation: data.transform.augmentation)
             if b.count > left {
                 b.images = Array(b.images[0..<(left * r * r * 3)])
                 b.labels = Array(b.labels.prefix(left))

@@ -117,9 +117,10 @@ public enum EstimationInference {
     /// Recalibrates the BN running statistics of `arch` in `model` on the
     /// first `batches` batches of the shards at `path` (as estimate-acc does)
     /// and leaves them there.
-    public static func recalibrate(model: Supernet, arch: Arch, calibration path: String, batchSize: Int, batches: Int) throws(EstimationError) {
+    public static func recalibrate(model: Supernet, arch: Arch, calibration path: String, batchSize: Int, batches: Int,
+                                   transform: EvaluationTransform = .eval) throws(EstimationError) {
         let cal = try EstimationData.calibrationBatches(path, batchSize: batchSize, batches: batches)
-        let rendered = cal.map { BatchLoader.render($0, resolution: arch.resolution, augmentation: .eval) }
+        let rendered = cal.map { BatchLoader.render($0, resolution: arch.resolution, augmentation: transform.augmentation) }
         SubnetEvaluator(model: model, calibration: [], validation: []).recalibrate(arch, on: rendered)
     }
 

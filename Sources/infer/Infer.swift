@@ -92,7 +92,9 @@ struct Infer: Tool {
         let model = Supernet(weights: ckpt.weights, space: ckpt.space, context: ComputeContext(workers: jobs ?? cores))
         if let calib {
             do {
-                try EstimationInference.recalibrate(model: model, arch: subnet, calibration: calib, batchSize: calibBatchSize, batches: calibBatches)
+                // Calibration images take the input's transform (eval, or the whole image).
+                try EstimationInference.recalibrate(model: model, arch: subnet, calibration: calib, batchSize: calibBatchSize, batches: calibBatches,
+                                                    transform: transform == "eval" ? .eval : .resize)
             } catch {
                 throw ToolError(error.isData ? .dataError : .failure, error.message, location: error.location)
             }

@@ -40,7 +40,7 @@ struct TrainSupernet: Tool {
     @Option(help: ArgumentHelp("Training shards: a directory, a shard file, or '-' for a shard stream on stdin.", valueName: "shards"))
     var data: String
 
-    @Option(help: ArgumentHelp("Validation shards: evaluate the min and max subnets (after BN recalibration) every --val-every steps and at the end.", valueName: "shards"))
+    @Option(help: ArgumentHelp("Validation shards: evaluate the min and max subnets (after BN recalibration) every --val-every steps and at the end, under the evaluation transform that matches --augment (train: the official centre crop; none, pad-crop: the whole image).", valueName: "shards"))
     var val: String?
 
     @Option(help: ArgumentHelp("Checkpoint file: resumed if it exists, written atomically every --save-every steps and at the end.", valueName: "file"))
@@ -251,7 +251,8 @@ struct TrainSupernet: Tool {
         let stop = SignalFlag()
         var evaluator: ValidationRun?
         if let val {
-            evaluator = try ValidationRun(valPath: val, calibPath: data, batchSize: options.batchSize, calibBatches: calibBatches, valBatches: valBatches)
+            evaluator = try ValidationRun(valPath: val, calibPath: data, batchSize: options.batchSize, calibBatches: calibBatches, valBatches: valBatches,
+                                          transform: .matching(trainingAugment: options.augment))
         }
         let out = StandardOutput.shared
         var window: (images: Int, seconds: Double) = (0, 0)
@@ -339,7 +340,12 @@ struct ValidationRun {
     let calibration: [BatchLoader.PreparedBatch]
     let validation: [BatchLoader.PreparedBatch]
 
-    init(valPath: String, calibPath: String, batchSize: Int, calibBatches: Int, valBatches: Int?) throws {
+    /// Calibration and validation images under the evaluation transform that matches the
+    /// training augmentation (whole images for none/pad-crop, the official centre crop for train).
+    let transform: EvaluationTransform
+
+    init(valPath: String, calibPath: String, batchSize: Int, calibBatches: Int, valBatches: Int?, transform: EvaluationTransform) throws {
+        self.transform = transform
         do {
             let v = try BatchLoader(source: ShardSource.path(valPath), batchSize: batchSize, resolution: 32, augmentation: .eval, seed: 0, epochs: 1)
             var val: [BatchLoader.PreparedBatch] = []
@@ -362,7 +368,7 @@ struct ValidationRun {
     }
 
     func run(_ session: TrainingSession) -> JSONValue {
-        let ev = SubnetEvaluator(model: session.model, calibration: calibration, validation: validation)
+        let ev = SubnetEvaluator(model: session.model, calibration: calibration, validation: validation, augmentation: transform.augmentation)
         let space = session.space
         var maxArch = space.maxArch, minArch = space.minArch
         if session.options.resolution > 0 {

@@ -19,9 +19,51 @@ struct InferToolTests {
         #expect(r.status == 0, "\(r.stderr)")
         let logits = try #require(try TensorFile(contentsOf: f.h.path("logits.safetensors.lz4"))["logits"])
         #expect(logits.shape == [12, 10])
-        let shard = try TensorFile(contentsOf: valShard)
-        let labels = try #require(shard["labels"]).ints()
-        let v = logits.floats()
+        let labels = try #require(try TensorFile(contentsOf: valShard)["labels"]).ints()
+        try InferToolTests.expectSameAccuracy(line, logits: logits.floats(), labels: labels)
+    }
+
+    /// `estimate-acc --transform resize` evaluates whole images: on 24 px shards and a
+    /// 24 px subnet that is the identity, so its accuracy equals that of infer's logits on
+    /// the stored images (recalibrated on the same whole images); `eval` (the centre crop)
+    /// gives another loss, and each line says which transform it used. `auto` follows the
+    /// checkpoint's training augmentation: eval after `--augment train`, resize after `none`.
+    @Test func resizeTransformEvaluatesWholeImages() throws {
+        let f = try EstimationFixture()
+        try EstimationFixture.writeShard(f.h.path("val24.safetensors.lz4"), count: 12, seed: 5, size: 24)
+        try EstimationFixture.writeShard(f.h.path("cal24.safetensors.lz4"), count: 16, seed: 6, size: 24)
+        func estimate(_ checkpoint: String, _ transform: [String]) throws -> (line: JSONValue, stderr: String) {
+            let r = try f.h.run("estimate-acc", ["--checkpoint", checkpoint, "--calib", "cal24.safetensors.lz4", "--val", "val24.safetensors.lz4",
+                                                 "--calib-batches", "2", "--batch-size", "8"] + transform, stdin: EstimationFixture.minArch + "\n")
+            #expect(r.status == 0, "\(r.stderr)")
+            return (try EstimationFixture.object(try #require(r.lines.first)), r.stderr)
+        }
+        let resized = try estimate(f.checkpoint, ["--transform", "resize"])
+        #expect(resized.line["eval_transform"]?.stringValue == "resize")
+        let r = try f.h.run("infer", ["--checkpoint", f.checkpoint, "--arch", EstimationFixture.minArch, "--images", "val24.safetensors.lz4",
+                                      "--calib", "cal24.safetensors.lz4", "--calib-batches", "2", "--calib-batch-size", "8",
+                                      "-o", "logits.safetensors"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let logits = try #require(try TensorFile(contentsOf: f.h.path("logits.safetensors"))["logits"]).floats()
+        let labels = try #require(try TensorFile(contentsOf: f.h.path("val24.safetensors.lz4"))["labels"]).ints()
+        try InferToolTests.expectSameAccuracy(resized.line, logits: logits, labels: labels)
+
+        let cropped = try estimate(f.checkpoint, ["--transform", "eval"])
+        #expect(cropped.line["eval_transform"]?.stringValue == "eval")
+        #expect(cropped.line["loss"]?.doubleValue != resized.line["loss"]?.doubleValue)
+        // auto: the fixture's checkpoint was made with the default --augment train.
+        let auto = try estimate(f.checkpoint, [])
+        #expect(auto.line["eval_transform"]?.stringValue == "eval" && auto.line["loss"] == cropped.line["loss"])
+        #expect(auto.stderr.contains("evaluation transform eval (trained with --augment train)"), "\(auto.stderr)")
+        let made = try f.h.run("train-supernet", ["--space", ToolHarness.space("tiny"), "--data", f.train, "--checkpoint", "none.safetensors.lz4",
+                                                  "--steps", "0", "--augment", "none"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let autoNone = try estimate("none.safetensors.lz4", [])
+        #expect(autoNone.line["eval_transform"]?.stringValue == "resize" && autoNone.stderr.contains("trained with --augment none"))
+    }
+
+    /// acc1, acc5 and loss of an estimate-acc line equal those of `logits` ([n, 10]).
+    static func expectSameAccuracy(_ line: JSONValue, logits v: [Float], labels: [Int]) throws {
         var top1 = 0, top5 = 0
         var loss = 0.0
         for (i, y) in labels.enumerated() {
@@ -32,9 +74,10 @@ struct InferToolTests {
             let m = row.max() ?? 0
             loss += log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }) - Double(row[y] - m)
         }
-        #expect(line["acc1"]?.doubleValue == (100 * Double(top1) / 12).roundedTo(4))
-        #expect(line["acc5"]?.doubleValue == (100 * Double(top5) / 12).roundedTo(4))
-        #expect(abs((line["loss"]?.doubleValue ?? 0) - loss / 12) < 1e-4)
+        let n = Double(labels.count)
+        #expect(line["acc1"]?.doubleValue == (100 * Double(top1) / n).roundedTo(4))
+        #expect(line["acc5"]?.doubleValue == (100 * Double(top5) / n).roundedTo(4))
+        #expect(abs((line["loss"]?.doubleValue ?? 0) - loss / n) < 1e-4)
     }
 
     @Test func printsTopFivePerImageWithNamesAndLabels() throws {
