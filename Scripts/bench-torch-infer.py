@@ -6,6 +6,11 @@ subnets, resolutions and batch sizes as Sources/Benchmarks/InferBench.swift.
     git clone https://github.com/facebookresearch/AttentiveNAS /tmp/AttentiveNAS   # the official code
     python3 Scripts/bench-torch-infer.py --official /tmp/AttentiveNAS [--threads 2] [--seconds 4]
 
+glibc's allocator returns freed activations to the system by default, and PyTorch then pays
+page faults on every batch; for its best figure run it with
+MALLOC_TRIM_THRESHOLD_=18446744073709551615 MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824
+(both figures are in BENCHMARKS.md).
+
 Benchmark only (the tools never use Python). Needs torch and the official repository's
 `models` package (not vendored here); weights are the official initialisation (speed does
 not depend on the values). The subnet is built the official way: the dynamic supernet,
