@@ -49,7 +49,7 @@ public enum DepthwiseConv {
         requireCount(weight, slice.fullCount, "weight")
         requireCount(y, ys.count, "y")
         let k = slice.k, c = xs.c
-        if c % 8 == 0 && ys.w <= paddedMaxWidth {
+        if c % 8 == 0 && ys.w <= paddedMaxWidth && k <= xs.w {
             forwardPadded(ctx, x.base, xs, weight.base, slice, stride: stride, ys, y.base)
             return
         }
@@ -109,8 +109,10 @@ public enum DepthwiseConv {
         }
     }
 
-    /// Output widths up to this use `forwardPadded`: on small maps most output pixels
-    /// touch the border, and the bounds-checked edge path dominated (4x4x768 k3: 23 GFLOP/s).
+    /// Output widths up to this use `forwardPadded` (when the kernel is no wider than the
+    /// map): on small maps most output pixels touch the border, and the bounds-checked edge
+    /// path dominated (4x4x768 k3: 37 -> 81 GFLOP/s). A kernel wider than the map would
+    /// multiply mostly zeros (2x2 k5: 4 of 25 taps are real), so those keep the edge path.
     static let paddedMaxWidth = 8
 
     /// Small maps: each sample is copied into a zero-bordered buffer (per worker, its
