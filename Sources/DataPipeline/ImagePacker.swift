@@ -168,14 +168,32 @@ public struct ImagePacker {
             shardLabels.removeAll(keepingCapacity: true)
         }
 
-        // Phase 2: decode in chunks on `jobs` threads, consume in order.
+        // Phase 2: decode in chunks on `jobs` threads, consume in order. A chunk decodes in
+        // the background while this thread reads the next one's files and consumes the
+        // previous chunk's results (one chunk in flight), so reading overlaps decoding.
         let chunkSize = max(32, o.jobs * 16)
         var chunk: [(PackItem, Int32)] = []
         chunk.reserveCapacity(chunkSize)
-        func processChunk() throws {
+        var inFlight: (items: [(PackItem, Int32)], group: DispatchGroup, results: DecodeResults)?
+        func startChunk() throws {
             guard !chunk.isEmpty else { return }
-            let results = ImagePacker.decodeAll(chunk.map { $0.0.payload }, size: o.size, dctFactor: o.dctFactor, jobs: o.jobs)
-            for ((item, label), result) in zip(chunk, results) {
+            let items = chunk
+            chunk.removeAll(keepingCapacity: true)
+            let payloads = items.map { $0.0.payload }
+            let results = DecodeResults()
+            let group = DispatchGroup()
+            let (size, dctFactor, jobs) = (o.size, o.dctFactor, o.jobs)
+            DispatchQueue.global().async(group: group) {
+                results.values = ImagePacker.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs)
+            }
+            try finishChunk()
+            inFlight = (items, group, results)
+        }
+        func finishChunk() throws {
+            guard let (items, group, decoded) = inFlight else { return }
+            inFlight = nil
+            group.wait()
+            for ((item, label), result) in zip(items, decoded.values) {
                 switch result {
                 case let .failure(e): try skip(item.source, e.description)
                 case let .success(pixels):
@@ -186,14 +204,19 @@ public struct ImagePacker {
                     if shardLabels.count == o.shardSize { try flushShard() }
                 }
             }
-            chunk.removeAll(keepingCapacity: true)
             onProgress(PackProgress(images: images, skipped: skipped.count, expected: expected, seconds: elapsed()))
         }
 
         struct LimitReached: Error {}
         do {
             try PackInputs.walk(kinds, namesOnly: false) { item in
-                if let limit = o.limit, images + chunk.count >= limit { throw LimitReached() }
+                if let limit = o.limit, images + (inFlight?.items.count ?? 0) + chunk.count >= limit {
+                    // Files not yet decoded may still fail: settle them, and stop only when
+                    // --limit images are really packed (it counts images, not files).
+                    try startChunk()
+                    try finishChunk()
+                    if images >= limit { throw LimitReached() }
+                }
                 let name: String?
                 switch item.classRef {
                 case let .name(n): name = n
@@ -210,10 +233,11 @@ public struct ImagePacker {
                 }
                 guard let label = classIndex[name] else { try skip(item.source, "class '\(name)' is not in the class list"); return }
                 chunk.append((item, Int32(label)))
-                if chunk.count == chunkSize { try processChunk() }
+                if chunk.count == chunkSize { try startChunk() }
             }
         } catch is LimitReached {}
-        try processChunk()
+        try startChunk()
+        try finishChunk()
         try flushShard()
         try writer.wait()
 
@@ -265,6 +289,12 @@ public struct ImagePacker {
         }
         return results.values()
     }
+}
+
+/// A chunk's decode results, written by the background decode before its group
+/// leaves and read after `wait()`.
+final class DecodeResults: @unchecked Sendable {
+    var values: [Result<[UInt8], ImageDecodeError>] = []
 }
 
 /// Result slots written by several threads, each slot by exactly one thread,

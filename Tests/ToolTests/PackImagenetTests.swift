@@ -213,6 +213,39 @@ struct PackImagenetTests {
         #expect(files.sorted() == ["folder"])
     }
 
+    /// More images than one decode chunk (32 at two jobs), so chunks decode in the
+    /// background while the next is read: the output (shards, labels, skipped files in
+    /// order) is the same with 1 and 2 jobs, and --limit stops exactly, across chunk ends.
+    @Test func manyChunksGiveTheSameOutputWithAnyJobs() throws {
+        let ws = try PackWorkspace(bad: false)
+        defer { ws.remove() }
+        for c in 0..<3 { try FileManager.default.createDirectory(atPath: ws.path("many/n\(c)"), withIntermediateDirectories: true) }
+        for i in 0..<90 {
+            let cls = "n\(i % 3)"
+            // Every 17th file is broken: skips land in several chunks.
+            try ws.write("many/\(cls)/img\(String(format: "%03d", i)).JPEG", i % 17 == 5 ? [0xFF, 0xD8, 0xFF, 0x00] : PackFixtures.rgbJPEG)
+        }
+        let args = ["--size", "8", "--shard-size", "7", "-o", "out", "many"]
+        let one = try ws.run(args + ["--jobs", "1"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let first = try readWholeFile(ws.path("out/index.json"))
+        let firstShards = try ws.shards("out")
+        let firstLabels = ws.labels(firstShards)
+        let two = try ws.run(args + ["--jobs", "2"])
+        #expect(two.status == 0, "\(two.stderr)")
+        #expect(try readWholeFile(ws.path("out/index.json")) == first)
+        let twoShards = try ws.shards("out")
+        #expect(ws.labels(twoShards) == firstLabels && twoShards.map { $0["images"]?.bytes ?? [] } == firstShards.map { $0["images"]?.bytes ?? [] })
+        let index = try ws.index("out")
+        // Files 39 (class 0), 22 and 73 (class 1), 5 and 56 (class 2) are broken; the rest,
+        // in class order, are kept.
+        #expect(index["images"]?.intValue == 85 && index["skipped"]?.arrayValue?.count == 5)
+        #expect(firstLabels == [Int](repeating: 0, count: 29) + [Int](repeating: 1, count: 28) + [Int](repeating: 2, count: 28))
+        let limited = try ws.run(["--size", "8", "--shard-size", "7", "--limit", "40", "--jobs", "2", "-o", "lim", "many"])
+        #expect(limited.status == 0, "\(limited.stderr)")
+        #expect(try ws.index("lim")["images"]?.intValue == 40)
+    }
+
     @Test func reRunIsDeterministicAndReplacesTheOutput() throws {
         let ws = try PackWorkspace()
         defer { ws.remove() }
