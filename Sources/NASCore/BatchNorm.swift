@@ -269,7 +269,7 @@ public enum BatchNorm {
         if let dGamma { requireCount(dGamma, c, "dGamma") }
         if let dBeta { requireCount(dBeta, c, "dBeta") }
         let xp = x.base, dyp = dy.base, mp = mean.base
-        if let fused, fused.activation != .identity {
+        if let fused {
             requireCount(fused.beta, c, "beta")
             // The forward's scale and shift, bit for bit, so the recomputed BN output equals
             // the one the activation saw.

@@ -68,8 +68,6 @@ extension Supernet {
                                        dGamma: UnsafeMutableBufferPointer(rebasing: gradient(gamma)[0..<c]),
                                        dBeta: UnsafeMutableBufferPointer(rebasing: gradient(beta)[0..<c]), fused: fused)
                 }
-            case .batchNormActivation:
-                preconditionFailure("evaluation-only op on a trainable tape")
             case let .activation(a, x, y):
                 into(x) { dx in a.backward(ctx, x: ro(x), dy: rog(y), dx: dx, count: x.count) }
             case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):

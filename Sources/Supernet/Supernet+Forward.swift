@@ -21,12 +21,10 @@ enum Op {
     case conv(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
     case pointwise(w: TensorRef, slice: ConvWeightSlice, bias: TensorRef?, x: Buf, xs: Shape4, y: Buf)
     case depthwise(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
-    /// BN with batch statistics (or calibration), followed in the same pass by
-    /// `activation` (identity: none); `y` is the activation's output.
+    /// BN (batch statistics, calibration or running statistics as the tape's mode says),
+    /// followed in the same pass by `activation` (identity: none); `y` is the activation's
+    /// output, and is `x` itself (in place) on tapes without a backward pass.
     case batchNorm(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, x: Buf, y: Buf, saveMean: Buf, saveInvStd: Buf, activation: Activation)
-    /// Evaluation only: BN with running statistics and the activation after it, in one
-    /// pass, in place.
-    case batchNormActivation(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, activation: Activation, x: Buf)
     case activation(Activation, x: Buf, y: Buf)
     case squeezeExcite(reduceW: TensorRef, reduceB: TensorRef, expandW: TensorRef, expandB: TensorRef, cMax: Int, midMax: Int, mid: Int, xs: Shape4, x: Buf, y: Buf, saved: Buf)
     case dropConnect(p: Float, xs: Shape4, x: Buf, y: Buf, factors: Buf)
@@ -46,7 +44,6 @@ extension Op {
         case .pointwise: "pointwise"
         case .depthwise: "depthwise"
         case .batchNorm: "batchNorm"
-        case let .batchNormActivation(_, _, _, _, _, a, _): "batchNorm+\(a)"
         case let .activation(a, _, _): "activation.\(a)"
         case .squeezeExcite: "squeezeExcite"
         case .dropConnect: "dropConnect"
@@ -192,26 +189,18 @@ extension Supernet {
         }
         let training = trainable || normalization != .runningStatistics
 
-        func bn(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation = .identity) -> Buf {
-            let y = p.alloc(xs.count)
+        // BN and the activation after it (if any) run as one pass. Without a backward
+        // pass the input is not needed afterwards, so it runs in place; in training the BN
+        // output is not kept either (the backward recomputes it from x).
+        func bn(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation?) -> Buf {
+            let y = trainable ? p.alloc(xs.count) : x
             let m = p.alloc(xs.c), s = p.alloc(xs.c)
             t.ops.append(.batchNorm(
                 gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
                 mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
-                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s, activation: a))
+                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s, activation: a ?? .identity))
             if !trainable { p.release([m, s]) }
             return y
-        }
-        // BN and the activation after it run as one pass: in place in evaluation; in
-        // training the BN output is not kept (the backward recomputes it from x).
-        let fuseNormalization = !trainable && normalization == .runningStatistics
-        func bnAct(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation?) -> Buf {
-            guard fuseNormalization else { return bn(prefix, x, xs, a ?? .identity) }
-            t.ops.append(.batchNormActivation(
-                gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
-                mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
-                xs: xs, activation: a ?? .identity, x: x))
-            return x
         }
         func act(_ a: Activation, _ x: Buf) -> Buf {
             let y = p.alloc(x.count)
@@ -230,7 +219,7 @@ extension Supernet {
         var y = p.alloc(stemShape.count)
         t.ops.append(.conv(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y))
         p.release([x])
-        x = bnAct("first_conv", y, stemShape, activation(space.firstConv.activation))
+        x = bn("first_conv", y, stemShape, activation(space.firstConv.activation))
         xs = stemShape
 
         // MBConv blocks.
@@ -249,7 +238,7 @@ extension Supernet {
                 let os = xs.with(c: b.midChannels)
                 let o = p.alloc(os.count)
                 t.ops.append(.pointwise(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o))
-                h = bnAct("\(pre).inverted_bottleneck", o, os, a)
+                h = bn("\(pre).inverted_bottleneck", o, os, a)
                 hs = os
                 local += [o, h]
             }
@@ -259,7 +248,7 @@ extension Supernet {
             let ds = DepthwiseConv.outputShape(hs, kernel: b.kernel, stride: b.stride)
             let d = p.alloc(ds.count)
             t.ops.append(.depthwise(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d))
-            var g = bnAct("\(pre).depth_conv", d, ds, a)
+            var g = bn("\(pre).depth_conv", d, ds, a)
             local += [d, g]
             if let seMax = dims.seMax, let se = b.seChannels {
                 let o = p.alloc(ds.count)
@@ -276,7 +265,7 @@ extension Supernet {
             let os = ds.with(c: b.outChannels)
             let o = p.alloc(os.count)
             t.ops.append(.pointwise(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o))
-            var main = bnAct("\(pre).point_linear", o, os, nil)
+            var main = bn("\(pre).point_linear", o, os, nil)
             local += [o, main]
             // Shortcut: identity, or average pooling for a stride, then a 1x1 conv for a channel change.
             var sc = x
@@ -319,7 +308,7 @@ extension Supernet {
         let es = xs.with(c: expand)
         let e = p.alloc(es.count)
         t.ops.append(.pointwise(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e))
-        let ea = bnAct("last_conv.final_expand_layer", e, es, activation(space.lastConv.activation))
+        let ea = bn("last_conv.final_expand_layer", e, es, activation(space.lastConv.activation))
         let pooled = p.alloc(n * expand)
         t.ops.append(.globalPool(xs: es, x: ea, y: pooled))
         p.release([x, e, ea])
@@ -386,13 +375,6 @@ extension Supernet {
                 let update = BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: 1 / Float(max(1, index)))
                 BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update, activation: a)
             }
-        case let .batchNormActivation(gamma, beta, mean, variance, xs, a, x):
-            let c = xs.c
-            BatchNorm.forwardInference(
-                ctx, x: ro(x), shape: xs,
-                gamma: UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]), beta: UnsafeBufferPointer(rebasing: weight(beta)[0..<c]),
-                runningMean: UnsafeBufferPointer(rebasing: running(mean)[0..<c]), runningVar: UnsafeBufferPointer(rebasing: running(variance)[0..<c]),
-                y: value(x), activation: a)
         case let .activation(a, x, y):
             a.forward(ctx, x: ro(x), y: value(y), count: x.count)
         case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):
@@ -423,7 +405,6 @@ extension Op {
         case let .conv(_, _, _, _, _, y): return ([], y)  // the stem's input is the image
         case let .pointwise(_, _, _, x, _, y), let .depthwise(_, _, _, x, _, y): return ([x], y)
         case let .batchNorm(_, _, _, _, _, x, y, _, _, _): return ([x], y)
-        case .batchNormActivation: preconditionFailure("evaluation-only op on a trainable tape")
         case let .activation(_, x, y): return ([x], y)
         case let .squeezeExcite(_, _, _, _, _, _, _, _, x, y, _): return ([x], y)
         case let .dropConnect(_, _, x, y, _), let .avgPool(_, x, y), let .globalPool(_, x, y): return ([x], y)

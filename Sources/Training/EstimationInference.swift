@@ -53,7 +53,7 @@ public struct InferenceImages: Sendable {
 extension InferenceImages {
     /// The images of the shards at `path` under the official evaluation
     /// transform at `resolution` (resize to resolution/0.875, centre crop),
-    /// exactly as estimate-acc renders its validation images.
+    /// exactly as `estimate-acc --transform eval` renders its validation images.
     public init(evalTransformOf path: String, resolution: Int) throws(EstimationError) {
         var pixels: [Float] = []
         var labels: [Int32] = []

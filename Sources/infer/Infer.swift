@@ -53,7 +53,7 @@ struct Infer: Tool {
     @Option(name: .customLong("calib-batch-size"), help: "Images per calibration batch with --calib.")
     var calibBatchSize = 256
 
-    @Option(help: "Input transform: resize (bicubic to the arch's resolution) or eval (shards only: resize to resolution/0.875 and centre-crop, estimate-acc's validation transform).")
+    @Option(help: "Input transform: resize (bicubic to the arch's resolution) or eval (shards only: resize to resolution/0.875 and centre-crop, as estimate-acc --transform eval). --calib images take the same transform.")
     var transform: String = "resize"
 
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.")

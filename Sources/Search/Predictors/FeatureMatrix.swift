@@ -29,6 +29,23 @@ public struct FeatureMatrix: Sendable, Equatable {
         values[(i * columns)..<((i + 1) * columns)]
     }
 
+    /// Per column: the mean, the population standard deviation, and whether the column
+    /// varies (sd above 1e-12 of its magnitude); what the linear models standardise with.
+    public func columnMoments() -> (mean: [Double], sd: [Double], varies: [Bool]) {
+        let n = Double(rows)
+        var mean = [Double](repeating: 0, count: columns), sd = [Double](repeating: 0, count: columns)
+        for c in 0..<columns {
+            var s = 0.0
+            for r in 0..<rows { s += self[r, c] }
+            mean[c] = s / n
+            var v = 0.0
+            for r in 0..<rows { v += (self[r, c] - mean[c]) * (self[r, c] - mean[c]) }
+            sd[c] = (v / n).squareRoot()
+        }
+        let varies = (0..<columns).map { sd[$0] > 1e-12 * max(1, abs(mean[$0])) }
+        return (mean, sd, varies)
+    }
+
     /// The rows at `indices`, in that order.
     public func selecting(rows indices: [Int]) -> FeatureMatrix {
         var out: [Double] = []

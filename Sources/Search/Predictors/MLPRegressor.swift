@@ -100,16 +100,9 @@ public struct MLPRegressor: Sendable, Equatable {
         precondition(x.rows == y.count && x.rows > 0, "one target per row, at least one row")
         precondition(options.problem == nil, "valid options")
         let n = x.rows, d = x.columns, nd = Double(n)
-        var mean = [Double](repeating: 0, count: d), scale = [Double](repeating: 1, count: d)
-        for c in 0..<d {
-            var s = 0.0
-            for r in 0..<n { s += x[r, c] }
-            mean[c] = s / nd
-            var v = 0.0
-            for r in 0..<n { v += (x[r, c] - mean[c]) * (x[r, c] - mean[c]) }
-            let sd = (v / nd).squareRoot()
-            if sd > 1e-12 * max(1, abs(mean[c])) { scale[c] = sd }
-        }
+        let moments = x.columnMoments()
+        let mean = moments.mean
+        let scale = (0..<d).map { moments.varies[$0] ? moments.sd[$0] : 1 }
         let yMean = y.reduce(0, +) / nd
         var yVar = 0.0
         for t in y { yVar += (t - yMean) * (t - yMean) }

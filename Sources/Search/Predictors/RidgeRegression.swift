@@ -19,17 +19,9 @@ public struct RidgeRegression: Sendable, Equatable {
         precondition(alpha >= 0, "alpha must be at least 0")
         let n = x.rows, d = x.columns
         let nd = Double(n)
-        var mean = [Double](repeating: 0, count: d), sd = [Double](repeating: 0, count: d)
-        for c in 0..<d {
-            var s = 0.0
-            for r in 0..<n { s += x[r, c] }
-            mean[c] = s / nd
-            var v = 0.0
-            for r in 0..<n { v += (x[r, c] - mean[c]) * (x[r, c] - mean[c]) }
-            sd[c] = (v / nd).squareRoot()
-        }
+        let (mean, sd, varies) = x.columnMoments()
         let yMean = y.reduce(0, +) / nd
-        let active = (0..<d).filter { sd[$0] > 1e-12 * max(1, abs(mean[$0])) }
+        let active = (0..<d).filter { varies[$0] }
         let k = active.count
         // A = Z'Z + alpha I and rhs = Z'(y - mean y), over the active columns.
         var a = [Double](repeating: 0, count: k * k), rhs = [Double](repeating: 0, count: k)
