@@ -26,40 +26,41 @@ public enum Activation: String, Sendable, CaseIterable {
         }
     }
 
-    /// `min(max(v, 0), 6)` with vector selects (`clamped` is scalarised).
-    @inline(__always) func relu6(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6)
-    }
-
+    /// `1 / (1 + exp(-x))` with `exp(-x)` from `FastExp.expNegated8`.
     @inline(__always) static func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        1 / (1 + FastExp.exp8(-x))
+        1 / FastExp.expNegated8(x, plus: 1)
     }
 
     @inline(__always) func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         switch self {
-        case .identity: return x
-        case .relu: return x.replacing(with: 0, where: x .< 0)
-        case .swish: return x * Activation.sigmoid8(x)
-        case .hswish: return x * (relu6(x + 3) * (1 / 6 as Float))
-        case .hsigmoid: return relu6(x + 3) * (1 / 6 as Float)
+        case .identity: return IdentityKernel.apply8(x)
+        case .relu: return ReLUKernel.apply8(x)
+        case .swish: return SwishKernel.apply8(x)
+        case .hswish: return HSwishKernel.apply8(x)
+        case .hsigmoid: return HSigmoidKernel.apply8(x)
         }
     }
 
     /// `dy · y'(x)`.
     @inline(__always) func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> {
-        let zero = SIMD8<Float>()
         switch self {
-        case .identity: return dy
-        case .relu: return dy.replacing(with: 0, where: x .<= 0)
-        case .swish:
-            let s = Activation.sigmoid8(x)
-            return dy * (s * (1 + x * (1 - s)))
-        case .hswish:
-            let mid = (2 * x + 3) * (1 / 6 as Float)
-            let d = mid.replacing(with: 0, where: x .<= -3).replacing(with: 1, where: x .>= 3)
-            return dy * d
-        case .hsigmoid:
-            return (dy * (1 / 6 as Float)).replacing(with: zero, where: (x .<= -3) .| (x .>= 3))
+        case .identity: return IdentityKernel.gradient8(x, dy)
+        case .relu: return ReLUKernel.gradient8(x, dy)
+        case .swish: return SwishKernel.gradient8(x, dy)
+        case .hswish: return HSwishKernel.gradient8(x, dy)
+        case .hsigmoid: return HSigmoidKernel.gradient8(x, dy)
+        }
+    }
+
+    /// Calls `body.run(K.self)` with this activation's kernel type, so that `body`'s
+    /// loops are specialised for it (the switch is outside the loops).
+    @inline(__always) func dispatch<Body: ActivationLoop>(_ body: Body) -> Body.Result {
+        switch self {
+        case .identity: return body.run(IdentityKernel.self)
+        case .relu: return body.run(ReLUKernel.self)
+        case .swish: return body.run(SwishKernel.self)
+        case .hswish: return body.run(HSwishKernel.self)
+        case .hsigmoid: return body.run(HSigmoidKernel.self)
         }
     }
 
@@ -73,17 +74,7 @@ public enum Activation: String, Sendable, CaseIterable {
             if x.baseAddress != UnsafePointer(y.baseAddress) { y.base.update(from: x.base, count: count) }
             return
         }
-        let xp = x.base, yp = y.base
-        let act = self
-        ctx.parallelChunks(count, minChunk: 1 << 14, align: 8) { _, r in
-            var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                store8(act.apply8(load8(xp + i)), yp + i)
-                i += 8
-            }
-            let t = r.upperBound - i
-            if t > 0 { storePartial(act.apply8(loadPartial(xp + i, t)), yp + i, t) }
-        }
+        dispatch(ForwardLoop(ctx: ctx, x: x.base, y: y.base, count: count))
     }
 
     /// `dx[i] = dy[i] · f'(x[i])` from the forward's input `x`; `dx` (overwritten) may
@@ -91,17 +82,98 @@ public enum Activation: String, Sendable, CaseIterable {
     public func backward(_ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          dx: UnsafeMutableBufferPointer<Float>, count: Int) {
         requireCount(x, count, "x"); requireCount(dy, count, "dy"); requireCount(dx, count, "dx")
-        let xp = x.base, gp = dy.base, dp = dx.base
-        let act = self
-        ctx.parallelChunks(count, minChunk: 1 << 14, align: 8) { _, r in
-            var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                store8(act.gradient8(load8(xp + i), load8(gp + i)), dp + i)
-                i += 8
+        dispatch(BackwardLoop(ctx: ctx, x: x.base, dy: dy.base, dx: dx.base, count: count))
+    }
+
+    private struct ForwardLoop: ActivationLoop {
+        let ctx: ComputeContext, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int
+        @inline(__always) func run<K: ActivationKernel>(_: K.Type) {
+            let xp = x, yp = y
+            ctx.parallelChunks(count, minChunk: 1 << 14, align: 8) { _, r in
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound {
+                    store8(K.apply8(load8(xp + i)), yp + i)
+                    i += 8
+                }
+                let t = r.upperBound - i
+                if t > 0 { storePartial(K.apply8(loadPartial(xp + i, t)), yp + i, t) }
             }
-            let t = r.upperBound - i
-            if t > 0 { storePartial(act.gradient8(loadPartial(xp + i, t), loadPartial(gp + i, t)), dp + i, t) }
         }
+    }
+
+    private struct BackwardLoop: ActivationLoop {
+        let ctx: ComputeContext, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int
+        @inline(__always) func run<K: ActivationKernel>(_: K.Type) {
+            let xp = x, gp = dy, dp = dx
+            ctx.parallelChunks(count, minChunk: 1 << 14, align: 8) { _, r in
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound {
+                    store8(K.gradient8(load8(xp + i), load8(gp + i)), dp + i)
+                    i += 8
+                }
+                let t = r.upperBound - i
+                if t > 0 { storePartial(K.gradient8(loadPartial(xp + i, t), loadPartial(gp + i, t)), dp + i, t) }
+            }
+        }
+    }
+}
+
+/// One activation as a type, so that a kernel generic over it is specialised with the
+/// activation's vector code inlined into its loop. (Passed as a closure instead, the
+/// activation stayed an out-of-line call per 8 lanes, with its constants reloaded each
+/// time: BN + swish ran at half speed.)
+public protocol ActivationKernel {
+    /// `f(x)` on 8 lanes.
+    static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float>
+    /// `dy · f'(x)` on 8 lanes.
+    static func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float>
+}
+
+/// A loop to run with the kernel of an `Activation` known only at run time:
+/// `activation.dispatch(loop)` switches once and calls the specialised `run`.
+protocol ActivationLoop {
+    associatedtype Result = Void
+    func run<K: ActivationKernel>(_ kernel: K.Type) -> Result
+}
+
+/// `min(max(v, 0), 6)` with vector selects (`clamped` is scalarised).
+@inline(__always) private func relu6(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6)
+}
+
+public enum IdentityKernel: ActivationKernel {
+    @inline(__always) public static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> { x }
+    @inline(__always) public static func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> { dy }
+}
+
+public enum ReLUKernel: ActivationKernel {
+    @inline(__always) public static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: 0, where: x .< 0) }
+    @inline(__always) public static func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> {
+        dy.replacing(with: 0, where: x .<= 0)
+    }
+}
+
+public enum SwishKernel: ActivationKernel {
+    @inline(__always) public static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> { x / FastExp.expNegated8(x, plus: 1) }
+    @inline(__always) public static func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> {
+        let s = Activation.sigmoid8(x)
+        return dy * (s * (1 + x * (1 - s)))
+    }
+}
+
+public enum HSwishKernel: ActivationKernel {
+    @inline(__always) public static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> { x * (relu6(x + 3) * (1 / 6 as Float)) }
+    @inline(__always) public static func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> {
+        let mid = (2 * x + 3) * (1 / 6 as Float)
+        let d = mid.replacing(with: 0, where: x .<= -3).replacing(with: 1, where: x .>= 3)
+        return dy * d
+    }
+}
+
+public enum HSigmoidKernel: ActivationKernel {
+    @inline(__always) public static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> { relu6(x + 3) * (1 / 6 as Float) }
+    @inline(__always) public static func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> {
+        (dy * (1 / 6 as Float)).replacing(with: SIMD8<Float>(), where: (x .<= -3) .| (x .>= 3))
     }
 }
 
@@ -119,19 +191,49 @@ public enum FastExp {
         // t = x·log2(e) + 1.5·2^23 rounds to the nearest integer n, held in t's low
         // mantissa bits; n = t - 1.5·2^23 exactly.
         let magic = SIMD8<Float>(repeating: 12_582_912)
-        let t = x * 1.44269504088896341 + magic
+        // Fused multiply-adds throughout (`a.addingProduct(b, c)` = a + b·c, one rounding):
+        // Swift does not contract `a * b + c` itself, and the separate ops cost a third
+        // more instructions on this compute-bound path.
+        let t = magic.addingProduct(x, SIMD8(repeating: 1.44269504088896341))
         let n = t - magic
         var r = x.addingProduct(n, SIMD8(repeating: -0.693359375))
         r = r.addingProduct(n, SIMD8(repeating: 2.12194440e-4))
-        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let e = p * (r * r) + r + 1
+        var p = SIMD8<Float>(repeating: 1.3981999507e-3).addingProduct(SIMD8(repeating: 1.9875691500e-4), r)
+        p = SIMD8(repeating: 8.3334519073e-3).addingProduct(p, r)
+        p = SIMD8(repeating: 4.1665795894e-2).addingProduct(p, r)
+        p = SIMD8(repeating: 1.6666665459e-1).addingProduct(p, r)
+        p = SIMD8(repeating: 5.0000001201e-1).addingProduct(p, r)
+        let e = r.addingProduct(p, r * r) + 1
         let tBits = unsafeBitCast(t, to: SIMD8<Int32>.self)
         let bits = (tBits &- 0x4B40_0000 &+ 127) &<< 23
         return e * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    }
+
+    /// `exp(-x) + plus`, the same approximation as `exp8(-x) + plus` with the negation
+    /// folded into the constants and the final add into a fused multiply-add: the
+    /// sigmoid's denominator in 6 fewer instructions per 8 lanes (the activation is
+    /// compute-bound, so that is its speed). Argument clamped as in `exp8`.
+    @inline(__always) public static func expNegated8(_ x0: SIMD8<Float>, plus: Float) -> SIMD8<Float> {
+        // Clamp tests on the running value compile to vminps/vmaxps.
+        var x = x0.replacing(with: 87.33, where: x0 .> 87.33)
+        x = x.replacing(with: -88.37, where: x .< -88.37)
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        // n = round(-x·log2 e); q = x + n·ln2 = -r, with r the reduced argument of exp8.
+        let t = magic.addingProduct(x, SIMD8(repeating: -1.44269504088896341))
+        let n = t - magic
+        var q = x.addingProduct(n, SIMD8(repeating: 0.693359375))
+        q = q.addingProduct(n, SIMD8(repeating: -2.12194440e-4))
+        // exp(r) = 1 + r + r²·P(r) at r = -q: P's odd coefficients change sign. P by
+        // Estrin's scheme (three dependent steps instead of Horner's five): the loop is
+        // bound by how many iterations the scheduler can hold, so latency is speed.
+        let q2 = q * q, q4 = q2 * q2
+        let p01 = SIMD8<Float>(repeating: 5.0000001201e-1).addingProduct(q, SIMD8(repeating: -1.6666665459e-1))
+        let p23 = SIMD8<Float>(repeating: 4.1665795894e-2).addingProduct(q, SIMD8(repeating: -8.3334519073e-3))
+        let p45 = SIMD8<Float>(repeating: 1.3981999507e-3).addingProduct(q, SIMD8(repeating: -1.9875691500e-4))
+        let p = p01.addingProduct(q2, p23).addingProduct(q4, p45)
+        let e = (-q).addingProduct(p, q2) + 1
+        let tBits = unsafeBitCast(t, to: SIMD8<Int32>.self)
+        let scale = unsafeBitCast((tBits &- 0x4B40_0000 &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return SIMD8(repeating: plus).addingProduct(e, scale)
     }
 }

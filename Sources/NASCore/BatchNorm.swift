@@ -124,48 +124,33 @@ public enum BatchNorm {
         }
     }
 
-    /// `y[r, ch] = x[r, ch] · scale[ch] + bias[ch]` over rows, parallel.
+    /// `y[r, ch] = act(x[r, ch] · scale[ch] + bias[ch])` over rows, parallel; one pass
+    /// whatever the activation (the loop is specialised for it).
     private static func affine(_ ctx: ComputeContext, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                activation: Activation = .identity) {
-        if activation == .identity {
+        activation.dispatch(AffineLoop(ctx: ctx, x: x, y: y, m: m, c: c, scale: scale, bias: bias))
+    }
+
+    private struct AffineLoop: ActivationLoop {
+        let ctx: ComputeContext, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, m: Int, c: Int
+        let scale: UnsafePointer<Float>, bias: UnsafePointer<Float>
+        @inline(__always) func run<K: ActivationKernel>(_: K.Type) {
+            let x = x, y = y, c = c, scale = scale, bias = bias
             ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
                 for r in rows {
                     let xr = x + r * c, yr = y + r * c
                     var ch = 0
                     while ch + 8 <= c {
-                        store8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch), yr + ch)
-                        ch += 8
-                    }
-                    while ch < c { yr[ch] = xr[ch] * scale[ch] + bias[ch]; ch += 1 }
-                }
-            }
-            return
-        }
-        // Fused with the activation: one pass instead of two. The switch is outside the
-        // loops, so each activation gets its own inlined loop.
-        @inline(__always) func run(_ f: @escaping (SIMD8<Float>) -> SIMD8<Float>) {
-            ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
-                for r in rows {
-                    let xr = x + r * c, yr = y + r * c
-                    var ch = 0
-                    while ch + 8 <= c {
-                        store8(f(load8(xr + ch) * load8(scale + ch) + load8(bias + ch)), yr + ch)
+                        store8(K.apply8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch)), yr + ch)
                         ch += 8
                     }
                     if ch < c {
                         let t = c - ch
-                        storePartial(f(loadPartial(xr + ch, t) * loadPartial(scale + ch, t) + loadPartial(bias + ch, t)), yr + ch, t)
+                        storePartial(K.apply8(loadPartial(xr + ch, t) * loadPartial(scale + ch, t) + loadPartial(bias + ch, t)), yr + ch, t)
                     }
                 }
             }
-        }
-        switch activation {
-        case .identity: run { $0 }
-        case .relu: run { Activation.relu.apply8($0) }
-        case .swish: run { Activation.swish.apply8($0) }
-        case .hswish: run { Activation.hswish.apply8($0) }
-        case .hsigmoid: run { Activation.hsigmoid.apply8($0) }
         }
     }
 
@@ -342,42 +327,37 @@ public enum BatchNorm {
         dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
     ) {
         let m = shape.pixels, c = shape.c
-        let (acc, f) = switch act {
-        case .identity: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { $1 }
-        case .relu: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.relu.gradient8($0, $1) }
-        case .swish: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.swish.gradient8($0, $1) }
-        case .hswish: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.hswish.gradient8($0, $1) }
-        case .hsigmoid: backwardFusedSums(ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss) { Activation.hsigmoid.gradient8($0, $1) }
-        }
+        let (acc, f) = act.dispatch(FusedSumsLoop(ctx: ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss))
         finishBackward(ctx, x: xp, dy: UnsafePointer(dyp), m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
                        sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
     }
 
-    /// `g = grad(x·scale + shift, dy)` written over `dy`, then Σ g and Σ g·(x - mean),
+    /// `g = K.gradient8(x·scale + shift, dy)` written over `dy`, then Σ g and Σ g·(x - mean),
     /// per block of rows: the gradient loop first, the Double sums second over the same
     /// block while it is in L1 (one loop doing both runs out of registers).
-    @inline(__always)
-    private static func backwardFusedSums(
-        _ ctx: ComputeContext, x xp: UnsafePointer<Float>, dy dyp: UnsafeMutablePointer<Float>, m: Int, c: Int,
-        mean mp: UnsafePointer<Float>, scaleShift ss: UnsafePointer<Float>,
-        _ grad: @escaping (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
-    ) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Float>) {
-        reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
-            // Gradient at the activation's input, row by row over all channels (contiguous).
-            for r in rows {
-                let xr = xp + r * c, gr = dyp + r * c
-                var ch = 0
-                while ch + 8 <= c {
-                    store8(grad(load8(xr + ch) * load8(ss + ch) + load8(ss + c + ch), load8(gr + ch)), gr + ch)
-                    ch += 8
+    private struct FusedSumsLoop: ActivationLoop {
+        let ctx: ComputeContext, x: UnsafePointer<Float>, dy: UnsafeMutablePointer<Float>, m: Int, c: Int
+        let mean: UnsafePointer<Float>, scaleShift: UnsafePointer<Float>
+        @inline(__always) func run<K: ActivationKernel>(_: K.Type) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Float>) {
+            let xp = x, dyp = dy, c = c, mp = mean, ss = scaleShift
+            return reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { rows, a in
+                // Gradient at the activation's input, row by row over all channels (contiguous).
+                for r in rows {
+                    let xr = xp + r * c, gr = dyp + r * c
+                    var ch = 0
+                    while ch + 8 <= c {
+                        store8(K.gradient8(load8(xr + ch) * load8(ss + ch) + load8(ss + c + ch), load8(gr + ch)), gr + ch)
+                        ch += 8
+                    }
+                    if ch < c {
+                        let t = c - ch
+                        storePartial(K.gradient8(loadPartial(xr + ch, t) * loadPartial(ss + ch, t) + loadPartial(ss + c + ch, t),
+                                                 loadPartial(gr + ch, t)), gr + ch, t)
+                    }
                 }
-                if ch < c {
-                    let t = c - ch
-                    storePartial(grad(loadPartial(xr + ch, t) * loadPartial(ss + ch, t) + loadPartial(ss + c + ch, t), loadPartial(gr + ch, t)), gr + ch, t)
-                }
+                // The sums, as in the unfused backward.
+                sumGradients(xp, UnsafePointer(dyp), mp, c: c, rows: rows, a)
             }
-            // The sums, as in the unfused backward.
-            sumGradients(xp, UnsafePointer(dyp), mp, c: c, rows: rows, a)
         }
     }
 }
