@@ -34,6 +34,12 @@ extension UnsafeMutableBufferPointer {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
+/// Adds `v` to the 8 doubles at `p` (unaligned), as one vector load and store.
+@inline(__always) func add8(_ v: SIMD8<Double>, to p: UnsafeMutablePointer<Double>) {
+    let raw = UnsafeMutableRawPointer(p)
+    raw.storeBytes(of: raw.loadUnaligned(as: SIMD8<Double>.self) + v, as: SIMD8<Double>.self)
+}
+
 /// Unaligned 8-float vector store.
 @inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
