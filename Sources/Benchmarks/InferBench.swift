@@ -5,17 +5,23 @@ import NASCore
 import Supernet
 import Training
 
-/// `Benchmarks infer [--data DIR] [--quick]`: images/s of eval-mode inference
+/// `Benchmarks infer [--data DIR] [--quick] [--only LABEL,...]`: images/s of eval-mode inference
 /// (running statistics, no tape) for official-space subnets at batch 64 and
 /// 128x128 input (A0 and A6 with resolution 128, the max subnet at 128) and
 /// tiny-space subnets at 32 px, batch 256 (max, min); then subnets/minute of
 /// accuracy estimation on the demo data in DIR (default /tmp/demo-data; made by
 /// Scripts/demo-data) with jobs = cores and jobs = 1. Weights are the
 /// initialiser's (speed does not depend on the values). One JSON line each.
+/// `--only A0@128,min@32` runs just those subnets (labels as printed; `estimate-acc`
+/// for the demo figure).
 func runInferBench(arguments: [String]) {
     var dataDir = "/tmp/demo-data"
     if let i = arguments.firstIndex(of: "--data"), i + 1 < arguments.count { dataDir = arguments[i + 1] }
     let quick = arguments.contains("--quick")
+    var only: Set<String>?
+    if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
+        only = Set(arguments[i + 1].split(separator: ",").map(String.init))
+    }
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -37,6 +43,7 @@ func runInferBench(arguments: [String]) {
     }
 
     func throughput(space spaceName: String, arch: Arch, label: String, batch: Int) {
+        if let only, !only.contains(label) { return }
         guard let space = try? SearchSpace(contentsOf: repo + "/pipelines/spaces/\(spaceName).json") else {
             FileHandle.standardError.write(Data("infer bench: cannot read space \(spaceName)\n".utf8))
             return
@@ -74,6 +81,7 @@ func runInferBench(arguments: [String]) {
         throughput(space: "tiny", arch: mn, label: "min@32", batch: 256)
 
         // estimate-acc throughput on the demo data.
+        if let only, !only.contains("estimate-acc") { return }
         guard FileManager.default.fileExists(atPath: dataDir + "/train") else {
             FileHandle.standardError.write(Data("infer bench: no demo data in \(dataDir) (Scripts/demo-data \(dataDir)); skipping estimate-acc\n".utf8))
             return

@@ -152,7 +152,7 @@ public enum BatchNorm {
         }
     }
 
-    /// `y[r, ch] = act(x[r, ch] · scale[ch] + bias[ch])` over rows, parallel; one pass
+    /// `y[r, ch] = act(x[r, ch] · scale[ch] + bias[ch])` (one fused multiply-add) over rows, parallel; one pass
     /// whatever the activation (the loop is specialised for it).
     private static func affine(_ ctx: ComputeContext, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
@@ -170,12 +170,12 @@ public enum BatchNorm {
                     let xr = x + r * c, yr = y + r * c
                     var ch = 0
                     while ch + 8 <= c {
-                        store8(K.apply8(load8(xr + ch) * load8(scale + ch) + load8(bias + ch)), yr + ch)
+                        store8(K.apply8(load8(bias + ch).addingProduct(load8(xr + ch), load8(scale + ch))), yr + ch)
                         ch += 8
                     }
                     if ch < c {
                         let t = c - ch
-                        storePartial(K.apply8(loadPartial(xr + ch, t) * loadPartial(scale + ch, t) + loadPartial(bias + ch, t)), yr + ch, t)
+                        storePartial(K.apply8(loadPartial(bias + ch, t).addingProduct(loadPartial(xr + ch, t), loadPartial(scale + ch, t))), yr + ch, t)
                     }
                 }
             }
@@ -374,12 +374,12 @@ public enum BatchNorm {
                     let xr = xp + r * c, gr = dyp + r * c
                     var ch = 0
                     while ch + 8 <= c {
-                        store8(K.gradient8(load8(xr + ch) * load8(ss + ch) + load8(ss + c + ch), load8(gr + ch)), gr + ch)
+                        store8(K.gradient8(load8(ss + c + ch).addingProduct(load8(xr + ch), load8(ss + ch)), load8(gr + ch)), gr + ch)
                         ch += 8
                     }
                     if ch < c {
                         let t = c - ch
-                        storePartial(K.gradient8(loadPartial(xr + ch, t) * loadPartial(ss + ch, t) + loadPartial(ss + c + ch, t),
+                        storePartial(K.gradient8(loadPartial(ss + c + ch, t).addingProduct(loadPartial(xr + ch, t), loadPartial(ss + ch, t)),
                                                  loadPartial(gr + ch, t)), gr + ch, t)
                     }
                 }
