@@ -90,14 +90,37 @@ struct ImageCodecTests {
         #expect(throws: ImageDecodeError.self) { try ImageCodec.decode(Array(png.prefix(png.count - 20))) }
     }
 
-    @Test func sha256MatchesStandardVectors() {
-        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        var h = SHA256()
+    /// Both implementations (SHA-NI where the CPU has it, and the portable code).
+    @Test(arguments: [true, false]) func sha256MatchesStandardVectors(hardware: Bool) {
+        #expect(SHA256.hex([], hardware: hardware) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8), hardware: hardware) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8), hardware: hardware)
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        var h = SHA256(hardware: hardware)
         let chunk = [UInt8](repeating: 0x61, count: 1000)
         for _ in 0..<1000 { h.update(chunk) }
         #expect(h.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// SHA-NI and the portable code agree on random data of every length around the
+    /// block and padding boundaries, fed whole and in uneven pieces.
+    @Test func sha256HardwareMatchesPortable() throws {
+        try #require(SHA256.hardwareAvailable, "this CPU has no SHA extensions: only the portable code runs here")
+        var state: UInt64 = 256
+        let data = (0..<5000).map { _ -> UInt8 in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        for n in Array(0...130) + [191, 192, 193, 1000, 4095, 4096, 5000] {
+            let bytes = Array(data.prefix(n))
+            #expect(SHA256.hex(bytes, hardware: true) == SHA256.hex(bytes, hardware: false), "length \(n)")
+            var pieces = SHA256(hardware: true)
+            var i = 0, step = 1
+            while i < n { let j = min(n, i + step); pieces.update(Array(bytes[i..<j])); i = j; step = step * 3 % 97 + 1 }
+            var whole = SHA256(hardware: false)
+            whole.update(bytes)
+            #expect(pieces.finalize() == whole.finalize(), "length \(n), in pieces")
+        }
     }
 }
 
