@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
+        // glibc's mallopt (malloc.h is not in Swift's Glibc module): NASCore.ProcessMemory.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
         // cannot catch, so the JPEG and PNG calls live in this small C target,
         // which catches them with setjmp and returns status codes.
@@ -30,7 +32,7 @@ let package = Package(
 
         // Libraries.
         .target(name: "FileFormats", dependencies: ["CLZ4"]),
-        .target(name: "NASCore", dependencies: ["COpenBLAS"]),
+        .target(name: "NASCore", dependencies: ["COpenBLAS", "CMalloc"]),
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive"]),
         .target(name: "Search", dependencies: ["Supernet"]),

@@ -2,6 +2,10 @@
 // (search prints a Markdown table). Run through `Scripts/bench <suite>`
 // (release build, AVX2 code generation).
 import Foundation
+import NASCore
+
+// The tools' allocator policy (ToolSupport's Tool.main applies it too).
+ProcessMemory.keepFreedMemory()
 
 let suites: [String: ([String]) -> Void] = [
     "kernels": { args in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NASCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +18,7 @@ extension Tool {
     }
 
     public static func main() {
+        ProcessMemory.keepFreedMemory()
         do {
             var command = try parseAsRoot()
             try command.run()
