@@ -1,7 +1,7 @@
 // SHA-256 with the x86 SHA extensions. The instructions keep the eight state
 // words in two registers, ABEF and CDGH; sha256rnds2 does two rounds, and
 // sha256msg1/msg2 extend the message schedule four words at a time.
-#include "sha256_ni.h"
+#include "image_codecs.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

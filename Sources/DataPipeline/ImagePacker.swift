@@ -126,6 +126,9 @@ public struct ImagePacker {
             }
             expected = hasArchiveClassTars ? nil : count
         }
+        // Files still to come when a shard starts bound its image count, which lets the
+        // writer compress a shard while it fills (see `streamedShard`).
+        let expectedFiles = expected
         guard !classes.isEmpty else { throw PackError(.badData, "no classes found: expected class folders, class tars, IDX labels, or --labels for flat images", location: inputs.joined(separator: " ")) }
         let classIndex = Dictionary(classes.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         if let limit = o.limit { expected = min(expected ?? limit, limit) }
@@ -158,8 +161,46 @@ public struct ImagePacker {
             onSkip(s)
             skipped.append(s)
         }
+        // The shard being compressed as it fills: started with its first image when the
+        // images it will hold are known (the full shard size, or all that remain); its
+        // pixels go to the writer after each chunk. A skip or a short input makes the
+        // count wrong: the stream is dropped and the shard written whole at the end, the
+        // same bytes either way (LZ4FrameCompressor equals LZ4Frame.compress).
+        var streamedShard: (images: Int, bytesSent: Int)?
+        func startShardIfKnown() {
+            guard shardLabels.isEmpty, let files = expectedFiles else { return }
+            var remaining = files - images - skipped.count
+            if let limit = o.limit { remaining = min(remaining, limit - images) }
+            let n = min(o.shardSize, remaining)
+            guard n > 0 else { return }
+            writer.beginStream(metadata: metadata, images: n, size: o.size)
+            streamedShard = (n, 0)
+        }
+        func sendStreamedPixels() {
+            guard let s = streamedShard, shardPixels.count > s.bytesSent else { return }
+            guard shardLabels.count <= s.images else {
+                // More images than files were counted (the input changed since): write whole.
+                writer.abandonStream()
+                streamedShard = nil
+                return
+            }
+            writer.streamPixels(Array(shardPixels[s.bytesSent...]))
+            streamedShard = (s.images, shardPixels.count)
+        }
         func flushShard() throws {
             guard !shardLabels.isEmpty else { return }
+            if let s = streamedShard {
+                if s.images == shardLabels.count {
+                    sendStreamedPixels()
+                    streamedShard = nil
+                    try writer.finishStream(labels: shardLabels)
+                    shardPixels.removeAll(keepingCapacity: true)
+                    shardLabels.removeAll(keepingCapacity: true)
+                    return
+                }
+                streamedShard = nil
+                writer.abandonStream()
+            }
             var file = TensorFile(metadata: metadata)
             file["images"] = Tensor(shardPixels, shape: [shardLabels.count, o.size, o.size, 3])
             file["labels"] = Tensor(shardLabels, shape: [shardLabels.count])
@@ -197,6 +238,7 @@ public struct ImagePacker {
                 switch result {
                 case let .failure(e): try skip(item.source, e.description)
                 case let .success(pixels):
+                    startShardIfKnown()
                     shardPixels.append(contentsOf: pixels)
                     shardLabels.append(label)
                     counts[Int(label)] += 1
@@ -204,6 +246,7 @@ public struct ImagePacker {
                     if shardLabels.count == o.shardSize { try flushShard() }
                 }
             }
+            sendStreamedPixels()
             onProgress(PackProgress(images: images, skipped: skipped.count, expected: expected, seconds: elapsed()))
         }
 

@@ -103,10 +103,15 @@ public struct SHA256: Sendable {
         return words.flatMap { w in (0..<4).map { UInt8(truncatingIfNeeded: w >> (24 - 8 * UInt32($0))) } }
     }
 
+    /// The digest in lower-case hex.
+    public func hexDigest() -> String {
+        finalize().map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+    }
+
     /// Lower-case hex digest of `bytes`.
     public static func hex(_ bytes: [UInt8], hardware: Bool = SHA256.hardwareAvailable) -> String {
         var s = SHA256(hardware: hardware)
         s.update(bytes)
-        return s.finalize().map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+        return s.hexDigest()
     }
 }

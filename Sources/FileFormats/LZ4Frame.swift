@@ -136,3 +136,83 @@ struct ByteReader {
         }
     }
 }
+
+/// One LZ4 frame compressed piece by piece, so a writer can compress data as it
+/// arrives: the frame header (content size given up front, content checksum) at
+/// `init`, each `append` compressed as full 4 MiB blocks fill, the rest and the
+/// checksum at `finish`. The frame is byte for byte the one `LZ4Frame.compress`
+/// makes of the concatenated pieces, however they are split (tested).
+public final class LZ4FrameCompressor {
+    private var context: OpaquePointer?
+    private var prefs = LZ4F_preferences_t()
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Bytes of the frame written so far.
+    public private(set) var count = 0
+    private let contentSize: Int
+    private var appended = 0
+
+    /// - Precondition: exactly `contentSize` bytes are appended before `finish`.
+    public init(contentSize: Int, level: Int32 = 0) {
+        self.contentSize = contentSize
+        // The frame parameters LZ4F_compressFrame chooses for the same content: the
+        // smallest block size that holds it (up to 4 MiB), and independent blocks when
+        // there is only one. (Not its autoFlush: that would end a block at each append.)
+        let sizes: [(LZ4F_blockSizeID_t, Int)] = [(LZ4F_max64KB, 64 << 10), (LZ4F_max256KB, 256 << 10), (LZ4F_max1MB, 1 << 20)]
+        let (id, blockSize) = sizes.first { contentSize <= $0.1 } ?? (LZ4F_max4MB, 4 << 20)
+        prefs.frameInfo.blockSizeID = id
+        if contentSize <= blockSize { prefs.frameInfo.blockMode = LZ4F_blockIndependent }
+        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        prefs.frameInfo.contentSize = UInt64(contentSize)
+        prefs.compressionLevel = level
+        var ctx: OpaquePointer?
+        let created = LZ4F_createCompressionContext(&ctx, UInt32(LZ4F_VERSION))
+        precondition(LZ4F_isError(created) == 0 && ctx != nil, "LZ4F_createCompressionContext failed")
+        context = ctx
+        capacity = LZ4F_compressFrameBound(contentSize, &prefs) + Int(LZ4F_HEADER_SIZE_MAX)
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+        emit(bound: Int(LZ4F_HEADER_SIZE_MAX)) { dst, cap in LZ4F_compressBegin(self.context, dst, cap, &self.prefs) }
+    }
+
+    deinit {
+        LZ4F_freeCompressionContext(context)
+        buffer.deallocate()
+    }
+
+    /// The frame's bytes written so far (valid until the next call).
+    public var written: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: buffer, count: count) }
+
+    /// Compresses `bytes` (buffered until a block is full).
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        appended += bytes.count
+        precondition(appended <= contentSize, "LZ4FrameCompressor: more bytes than the declared content size")
+        emit(bound: LZ4F_compressBound(bytes.count, &prefs)) { dst, cap in
+            LZ4F_compressUpdate(self.context, dst, cap, bytes.baseAddress, bytes.count, nil)
+        }
+    }
+
+    public func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
+
+    /// Flushes the last block, writes the end mark and checksum: `written` is then
+    /// the whole frame.
+    public func finish() {
+        precondition(appended == contentSize, "LZ4FrameCompressor: \(appended) bytes appended, \(contentSize) declared")
+        emit(bound: LZ4F_compressBound(0, &prefs)) { dst, cap in LZ4F_compressEnd(self.context, dst, cap, nil) }
+    }
+
+    /// Runs one frame-API call that writes at most `bound` bytes after the frame so far.
+    private func emit(bound: Int, _ call: (UnsafeMutableRawPointer, Int) -> Int) {
+        if count + bound > capacity {
+            let bigger = UnsafeMutableRawPointer.allocate(byteCount: count + bound, alignment: 16)
+            bigger.copyMemory(from: buffer, byteCount: count)
+            buffer.deallocate()
+            buffer = bigger
+            capacity = count + bound
+        }
+        let n = call(buffer + count, capacity - count)
+        // A destination of the bound's size cannot be too small but for a bug.
+        precondition(LZ4F_isError(n) == 0, "LZ4F: \(String(cString: LZ4F_getErrorName(n)))")
+        count += n
+    }
+}

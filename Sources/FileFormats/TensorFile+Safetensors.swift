@@ -9,14 +9,25 @@ extension TensorFile {
     public static let maxHeaderBytes = 64 << 20
 
     public func encoded() -> [UInt8] {
+        let all = tensors
+        var out = TensorFile.encodedHeader(metadata: metadata, tensors: all.map { ($0.name, $0.tensor.dtype, $0.tensor.shape) })
+        out.reserveCapacity(out.count + all.reduce(0) { $0 + $1.tensor.bytes.count })
+        for (_, t) in all { out.append(contentsOf: t.bytes) }
+        return out
+    }
+
+    /// The first bytes of `encoded()` for a file with this metadata and these tensors
+    /// (in this order): the 8-byte header length and the padded JSON header. The data
+    /// follows, tensor after tensor; a writer can stream it without the whole file.
+    public static func encodedHeader(metadata: [String: String], tensors: [(name: String, dtype: DType, shape: [Int])]) -> [UInt8] {
         var header: [(String, JSONValue)] = []
         if !metadata.isEmpty {
             header.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
         }
         var offset = 0
-        for (name, t) in tensors {
-            let end = offset + t.bytes.count
-            header.append((name, .object([
+        for t in tensors {
+            let end = offset + t.shape.reduce(1, *) * t.dtype.byteSize
+            header.append((t.name, .object([
                 ("dtype", .string(t.dtype.rawValue)),
                 ("shape", JSONValue(t.shape)),
                 ("data_offsets", JSONValue([offset, end])),
@@ -26,11 +37,10 @@ extension TensorFile {
         var headerBytes = Array(JSONValue.object(header).jsonText.utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         var out: [UInt8] = []
-        out.reserveCapacity(8 + headerBytes.count + offset)
+        out.reserveCapacity(8 + headerBytes.count)
         var n = UInt64(headerBytes.count).littleEndian
         withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
         out.append(contentsOf: headerBytes)
-        for (_, t) in tensors { out.append(contentsOf: t.bytes) }
         return out
     }
 

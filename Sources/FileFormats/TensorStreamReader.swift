@@ -106,32 +106,68 @@ public func readWholeFile(_ path: String) throws(TensorFileError) -> [UInt8] {
 /// Writes `bytes` to `path` so that the final name only ever holds a complete
 /// file: write to `path.tmp-PID`, fsync, rename, fsync the directory.
 public func writeFileAtomically(_ path: String, bytes: [UInt8]) throws(TensorFileError) {
-    let tmp = "\(path).tmp-\(getpid())"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw .io("cannot create \(tmp): \(String(cString: strerror(errno)).lowercased())") }
-    var ok = true
-    bytes.withUnsafeBytes { raw in
-        guard let base = raw.baseAddress else { return }
+    let file = try AtomicFileWriter(path: path)
+    bytes.withUnsafeBytes { file.append($0) }
+    try file.commit()
+}
+
+/// A file written piece by piece under a temporary name (`path.tmp-PID`) and
+/// renamed to `path` only when complete: `append` as bytes are produced, then
+/// `commit` (fsync, rename, fsync the directory) or `discard`. A failed write is
+/// reported by `commit`.
+public final class AtomicFileWriter {
+    public let path: String
+    private let tmp: String
+    private var fd: Int32
+    private var failure: Int32 = 0
+
+    public init(path: String) throws(TensorFileError) {
+        self.path = path
+        tmp = "\(path).tmp-\(getpid())"
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw .io("cannot create \(tmp): \(String(cString: strerror(errno)).lowercased())") }
+    }
+
+    deinit { discard() }
+
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        guard fd >= 0, failure == 0, let base = bytes.baseAddress else { return }
         var off = 0
-        while off < raw.count {
-            let w = Glibc.write(fd, base + off, raw.count - off)
-            if w < 0 { if errno == EINTR { continue }; ok = false; return }
+        while off < bytes.count {
+            let w = Glibc.write(fd, base + off, bytes.count - off)
+            if w < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
             off += w
         }
     }
-    let reason = String(cString: strerror(errno)).lowercased()
-    if ok && fsync(fd) != 0 { ok = false }
-    close(fd)
-    guard ok else {
-        unlink(tmp)
-        throw .io("cannot write \(tmp): \(reason)")
+
+    public func commit() throws(TensorFileError) {
+        guard fd >= 0 else { throw .io("cannot write \(tmp): already closed") }
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        close(fd)
+        fd = -1
+        guard failure == 0 else {
+            unlink(tmp)
+            throw .io("cannot write \(tmp): \(String(cString: strerror(failure)).lowercased())")
+        }
+        guard rename(tmp, path) == 0 else {
+            let why = String(cString: strerror(errno)).lowercased()
+            unlink(tmp)
+            throw .io("cannot rename \(tmp) to \(path): \(why)")
+        }
+        let dir = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) : "."
+        let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
     }
-    guard rename(tmp, path) == 0 else {
-        let why = String(cString: strerror(errno)).lowercased()
+
+    /// Closes and removes the temporary file (nothing if committed).
+    public func discard() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
         unlink(tmp)
-        throw .io("cannot rename \(tmp) to \(path): \(why)")
     }
-    let dir = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) : "."
-    let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY)
-    if dfd >= 0 { fsync(dfd); close(dfd) }
 }

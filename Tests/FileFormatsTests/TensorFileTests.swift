@@ -157,6 +157,42 @@ func sampleFile() -> TensorFile {
         expectError(header(#"{"__metadata__":{"k":1}}"#, data: []), contains: "__metadata__")
     }
 
+    /// A frame compressed piece by piece is byte for byte the one-call frame, for
+    /// pieces of every size around the 4 MiB block and contents that get smaller
+    /// blocks, and the encoded header plus the
+    /// tensors' bytes is `encoded()`.
+    @Test func streamedFrameEqualsOneCallFrame() throws {
+        var state: UInt64 = 9
+        // 9.5 MiB: runs of repeated bytes (compressible) between noise.
+        let data = (0..<(9 << 20 + 1 << 19)).map { i -> UInt8 in
+            if (i >> 12) % 3 == 0 { return UInt8(truncatingIfNeeded: i >> 12) }
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 40)
+        }
+        // Whole, and prefixes whose frames use each smaller block size (one block each).
+        for size in [data.count, 100, 65_536, 70_000, 300_000, 2 << 20] {
+            let input = Array(data.prefix(size))
+            let whole = LZ4Frame.compress(input)
+            for pieces in [[size], [1, 4 << 20, 17], [393_216], [5 << 20, 1 << 20, 7], [6_144]] {
+                let c = LZ4FrameCompressor(contentSize: size)
+                var at = 0, k = 0
+                while at < size {
+                    let n = min(pieces[k % pieces.count], size - at)
+                    input.withUnsafeBytes { c.append(UnsafeRawBufferPointer(rebasing: $0[at..<(at + n)])) }
+                    at += n
+                    k += 1
+                }
+                c.finish()
+                #expect(Array(c.written) == whole, "\(size) bytes in pieces \(pieces)")
+            }
+        }
+        let f = sampleFile()
+        var streamed = TensorFile.encodedHeader(metadata: f.metadata, tensors: f.tensors.map { ($0.name, $0.tensor.dtype, $0.tensor.shape) })
+        for (_, t) in f.tensors { streamed += t.bytes }
+        #expect(streamed == f.encoded())
+        #expect(try TensorFile(bytes: LZ4Frame.compress(streamed)) == f)
+    }
+
     @Test func corruptLZ4Block() {
         var bytes = sampleFile().serialized(compressed: true)
         bytes[bytes.count / 2] ^= 0xFF

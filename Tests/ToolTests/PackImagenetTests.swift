@@ -244,6 +244,41 @@ struct PackImagenetTests {
         let limited = try ws.run(["--size", "8", "--shard-size", "7", "--limit", "40", "--jobs", "2", "-o", "lim", "many"])
         #expect(limited.status == 0, "\(limited.stderr)")
         #expect(try ws.index("lim")["images"]?.intValue == 40)
+        try expectShardsAsSerialized(ws, "out")
+        try expectShardsAsSerialized(ws, "lim")
+    }
+
+    /// Shards are compressed while they fill when their image count is known at their
+    /// first image; when a later file turns out broken the count is wrong and the shard
+    /// is written whole at the end. Both give the bytes `TensorFile.serialized()` gives.
+    @Test func shardsCompressedWhileFillingEqualWholeShards() throws {
+        let ws = try PackWorkspace(bad: false)
+        defer { ws.remove() }
+        try FileManager.default.createDirectory(atPath: ws.path("few/n0"), withIntermediateDirectories: true)
+        for i in 0..<9 {
+            // The last file is broken: the second shard expects 4 images and gets 3.
+            try ws.write("few/n0/img\(i).JPEG", i == 8 ? [0xFF, 0xD8, 0xFF, 0x00] : PackFixtures.rgbJPEG)
+        }
+        let r = try ws.run(["--size", "8", "--shard-size", "5", "--jobs", "2", "-o", "out", "few"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try ws.shards("out").map { $0["labels"]?.count ?? -1 } == [5, 3])
+        try expectShardsAsSerialized(ws, "out")
+    }
+
+    /// Each shard file is one LZ4 frame equal to re-serialising what it holds, and its
+    /// index.json digest is the file's.
+    func expectShardsAsSerialized(_ ws: PackWorkspace, _ out: String) throws {
+        guard case let .array(list)? = try ws.index(out)["shards"] else {
+            Issue.record("\(out)/index.json lacks shards")
+            return
+        }
+        #expect(!list.isEmpty)
+        for entry in list {
+            let name = entry["file"]?.stringValue ?? ""
+            let bytes = try readWholeFile(ws.path(out + "/" + name))
+            #expect(try TensorFile(bytes: bytes).serialized() == bytes, "\(out)/\(name)")
+            #expect(entry["sha256"]?.stringValue == Self.sha256sum(ws.path(out + "/" + name)), "\(out)/\(name)")
+        }
     }
 
     @Test func reRunIsDeterministicAndReplacesTheOutput() throws {

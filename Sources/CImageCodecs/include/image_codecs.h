@@ -44,4 +44,16 @@ void an_free(void *p);
 /// Returns 0, or -1 with errno set (EINVAL/ENOSYS where unsupported).
 int an_rename_exchange(const char *a, const char *b);
 
+// ---- SHA-256 with the x86 SHA extensions (sha256_ni.c) ---------------------
+// For the shard digests of pack-imagenet and the checkpoint digests of
+// estimate-acc. The Swift SHA256 type uses it when an_sha256_ni_available()
+// says the CPU has it, and its own portable code otherwise; tests check both.
+
+/// 1 if this CPU has the SHA extensions (and the SSSE3/SSE4.1 they need here).
+int an_sha256_ni_available(void);
+
+/// Compresses `blocks` 64-byte blocks at `data` into `state` (a, b, …, h as
+/// FIPS 180-4 numbers them). Only call when an_sha256_ni_available() is 1.
+void an_sha256_ni_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
+
 #endif
