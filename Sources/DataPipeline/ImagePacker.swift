@@ -216,6 +216,10 @@ public struct ImagePacker {
         var chunk: [(PackItem, Int32)] = []
         chunk.reserveCapacity(chunkSize)
         var inFlight: (items: [(PackItem, Int32)], group: DispatchGroup, results: DecodeResults)?
+        // Two chunks overlap (the next starts before the last is waited for), each with
+        // `jobs` workers: at most `jobs` images decode at once, so --jobs is the number of
+        // busy cores and a chunk's last images overlap the next chunk's first.
+        let decodeSlots = DispatchSemaphore(value: o.jobs)
         func startChunk() throws {
             guard !chunk.isEmpty else { return }
             let items = chunk
@@ -225,7 +229,7 @@ public struct ImagePacker {
             let group = DispatchGroup()
             let (size, dctFactor, jobs) = (o.size, o.dctFactor, o.jobs)
             DispatchQueue.global().async(group: group) {
-                results.values = ImagePacker.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs)
+                results.values = ImagePacker.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs, slots: decodeSlots)
             }
             try finishChunk()
             inFlight = (items, group, results)
@@ -309,7 +313,8 @@ public struct ImagePacker {
     }
 
     /// Decodes and resizes `payloads` on `jobs` threads; results in input order.
-    static func decodeAll(_ payloads: [PackItem.Payload], size: Int, dctFactor: Double, jobs: Int) -> [Result<[UInt8], ImageDecodeError>] {
+    static func decodeAll(_ payloads: [PackItem.Payload], size: Int, dctFactor: Double, jobs: Int,
+                          slots: DispatchSemaphore? = nil) -> [Result<[UInt8], ImageDecodeError>] {
         let n = payloads.count
         let results = ResultSlots(count: n)
         let minSide = Int((Double(size) * dctFactor).rounded(.up))
@@ -317,6 +322,8 @@ public struct ImagePacker {
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var i = w
             while i < n {
+                slots?.wait()
+                defer { slots?.signal() }
                 let r: Result<[UInt8], ImageDecodeError>
                 switch payloads[i] {
                 case let .encoded(bytes):
