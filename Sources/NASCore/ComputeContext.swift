@@ -51,8 +51,9 @@ public final class Workspace {
 ///
 /// **Threading policy (measured, see BENCHMARKS.md "Kernels"):** OpenBLAS runs
 /// single-threaded (`openblas_set_num_threads(1)`) and all parallelism is ours:
-/// every GEMM is split into `workers` independent row or column blocks run with
-/// `DispatchQueue.concurrentPerform`, and the vector kernels split their batch or
+/// every GEMM is split into `workers` independent row or column blocks run on our
+/// `WorkerPool` (not `DispatchQueue.concurrentPerform`, whose per-call thread wake-up
+/// cost more than many kernels take), and the vector kernels split their batch or
 /// rows the same way. OpenBLAS worker threads busy-wait for a while after each call,
 /// so mixing its pool with our own parallel loops makes both fight for the same
 /// cores; with one pool there is no oversubscription, and splitting the GEMM's
@@ -66,6 +67,8 @@ public final class ComputeContext {
     public let workers: Int
     /// Scratch memory shared by all kernels run with this context.
     public let workspace: Workspace
+    /// The threads of `parallel`.
+    private let pool: WorkerPool
 
     /// - Parameters:
     ///   - workers: parallel tasks (default: active processor count).
@@ -75,21 +78,16 @@ public final class ComputeContext {
         precondition(workers >= 1 && blasThreads >= 1, "ComputeContext: need at least one thread")
         self.workers = workers
         self.workspace = Workspace()
+        self.pool = WorkerPool(workers: workers)
         openblas_set_num_threads(Int32(blasThreads))
     }
 
-    /// Runs `body(task)` for `task` in `0..<tasks`, in parallel when `tasks > 1`.
-    @inlinable public func parallel(_ tasks: Int, _ body: (Int) -> Void) {
-        if tasks <= 1 {
-            if tasks == 1 { body(0) }
-            return
-        }
-        // The tasks write disjoint memory by construction (each kernel documents its
-        // partition), which is what makes sharing the non-Sendable closure sound.
-        withoutActuallyEscaping(body) { escapable in
-            nonisolated(unsafe) let shared = escapable
-            DispatchQueue.concurrentPerform(iterations: tasks) { shared($0) }
-        }
+    /// Runs `body(task)` for `task` in `0..<tasks`, in parallel when `tasks > 1`, on
+    /// this context's `WorkerPool` (the calling thread takes part). The tasks write
+    /// disjoint memory by construction (each kernel documents its partition). A call
+    /// from inside a task runs its tasks inline.
+    public func parallel(_ tasks: Int, _ body: (Int) -> Void) {
+        pool.run(tasks, body)
     }
 
     /// Splits `0..<count` into at most `workers` contiguous chunks of at least
