@@ -1,8 +1,8 @@
 # Demo training recipe: Fashion-MNIST (Scripts/demo-data), pipelines/spaces/tiny.json,
 # 32 px, on 2 cores. Included by the pipeline; every variable can be overridden
 # (make STEPS=2000 ...). Measured (BENCHMARKS.md "Demo recipe"): the whole pipeline from an
-# empty out/ in 10 min 31 s on 2 quiet cores (training ~7.5 min at ~155 images/s); the max
-# and min subnets reach 90.5% and 87.7% top-1 on all 10,000 validation images (estimate-acc,
+# empty out/ in 8 min 48 s on 2 quiet cores (training ~6.3 min at ~200 images/s); the max
+# and min subnets reach 90.4% and 87.5% top-1 on all 10,000 validation images (estimate-acc,
 # whole-image evaluation, which is what --transform auto picks for --augment none).
 #
 # Why not the official ImageNet defaults: with them (lr 0.1 + value clipping 1.0,

@@ -49,6 +49,9 @@ int an_rename_exchange(const char *a, const char *b);
 // estimate-acc. The Swift SHA256 type uses it when an_sha256_ni_available()
 // says the CPU has it, and its own portable code otherwise; tests check both.
 
+/// The 64 round constants K of FIPS 180-4 (for the portable code too).
+const uint32_t *an_sha256_round_constants(void);
+
 /// 1 if this CPU has the SHA extensions (and the SSSE3/SSE4.1 they need here).
 int an_sha256_ni_available(void);
 
