@@ -47,7 +47,7 @@ struct PackImagenet: Tool {
     @Option(help: ArgumentHelp("Class list, one name per line (first word); the line number is the class index. Default: sorted names found in the inputs.", valueName: "file"))
     var classes: String?
 
-    @Option(help: ArgumentHelp("Decoding threads (default: all cores).", valueName: "J"))
+    @Option(help: ArgumentHelp("Images decoded at once, i.e. cores busy decoding (default: all cores).", valueName: "J"))
     var jobs: Int?
 
     @Option(help: ArgumentHelp("Pack at most N images.", valueName: "N"))

@@ -169,9 +169,14 @@ func sampleFile() -> TensorFile {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return UInt8(truncatingIfNeeded: state >> 40)
         }
+        // A flat region across the first 4 MiB block boundary: matches there reach back
+        // into the previous block (liblz4 then compresses from its own buffer or straight
+        // from the appended piece, with the previous block as dictionary either way).
+        var flat = data
+        for i in ((4 << 20) - 300_000)..<((4 << 20) + 300_000) { flat[i] = 0x55 }
         // Whole, and prefixes whose frames use each smaller block size (one block each).
-        for size in [data.count, 100, 65_536, 70_000, 300_000, 2 << 20] {
-            let input = Array(data.prefix(size))
+        for (size, source) in [(data.count, data), (flat.count, flat), (100, data), (65_536, data), (70_000, data), (300_000, data), (2 << 20, data)] {
+            let input = Array(source.prefix(size))
             let whole = LZ4Frame.compress(input)
             for pieces in [[size], [1, 4 << 20, 17], [393_216], [5 << 20, 1 << 20, 7], [6_144]] {
                 let c = LZ4FrameCompressor(contentSize: size)

@@ -265,6 +265,23 @@ struct PackImagenetTests {
         try expectShardsAsSerialized(ws, "out")
     }
 
+    /// Class folders are found as before the name scan learned to count files without a
+    /// stat each: a folder holding only an empty dotted subfolder is no class, and images
+    /// in a dotted subfolder are packed.
+    @Test func dottedSubfoldersDoNotMakeOrHideClasses() throws {
+        let ws = try PackWorkspace(bad: false)
+        defer { ws.remove() }
+        for d in ["dots/n0/sub.v2", "dots/n1/empty.d"] { try FileManager.default.createDirectory(atPath: ws.path(d), withIntermediateDirectories: true) }
+        try ws.write("dots/n0/a.JPEG", PackFixtures.rgbJPEG)
+        try ws.write("dots/n0/sub.v2/b.JPEG", PackFixtures.rgbJPEG)
+        let r = try ws.run(["--size", "8", "--shard-size", "5", "-o", "out", "dots"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let index = try ws.index("out")
+        #expect(index["classes"]?.arrayValue?.compactMap { $0.stringValue } == ["n0"])
+        #expect(index["images"]?.intValue == 2)
+        try expectShardsAsSerialized(ws, "out")
+    }
+
     /// Each shard file is one LZ4 frame equal to re-serialising what it holds, and its
     /// index.json digest is the file's.
     func expectShardsAsSerialized(_ ws: PackWorkspace, _ out: String) throws {
