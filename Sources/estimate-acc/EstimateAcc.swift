@@ -55,7 +55,7 @@ struct EstimateAcc: Tool {
     @Option(name: .customLong("val-limit"), help: "Validate on the first N images only (default: all).")
     var valLimit: Int?
 
-    @Option(help: "Subnets evaluated at once, each on its own copy of the model (default: all cores); kernel threads per subnet: cores / jobs.")
+    @Option(help: "Subnets evaluated at once, each on its own copy of the model; kernel threads per subnet: cores / jobs. Default 1: one subnet at a time on all cores (on 2 cores 3% faster than one subnet per core, and 29% less memory).")
     var jobs: Int?
 
     @Option(help: ArgumentHelp("""
@@ -85,7 +85,7 @@ struct EstimateAcc: Tool {
 
     mutating func execute() throws {
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        let jobs = self.jobs ?? cores
+        let jobs = self.jobs ?? 1
         let ckpt = try loadCheckpoint(checkpoint, space: space)
         let trainedWith = ckpt.training?.info["options"]?["augment"]?.stringValue
         let evaluationTransform = EvaluationTransform(rawValue: transform)
