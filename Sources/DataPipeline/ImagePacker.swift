@@ -312,9 +312,11 @@ public struct ImagePacker {
         return PackSummary(images: images, classes: classes, countsPerClass: counts, shards: sink.records, skipped: skipped, seconds: seconds, index: index)
     }
 
-    /// Decodes and resizes `payloads` on `jobs` threads; results in input order.
+    /// Decodes and resizes `payloads` on `jobs` threads, each decode holding one of `slots`
+    /// (shared by the overlapping chunks, so at most --jobs images decode at once); results
+    /// in input order.
     static func decodeAll(_ payloads: [PackItem.Payload], size: Int, dctFactor: Double, jobs: Int,
-                          slots: DispatchSemaphore? = nil) -> [Result<[UInt8], ImageDecodeError>] {
+                          slots: DispatchSemaphore) -> [Result<[UInt8], ImageDecodeError>] {
         let n = payloads.count
         let results = ResultSlots(count: n)
         let minSide = Int((Double(size) * dctFactor).rounded(.up))
@@ -322,8 +324,8 @@ public struct ImagePacker {
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var i = w
             while i < n {
-                slots?.wait()
-                defer { slots?.signal() }
+                slots.wait()
+                defer { slots.signal() }
                 let r: Result<[UInt8], ImageDecodeError>
                 switch payloads[i] {
                 case let .encoded(bytes):

@@ -208,14 +208,12 @@ final class AsyncShardWriter: @unchecked Sendable {
 /// `file`, the compressed bytes are written as they are produced, so little is left
 /// to write when the last image arrives; dropping the stream discards the file.
 final class ShardStream {
-    let images: Int
     let file: (name: String, file: AtomicFileWriter)?
     private let compressor: LZ4FrameCompressor
     private var hash = SHA256()
     private var done = 0
 
     init(metadata: [String: String], images: Int, size: Int, file: (name: String, file: AtomicFileWriter)?) {
-        self.images = images
         self.file = file
         let header = TensorFile.encodedHeader(metadata: metadata, tensors: [
             ("images", .u8, [images, size, size, 3]), ("labels", .i32, [images]),

@@ -31,27 +31,6 @@ public enum Activation: String, Sendable, CaseIterable {
         1 / FastExp.expNegated8(x, plus: 1)
     }
 
-    @inline(__always) func apply8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        switch self {
-        case .identity: return IdentityKernel.apply8(x)
-        case .relu: return ReLUKernel.apply8(x)
-        case .swish: return SwishKernel.apply8(x)
-        case .hswish: return HSwishKernel.apply8(x)
-        case .hsigmoid: return HSigmoidKernel.apply8(x)
-        }
-    }
-
-    /// `dy · y'(x)`.
-    @inline(__always) func gradient8(_ x: SIMD8<Float>, _ dy: SIMD8<Float>) -> SIMD8<Float> {
-        switch self {
-        case .identity: return IdentityKernel.gradient8(x, dy)
-        case .relu: return ReLUKernel.gradient8(x, dy)
-        case .swish: return SwishKernel.gradient8(x, dy)
-        case .hswish: return HSwishKernel.gradient8(x, dy)
-        case .hsigmoid: return HSigmoidKernel.gradient8(x, dy)
-        }
-    }
-
     /// Calls `body.run(K.self)` with this activation's kernel type, so that `body`'s
     /// loops are specialised for it (the switch is outside the loops).
     @inline(__always) func dispatch<Body: ActivationLoop>(_ body: Body) -> Body.Result {
@@ -63,9 +42,6 @@ public enum Activation: String, Sendable, CaseIterable {
         case .hsigmoid: return body.run(HSigmoidKernel.self)
         }
     }
-
-    /// Scalar version of `apply8` (reference-quality, used for tails).
-    @inline(__always) func apply(_ x: Float) -> Float { apply8(SIMD8(repeating: x))[0] }
 
     /// `y[i] = f(x[i])` for `count` elements; `y` may alias `x`. Parallel over chunks.
     public func forward(_ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>, count: Int) {
@@ -177,48 +153,22 @@ public enum HSigmoidKernel: ActivationKernel {
     }
 }
 
-/// Vectorised `exp` for Float: Cody–Waite range reduction `x = n·ln2 + r`,
-/// `|r| ≤ ln2/2`, a degree-6 polynomial for `e^r` (Cephes `expf` coefficients) and
-/// `2^n` built in the exponent bits. The argument is clamped to `[-87.33, 88.37]`,
-/// so the result is finite and ≥ 2^-126 (no inf, no NaN for finite input); relative
-/// error ≤ 2 ulp inside the range.
+/// Vectorised `exp(-x) + plus` for Float: Cody–Waite range reduction `-x = n·ln2 + r`,
+/// `|r| ≤ ln2/2`, `e^r = 1 + r + r²·P(r)` with P of degree 4, and `2^n` built in the
+/// exponent bits. The argument is clamped to `[-88.37, 87.33]`, so `exp(-x)` is finite
+/// and ≥ 2^-126 (no inf, no NaN for finite input); relative error ≤ 3 ulp (tested).
 public enum FastExp {
-    @inline(__always) public static func exp8(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-        // `replacing(with:where:)` and the magic-number rounding below compile to plain
-        // AVX instructions; `clamped` and `rounded(_:)` on SIMD types were measured to
-        // be scalarised (swish at 0.7 GB/s).
-        let x = x0.replacing(with: 88.37, where: x0 .> 88.37).replacing(with: -87.33, where: x0 .< -87.33)
-        // t = x·log2(e) + 1.5·2^23 rounds to the nearest integer n, held in t's low
-        // mantissa bits; n = t - 1.5·2^23 exactly.
-        let magic = SIMD8<Float>(repeating: 12_582_912)
-        // Fused multiply-adds throughout (`a.addingProduct(b, c)` = a + b·c, one rounding):
-        // Swift does not contract `a * b + c` itself, and the separate ops cost a third
-        // more instructions on this compute-bound path.
-        let t = magic.addingProduct(x, SIMD8(repeating: 1.44269504088896341))
-        let n = t - magic
-        var r = x.addingProduct(n, SIMD8(repeating: -0.693359375))
-        r = r.addingProduct(n, SIMD8(repeating: 2.12194440e-4))
-        var p = SIMD8<Float>(repeating: 1.3981999507e-3).addingProduct(SIMD8(repeating: 1.9875691500e-4), r)
-        p = SIMD8(repeating: 8.3334519073e-3).addingProduct(p, r)
-        p = SIMD8(repeating: 4.1665795894e-2).addingProduct(p, r)
-        p = SIMD8(repeating: 1.6666665459e-1).addingProduct(p, r)
-        p = SIMD8(repeating: 5.0000001201e-1).addingProduct(p, r)
-        let e = r.addingProduct(p, r * r) + 1
-        let tBits = unsafeBitCast(t, to: SIMD8<Int32>.self)
-        let bits = (tBits &- 0x4B40_0000 &+ 127) &<< 23
-        return e * unsafeBitCast(bits, to: SIMD8<Float>.self)
-    }
-
-    /// `exp(-x) + plus`, the same approximation as `exp8(-x) + plus` with the negation
-    /// folded into the constants and the final add into a fused multiply-add: the
-    /// sigmoid's denominator in 6 fewer instructions per 8 lanes (the activation is
-    /// compute-bound, so that is its speed). Argument clamped as in `exp8`.
+    /// `exp(-x) + plus`: the sigmoid's denominator with `plus = 1`. The negation is folded
+    /// into the constants and the add into a fused multiply-add, because swish is
+    /// compute-bound and every instruction per 8 lanes is its speed.
     @inline(__always) public static func expNegated8(_ x0: SIMD8<Float>, plus: Float) -> SIMD8<Float> {
         // Clamp tests on the running value compile to vminps/vmaxps.
         var x = x0.replacing(with: 87.33, where: x0 .> 87.33)
         x = x.replacing(with: -88.37, where: x .< -88.37)
         let magic = SIMD8<Float>(repeating: 12_582_912)
-        // n = round(-x·log2 e); q = x + n·ln2 = -r, with r the reduced argument of exp8.
+        // t = -x·log2(e) + 1.5·2^23 rounds to the nearest integer n, held in t's low
+        // mantissa bits; n = t - 1.5·2^23 exactly. q = x + n·ln2 = -r, with r the reduced
+        // argument of exp(-x) = 2^n·e^r (ln2 in two parts, Cody–Waite).
         let t = magic.addingProduct(x, SIMD8(repeating: -1.44269504088896341))
         let n = t - magic
         var q = x.addingProduct(n, SIMD8(repeating: 0.693359375))
@@ -227,7 +177,7 @@ public enum FastExp {
         // Estrin's scheme (three dependent steps instead of Horner's five): the loop is
         // bound by how many iterations the scheduler can hold, so latency is speed.
         let q2 = q * q, q4 = q2 * q2
-        // P here has degree 4, one term fewer than exp8's Cephes polynomial: a
+        // P has degree 4 (one term fewer than Cephes' expf, which this used before): a
         // least-squares fit of (e^r - 1 - r) / r² on Chebyshev nodes of the reduced
         // range, weighted for relative error, whose e^r is within 3.8e-9 of exp
         // (float32 coefficients; a float ulp at 1 is 6e-8).

@@ -70,84 +70,67 @@ public enum BatchNorm {
     @inline(__always)
     private static func sumShifted(_ x: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, c: Int,
                                    rows: Range<Int>, _ acc: UnsafeMutablePointer<Double>) {
-        var ch = 0
-        while ch + 8 <= c {
-            // Two rows per step into two sets of sums: one set is a chain of dependent
-            // adds whose latency, not the load or convert, limited the loop.
-            var s1 = SIMD8<Double>(), s2 = SIMD8<Double>(), t1 = SIMD8<Double>(), t2 = SIMD8<Double>()
-            let sh = load8(shift + ch)
-            var r = rows.lowerBound
-            while r + 2 <= rows.upperBound {
-                let a = SIMD8<Double>(load8(x + r * c + ch) - sh)
-                let b = SIMD8<Double>(load8(x + (r + 1) * c + ch) - sh)
-                s1 += a
-                s2 = s2.addingProduct(a, a)
-                t1 += b
-                t2 = t2.addingProduct(b, b)
-                r += 2
-            }
-            if r < rows.upperBound {
-                let a = SIMD8<Double>(load8(x + r * c + ch) - sh)
-                s1 += a
-                s2 = s2.addingProduct(a, a)
-            }
-            s1 += t1
-            s2 += t2
-            add8(s1, to: acc + ch)
-            add8(s2, to: acc + c + ch)
-            ch += 8
-        }
-        while ch < c {
-            var s1 = 0.0, s2 = 0.0
-            for r in rows {
-                let a = Double(x[r * c + ch] - shift[ch])
-                s1 += a
-                s2 += a * a
-            }
-            acc[ch] += s1
-            acc[c + ch] += s2
-            ch += 1
-        }
+        sumTermPairs(c: c, rows: rows, into: acc, { r, ch in
+            let a = SIMD8<Double>(load8(x + r * c + ch) - load8(shift + ch))
+            return (a, a, a)
+        }, { r, ch in
+            let a = Double(x[r * c + ch] - shift[ch])
+            return (a, a * a)
+        })
     }
 
     /// Adds Σ dy and Σ dy·(x - mean) of rows into `acc[0..<c]`, `acc[c..<2c]` (Double).
     @inline(__always)
     private static func sumGradients(_ xp: UnsafePointer<Float>, _ dyp: UnsafePointer<Float>, _ mp: UnsafePointer<Float>,
-                                     c: Int, rows: Range<Int>, _ a: UnsafeMutablePointer<Double>) {
+                                     c: Int, rows: Range<Int>, _ acc: UnsafeMutablePointer<Double>) {
+        sumTermPairs(c: c, rows: rows, into: acc, { r, ch in
+            let g = load8(dyp + r * c + ch)
+            return (SIMD8<Double>(g), SIMD8<Double>(g * (load8(xp + r * c + ch) - load8(mp + ch))), SIMD8(repeating: 1))
+        }, { r, ch in
+            let g = dyp[r * c + ch]
+            return (Double(g), Double(g * (xp[r * c + ch] - mp[ch])))
+        })
+    }
+
+    /// For every channel, adds Σ over `rows` of `u` and of `v·w`, with `(u, v, w) = term8(r,
+    /// ch)` (8 channels from `ch`; the product is a fused multiply-add into the sum), into
+    /// `acc[ch]` and `acc[c + ch]`; `term1` gives the two terms of the channels past the
+    /// last multiple of 8. Two rows per step into two sets of sums: one set is
+    /// a chain of dependent adds whose latency, not the loads, limited the loop.
+    @inline(__always)
+    private static func sumTermPairs(c: Int, rows: Range<Int>, into acc: UnsafeMutablePointer<Double>,
+                                     _ term8: (_ row: Int, _ ch: Int) -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>),
+                                     _ term1: (_ row: Int, _ ch: Int) -> (Double, Double)) {
         var ch = 0
         while ch + 8 <= c {
-            // Two rows per step into two sets of sums, as in `sumShifted`.
             var s1 = SIMD8<Double>(), s2 = SIMD8<Double>(), t1 = SIMD8<Double>(), t2 = SIMD8<Double>()
-            let mv = load8(mp + ch)
             var r = rows.lowerBound
             while r + 2 <= rows.upperBound {
-                let g = load8(dyp + r * c + ch), h = load8(dyp + (r + 1) * c + ch)
-                s1 += SIMD8<Double>(g)
-                s2 += SIMD8<Double>(g * (load8(xp + r * c + ch) - mv))
-                t1 += SIMD8<Double>(h)
-                t2 += SIMD8<Double>(h * (load8(xp + (r + 1) * c + ch) - mv))
+                let (a1, a2, a3) = term8(r, ch), (b1, b2, b3) = term8(r + 1, ch)
+                s1 += a1
+                s2 = s2.addingProduct(a2, a3)
+                t1 += b1
+                t2 = t2.addingProduct(b2, b3)
                 r += 2
             }
             if r < rows.upperBound {
-                let g = load8(dyp + r * c + ch)
-                s1 += SIMD8<Double>(g)
-                s2 += SIMD8<Double>(g * (load8(xp + r * c + ch) - mv))
+                let (a1, a2, a3) = term8(r, ch)
+                s1 += a1
+                s2 = s2.addingProduct(a2, a3)
             }
-            s1 += t1
-            s2 += t2
-            add8(s1, to: a + ch)
-            add8(s2, to: a + c + ch)
+            add8(s1 + t1, to: acc + ch)
+            add8(s2 + t2, to: acc + c + ch)
             ch += 8
         }
         while ch < c {
             var s1 = 0.0, s2 = 0.0
             for r in rows {
-                let g = dyp[r * c + ch]
-                s1 += Double(g)
-                s2 += Double(g * (xp[r * c + ch] - mp[ch]))
+                let (a1, a2) = term1(r, ch)
+                s1 += a1
+                s2 += a2
             }
-            a[ch] += s1
-            a[c + ch] += s2
+            acc[ch] += s1
+            acc[c + ch] += s2
             ch += 1
         }
     }
