@@ -6,6 +6,7 @@ import NASCore
 
 // The tools' allocator policy (ToolSupport's Tool.main applies it too).
 ProcessMemory.keepFreedMemory()
+BLASThreads.stopIdlePool()
 
 let suites: [String: ([String]) -> Void] = [
     "kernels": { args in

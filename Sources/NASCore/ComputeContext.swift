@@ -47,6 +47,26 @@ public final class Workspace {
     }
 }
 
+/// OpenBLAS's own thread pool, which our tools never use (see `ComputeContext`).
+///
+/// The pthreads OpenBLAS starts its pool when the library loads, and each pool
+/// thread then busy-waits (`sched_yield`) for about 2^28 cycles, ~0.1 s, before it
+/// sleeps: in every process, whether it calls BLAS or not. `openblas_set_num_threads(1)`
+/// does not stop them. Measured on pack-imagenet (1,000 JPEGs, S=64, 2 jobs): 0.09-0.15 s
+/// of system time per run and 2050 instead of 2310 images/s (BENCHMARKS.md, "Data").
+public enum BLASThreads {
+    /// Joins OpenBLAS's pool threads (`blas_thread_shutdown_`, which OpenBLAS also
+    /// uses around `fork`); a later multi-threaded call (`openblas_set_num_threads(n > 1)`)
+    /// starts them again. Looked up at run time, so an OpenBLAS built without the
+    /// pool (serial, OpenMP) is left as it is. Call it while no BLAS call runs.
+    public static func stopIdlePool() {
+        typealias Shutdown = @convention(c) () -> Int32
+        // nil is RTLD_DEFAULT: the symbol wherever the process loaded it.
+        guard let symbol = dlsym(nil, "blas_thread_shutdown_") else { return }
+        _ = unsafeBitCast(symbol, to: Shutdown.self)()
+    }
+}
+
 /// Threads, BLAS configuration and scratch memory for the kernels.
 ///
 /// **Threading policy (measured, see BENCHMARKS.md "Kernels"):** OpenBLAS runs
@@ -80,6 +100,7 @@ public final class ComputeContext {
         self.workspace = Workspace()
         self.pool = WorkerPool(workers: workers)
         openblas_set_num_threads(Int32(blasThreads))
+        if blasThreads == 1 { BLASThreads.stopIdlePool() }
     }
 
     /// Runs `body(task)` for `task` in `0..<tasks`, in parallel when `tasks > 1`, on

@@ -19,6 +19,7 @@ extension Tool {
 
     public static func main() {
         ProcessMemory.keepFreedMemory()
+        BLASThreads.stopIdlePool()
         do {
             var command = try parseAsRoot()
             try command.run()

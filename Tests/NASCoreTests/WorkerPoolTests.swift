@@ -72,3 +72,34 @@ struct WorkerPoolTests {
         }
     }
 }
+
+/// OpenBLAS's own pool, which busy-waits ~0.1 s after the library loads, is stopped
+/// by `BLASThreads.stopIdlePool` (every tool calls it first thing; a single-threaded
+/// `ComputeContext` calls it too) and BLAS still computes afterwards.
+@Suite("OpenBLAS thread pool")
+struct BLASThreadsTests {
+    @Test func stopIdlePoolStopsThePoolAndBLASStillWorks() throws {
+        // OpenBLAS marks its pool running in `blas_server_avail`; a build without the
+        // pool (serial, OpenMP) has no such symbol, and then there is nothing to stop.
+        guard let avail = dlsym(nil, "blas_server_avail") else { return }
+        let running = avail.assumingMemoryBound(to: Int32.self)
+        let ctx = ComputeContext(workers: 1)  // blasThreads 1: stops the pool
+        #expect(running.pointee == 0)
+        BLASThreads.stopIdlePool()  // again: harmless
+        #expect(running.pointee == 0)
+        // A GEMM after the stop still gives the right product.
+        let (m, n, k) = (33, 17, 29)
+        let a = (0..<(m * k)).map { Float(($0 * 7) % 11) - 5 }
+        let b = (0..<(k * n)).map { Float(($0 * 5) % 13) - 6 }
+        var c = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+            Gemm.sgemm(ctx, transA: false, transB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k,
+                       b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+        } } }
+        for i in 0..<m { for j in 0..<n {
+            var s: Float = 0
+            for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
+            #expect(c[i * n + j] == s)
+        } }
+    }
+}
