@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
         // glibc's mallopt (malloc.h is not in Swift's Glibc module): NASCore.ProcessMemory.
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        // Software prefetch for the kernels (header only).
+        .systemLibrary(name: "CCPUHints", path: "Sources/CCPUHints"),
         // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
         // cannot catch, so the JPEG and PNG calls live in this small C target,
         // which catches them with setjmp and returns status codes.
@@ -32,7 +34,7 @@ let package = Package(
 
         // Libraries.
         .target(name: "FileFormats", dependencies: ["CLZ4"]),
-        .target(name: "NASCore", dependencies: ["COpenBLAS", "CMalloc"]),
+        .target(name: "NASCore", dependencies: ["COpenBLAS", "CMalloc", "CCPUHints"]),
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive"]),
         .target(name: "Search", dependencies: ["Supernet"]),

@@ -61,6 +61,47 @@ struct KernelNormActTests {
         #expect(relError((0..<c).map { db.p[$0] - 2 }, fdB) < 1e-4)
     }
 
+    /// A tensor above `BatchNorm.streamThresholdBytes` (17 MB; 35 MB of x and dy for the
+    /// backward), which takes the statistics passes that first stream each block in
+    /// address order, against the naive forward and the closed-form backward in Double.
+    /// Odd channel count: the SIMD tails too.
+    @Test func batchNormOnTensorsBiggerThanTheStreamingThreshold() {
+        let s = Shape4(n: 4, h: 48, w: 48, c: 461)
+        #expect(4 * s.count > BatchNorm.streamThresholdBytes)
+        let x = Buf(randomFloats(s.count, seed: 41).map { $0 * 3 + 5 })
+        let gamma = Buf(randomFloats(s.c, seed: 42, range: 0.5...1.5)), beta = Buf(randomFloats(s.c, seed: 43))
+        let y = Buf(count: s.count), mean = Buf(count: s.c), inv = Buf(count: s.c)
+        BatchNorm.forwardTraining(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, y: y.m, saveMean: mean.m, saveInvStd: inv.m)
+        let xd = x.doubles, gd = gamma.doubles
+        let ref = Naive.batchNorm(xd, s, gamma: gd, beta: beta.doubles)
+        #expect(relError(y.array(s.count), ref.y) < 1e-5)
+        #expect(relError(mean.array(s.c), ref.mean) < 1e-6)
+
+        let dy = Buf(randomFloats(s.count, seed: 44)), dx = Buf(count: s.count)
+        let dg = Buf(count: s.c), db = Buf(count: s.c)
+        BatchNorm.backward(ctx, x: x.r, shape: s, gamma: gamma.r, mean: mean.r, invStd: inv.r, dy: dy.r,
+                           dx: dx.m, dGamma: dg.m, dBeta: db.m)
+        // dbeta = Σ dy, dgamma = Σ dy·xhat, dx = gamma·invstd·(dy - mean(dy) - xhat·mean(dy·xhat)).
+        let (m, c) = (s.pixels, s.c)
+        let dyd = dy.doubles
+        let invd = (0..<c).map { 1 / (ref.varB[$0] + 1e-5).squareRoot() }
+        var sumDy = [Double](repeating: 0, count: c), sumDyXhat = sumDy
+        for r in 0..<m { for ch in 0..<c {
+            let i = r * c + ch
+            sumDy[ch] += dyd[i]
+            sumDyXhat[ch] += dyd[i] * (xd[i] - ref.mean[ch]) * invd[ch]
+        } }
+        var dxRef = [Double](repeating: 0, count: s.count)
+        for r in 0..<m { for ch in 0..<c {
+            let i = r * c + ch
+            let xhat = (xd[i] - ref.mean[ch]) * invd[ch]
+            dxRef[i] = gd[ch] * invd[ch] * (dyd[i] - sumDy[ch] / Double(m) - xhat * sumDyXhat[ch] / Double(m))
+        } }
+        #expect(relError(dx.array(s.count), dxRef) < 1e-5)
+        #expect(relError(db.array(c), sumDy) < 1e-5)
+        #expect(relError(dg.array(c), sumDyXhat) < 1e-5)
+    }
+
     @Test func cumulativeAverageMatchesPyTorchMomentumNone() {
         // momentum = nil: after k batches the running stats are the plain average of
         // the k batch means / unbiased variances.
