@@ -1,6 +1,7 @@
 import COpenBLAS
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Scratch memory reused by the kernels: one grow-only, 64-byte aligned buffer.
 ///
@@ -58,13 +59,19 @@ public enum BLASThreads {
     /// Joins OpenBLAS's pool threads (`blas_thread_shutdown_`, which OpenBLAS also
     /// uses around `fork`); a later multi-threaded call (`openblas_set_num_threads(n > 1)`)
     /// starts them again. Looked up at run time, so an OpenBLAS built without the
-    /// pool (serial, OpenMP) is left as it is. Call it while no BLAS call runs.
+    /// pool (serial, OpenMP) is left as it is. Call it while no multi-threaded BLAS call
+    /// runs (single-threaded calls do not use the pool). Calls are serialised here:
+    /// OpenBLAS checks that the pool is running before it takes its own lock, so two
+    /// threads calling at once (contexts created concurrently, as estimate-acc's jobs and
+    /// parallel tests do) would both join the same threads.
     public static func stopIdlePool() {
         typealias Shutdown = @convention(c) () -> Int32
         // nil is RTLD_DEFAULT: the symbol wherever the process loaded it.
         guard let symbol = dlsym(nil, "blas_thread_shutdown_") else { return }
-        _ = unsafeBitCast(symbol, to: Shutdown.self)()
+        serial.withLock { _ in _ = unsafeBitCast(symbol, to: Shutdown.self)() }
     }
+
+    private static let serial = Mutex(())
 }
 
 /// Threads, BLAS configuration and scratch memory for the kernels.
