@@ -49,9 +49,10 @@ public struct SHA256: Sendable {
     private mutating func compress(_ p: UnsafeRawPointer?, blocks: Int) {
         guard let p else { return }
         if hardware {
-            var state: [UInt32] = [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7]
-            an_sha256_ni_blocks(&state, p.assumingMemoryBound(to: UInt8.self), blocks)
-            h = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
+            // The eight words in place (a homogeneous tuple is laid out as an array).
+            withUnsafeMutableBytes(of: &h) { state in
+                an_sha256_ni_blocks(state.baseAddress!.assumingMemoryBound(to: UInt32.self), p.assumingMemoryBound(to: UInt8.self), blocks)
+            }
             return
         }
         for b in 0..<blocks { compressPortable(p + 64 * b) }

@@ -123,36 +123,37 @@ public enum BatchNorm {
     @inline(__always)
     private static func sumShifted(_ x: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, c: Int,
                                    block: RowBlock, stream: Bool, _ acc: UnsafeMutablePointer<Double>) {
-        let term8 = { (r: Int, ch: Int) -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>) in
+        sumBlock(c: c, block: block, streaming: stream ? (x, nil) : nil, into: acc, { r, ch in
             let a = SIMD8<Double>(load8(x + r * c + ch) - load8(shift + ch))
             return (a, a, a)
-        }
-        let term1 = { (r: Int, ch: Int) -> (Double, Double) in
+        }, { r, ch in
             let a = Double(x[r * c + ch] - shift[ch])
             return (a, a * a)
-        }
-        if stream {
-            var streamer = Streamer(x, nil, c: c, block: block)
-            sumTermPairs(c: c, rows: block.rows, into: acc, step: { streamer.step() }, term8, term1)
-        } else {
-            sumTermPairs(c: c, rows: block.rows, into: acc, step: {}, term8, term1)
-        }
+        })
     }
 
     /// Adds Σ dy and Σ dy·(x - mean) of rows into `acc[0..<c]`, `acc[c..<2c]` (Double).
     @inline(__always)
     private static func sumGradients(_ xp: UnsafePointer<Float>, _ dyp: UnsafePointer<Float>, _ mp: UnsafePointer<Float>,
                                      c: Int, block: RowBlock, stream: Bool, _ acc: UnsafeMutablePointer<Double>) {
-        let term8 = { (r: Int, ch: Int) -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>) in
+        sumBlock(c: c, block: block, streaming: stream ? (xp, dyp) : nil, into: acc, { r, ch in
             let g = load8(dyp + r * c + ch)
             return (SIMD8<Double>(g), SIMD8<Double>(g * (load8(xp + r * c + ch) - load8(mp + ch))), SIMD8(repeating: 1))
-        }
-        let term1 = { (r: Int, ch: Int) -> (Double, Double) in
+        }, { r, ch in
             let g = dyp[r * c + ch]
             return (Double(g), Double(g * (xp[r * c + ch] - mp[ch])))
-        }
-        if stream {
-            var streamer = Streamer(xp, dyp, c: c, block: block)
+        })
+    }
+
+    /// `sumTermPairs` over `block`, with the tensors of `streaming` (if any) streamed in
+    /// ahead by a `Streamer`; without, the loop has no prefetch step at all.
+    @inline(__always)
+    private static func sumBlock(c: Int, block: RowBlock, streaming: (UnsafePointer<Float>, UnsafePointer<Float>?)?,
+                                 into acc: UnsafeMutablePointer<Double>,
+                                 _ term8: (_ row: Int, _ ch: Int) -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>),
+                                 _ term1: (_ row: Int, _ ch: Int) -> (Double, Double)) {
+        if let (a, b) = streaming {
+            var streamer = Streamer(a, b, c: c, block: block)
             sumTermPairs(c: c, rows: block.rows, into: acc, step: { streamer.step() }, term8, term1)
         } else {
             sumTermPairs(c: c, rows: block.rows, into: acc, step: {}, term8, term1)
