@@ -22,8 +22,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
-        // glibc's mallopt (malloc.h is not in Swift's Glibc module): NASCore.ProcessMemory.
-        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        // glibc declarations missing from Swift's Glibc module (mallopt, sched_getaffinity): System.
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         // Software prefetch for the kernels (header only).
         .systemLibrary(name: "CCPUHints", path: "Sources/CCPUHints"),
         // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
@@ -33,14 +33,19 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
         // Libraries.
-        .target(name: "FileFormats", dependencies: ["CLZ4"]),
-        .target(name: "NASCore", dependencies: ["COpenBLAS", "CMalloc", "CCPUHints"]),
-        .target(name: "Supernet", dependencies: ["NASCore", "FileFormats"]),
-        .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive"]),
-        .target(name: "Search", dependencies: ["Supernet"]),
-        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore"]),
-        .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", argumentParser]),
-        .target(name: "Plotting", dependencies: ["FileFormats"]),
+        // The one POSIX layer: file descriptors, the atomic file writer, the error model,
+        // the worker pool, cores, signals, the allocator's settings.
+        .target(name: "System", dependencies: ["CSystem"]),
+        .target(name: "FileFormats", dependencies: ["CLZ4", "System"]),
+        .target(name: "NASCore", dependencies: ["COpenBLAS", "CCPUHints", "System"]),
+        .target(name: "Supernet", dependencies: ["NASCore", "FileFormats", "System"]),
+        .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive", "System"]),
+        .target(name: "Search", dependencies: ["Supernet", "System"]),
+        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore", "System"]),
+        // The file-free reference generator of ../shared/reference (GENERATOR.md), for tests.
+        .target(name: "ReferenceFixtures"),
+        .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", "Training", "Search", "System", argumentParser]),
+        .target(name: "Plotting", dependencies: ["FileFormats", "System"]),
 
         // Tools.
         tool("sample-subnets", ["Supernet", "Search"]),
@@ -55,15 +60,15 @@ let package = Package(
         tool("plot-pareto", ["Plotting", "FileFormats"]),
 
         // Benchmarks (release build, run through Scripts/bench).
-        .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats"]),
+        .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats", "System"]),
 
         // Tests.
-        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats"]),
-        .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
-        .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore"]),
-        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline"]),
-        .testTarget(name: "SearchTests", dependencies: ["Search"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore"]),
-        .testTarget(name: "ToolTests", dependencies: ["FileFormats"]),
+        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "System"]),
+        .testTarget(name: "NASCoreTests", dependencies: ["NASCore", "ReferenceFixtures", "System"]),
+        .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore", "Training", "ReferenceFixtures", "System"]),
+        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "System"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "System"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore", "System"]),
+        .testTarget(name: "ToolTests", dependencies: ["FileFormats", "System"]),
     ]
 )

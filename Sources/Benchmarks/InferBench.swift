@@ -1,3 +1,4 @@
+import System
 import DataPipeline
 import Dispatch
 import Foundation
@@ -107,7 +108,7 @@ func runInferBench(arguments: [String]) {
             let estimator = AccuracyEstimator(checkpoint: checkpoint, data: data, jobs: jobs, workersPerJob: max(1, cores / jobs))
             _ = estimator.evaluate(archs[0])  // render the batches once (shared by every subnet)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let pool = OrderedWorkPool<Arch, SubnetAccuracy>(jobs: jobs, work: { a, j in estimator.evaluate(a, job: j) }, deliver: { _, _ in })
+            let pool = OrderedWorkQueue<Arch, SubnetAccuracy>(jobs: jobs, work: { a, j in estimator.evaluate(a, job: j) }, deliver: { _, _ in })
             for a in archs { pool.submit(a) }
             pool.finish()
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9

@@ -1,5 +1,6 @@
 import Foundation
 import NASCore
+import System
 
 /// Throughput of the NASCore kernels on the official AlphaNet space's shapes
 /// (batch 32, 64x64 and 128x128 inputs) against the machine's own ceilings measured

@@ -3,6 +3,7 @@ import Foundation
 import NASCore
 import Search
 import Supernet
+import System
 
 /// Predictor quality and speed on oracle-labelled archs.
 ///

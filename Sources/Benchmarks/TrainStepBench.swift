@@ -1,6 +1,7 @@
 import Foundation
 import NASCore
 import Supernet
+import Training
 
 /// Seconds per sandwich training step (`SandwichTrainer.step`, official AlphaNet
 /// options) with four fixed subnets, against the sgemm 2048³ peak of the same run.

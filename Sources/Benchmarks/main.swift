@@ -3,6 +3,7 @@
 // (release build, AVX2 code generation).
 import Foundation
 import NASCore
+import System
 
 // The tools' allocator policy (ToolSupport's Tool.main applies it too).
 ProcessMemory.keepFreedMemory()

@@ -129,7 +129,7 @@ public struct ImagePacker {
         // Files still to come when a shard starts bound its image count, which lets the
         // writer compress a shard while it fills (see `streamedShard`).
         let expectedFiles = expected
-        guard !classes.isEmpty else { throw PackError(.badData, "no classes found: expected class folders, class tars, IDX labels, or --labels for flat images", location: inputs.joined(separator: " ")) }
+        guard !classes.isEmpty else { throw PackError(.dataError, "no classes found: expected class folders, class tars, IDX labels, or --labels for flat images", location: inputs.joined(separator: " ")) }
         let classIndex = Dictionary(classes.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         if let limit = o.limit { expected = min(expected ?? limit, limit) }
 
@@ -156,7 +156,7 @@ public struct ImagePacker {
         shardPixels.reserveCapacity(o.shardSize * imageBytes)
 
         func skip(_ source: String, _ reason: String) throws {
-            if o.strict { throw PackError(.badData, reason, location: source) }
+            if o.strict { throw PackError(.dataError, reason, location: source) }
             let s = SkippedFile(source: source, reason: reason)
             onSkip(s)
             skipped.append(s)

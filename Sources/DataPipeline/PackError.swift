@@ -1,17 +1,21 @@
-/// Why packing failed. `isDataError` separates bad input (exit 65) from
-/// trouble in the environment such as an unwritable output (exit 1).
-public struct PackError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case badData, usage, io }
-    public var kind: Kind
+import System
+
+/// Why packing failed: bad input (65), bad usage (64), or trouble in the
+/// environment such as an unwritable output (1).
+public struct PackError: ReportableError, Sendable {
+    public var status: ExitStatus
     /// The file (or archive member) at fault, if any.
     public var location: String?
     public var message: String
 
-    public init(_ kind: Kind, _ message: String, location: String? = nil) {
-        self.kind = kind
+    public init(_ status: ExitStatus, _ message: String, location: String? = nil) {
+        self.status = status
         self.message = message
         self.location = location
     }
 
-    public var description: String { location.map { "\($0): \(message)" } ?? message }
+    /// Another library error as a packing error, keeping its status; at `fallback` when it names no place.
+    public init(_ error: some ReportableError, at fallback: String?) {
+        self.init(error.status, error.message, location: error.location ?? fallback)
+    }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import FileFormats
+import System
 
 /// Where an image's class comes from.
 enum ClassRef: Sendable {
@@ -47,19 +48,19 @@ enum PackInputs {
         var idxImages: [String] = [], idxLabels: [String] = []
         for path in paths {
             var st = stat()
-            guard stat(path, &st) == 0 else { throw PackError(.io, "cannot open input: \(String(cString: strerror(errno)).lowercased())", location: path) }
+            guard stat(path, &st) == 0 else { throw PackError(.failure, "cannot open input: \(errnoMessage())", location: path) }
             if (st.st_mode & S_IFMT) == S_IFDIR { kinds.append(.directory(path)); continue }
             let reader: ArchiveReader
-            do { reader = try ArchiveReader(path: path, raw: true) } catch { throw PackError(.badData, "cannot read input: \(error)", location: path) }
+            do { reader = try ArchiveReader(path: path, raw: true) } catch { throw PackError(.dataError, "cannot read input: \(error)", location: path) }
             var isIDX = false
             do {
                 if try reader.next() != nil, reader.isRaw {
                     let head = try reader.readPrefix(4)
                     if head == idxImagesMagic { idxImages.append(path); isIDX = true }
                     else if head == idxLabelsMagic { idxLabels.append(path); isIDX = true }
-                    else { throw PackError(.badData, "not a tar archive, image folder or IDX file", location: path) }
+                    else { throw PackError(.dataError, "not a tar archive, image folder or IDX file", location: path) }
                 }
-            } catch let e as PackError { throw e } catch { throw PackError(.badData, "cannot read input: \(error)", location: path) }
+            } catch let e as PackError { throw e } catch { throw PackError(.dataError, "cannot read input: \(error)", location: path) }
             if !isIDX { kinds.append(.archive(path)) }
         }
         guard idxImages.count == idxLabels.count else {
@@ -79,7 +80,7 @@ enum PackInputs {
             case let .directory(root): try walkDirectory(root, namesOnly: namesOnly, visit: visit)
             case let .archive(path):
                 let reader: ArchiveReader
-                do { reader = try ArchiveReader(path: path) } catch { throw PackError(.badData, "cannot read archive: \(error)", location: path) }
+                do { reader = try ArchiveReader(path: path) } catch { throw PackError(.dataError, "cannot read archive: \(error)", location: path) }
                 try walkArchive(reader, name: path, flatClass: nil, namesOnly: namesOnly, visit: visit)
             case let .idx(images, labels): try walkIDX(images: images, labels: labels, namesOnly: namesOnly, visit: visit)
             }
@@ -148,7 +149,7 @@ enum PackInputs {
         do {
             return try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         } catch {
-            throw PackError(.io, "cannot list directory", location: dir)
+            throw PackError(.failure, "cannot list directory", location: dir)
         }
     }
 
@@ -206,9 +207,9 @@ enum PackInputs {
     static func readIDX(_ path: String) throws(PackError) -> [UInt8] {
         do {
             let reader = try ArchiveReader(path: path, raw: true)
-            guard try reader.next() != nil else { throw PackError(.badData, "empty IDX file", location: path) }
+            guard try reader.next() != nil else { throw PackError(.dataError, "empty IDX file", location: path) }
             return try reader.readData()
-        } catch let e as PackError { throw e } catch { throw PackError(.badData, "cannot read IDX file: \(error)", location: path) }
+        } catch let e as PackError { throw e } catch { throw PackError(.dataError, "cannot read IDX file: \(error)", location: path) }
     }
 
     /// IDX (MNIST layout): magic 00 00 08 03, then big-endian N, rows, cols and
@@ -217,17 +218,17 @@ enum PackInputs {
     static func walkIDX(images: String, labels: String, namesOnly: Bool, visit: (PackItem) throws -> Void) throws {
         let lab = try readIDX(labels)
         func be32(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]) }
-        guard lab.count >= 8, be32(lab, 4) == lab.count - 8 else { throw PackError(.badData, "IDX labels: header count does not match the data", location: labels) }
+        guard lab.count >= 8, be32(lab, 4) == lab.count - 8 else { throw PackError(.dataError, "IDX labels: header count does not match the data", location: labels) }
         let n = lab.count - 8
         if namesOnly {
             for i in 0..<n { try visit(PackItem(source: "\(images):\(i)", payload: .encoded([]), classRef: .index(Int(lab[8 + i])))) }
             return
         }
         let img = try readIDX(images)
-        guard img.count >= 16 else { throw PackError(.badData, "IDX images: truncated header", location: images) }
+        guard img.count >= 16 else { throw PackError(.dataError, "IDX images: truncated header", location: images) }
         let count = be32(img, 4), rows = be32(img, 8), cols = be32(img, 12)
-        guard count == n else { throw PackError(.badData, "\(count) images but \(n) labels in \(labels)", location: images) }
-        guard rows > 0, cols > 0, img.count == 16 + count * rows * cols else { throw PackError(.badData, "IDX images: size does not match the header", location: images) }
+        guard count == n else { throw PackError(.dataError, "\(count) images but \(n) labels in \(labels)", location: images) }
+        guard rows > 0, cols > 0, img.count == 16 + count * rows * cols else { throw PackError(.dataError, "IDX images: size does not match the header", location: images) }
         let px = rows * cols
         for i in 0..<n {
             var rgb = [UInt8](repeating: 0, count: px * 3)

@@ -5,6 +5,7 @@ import CImageCodecs
 import Dispatch
 import Foundation
 import FileFormats
+import System
 
 /// Writes shards to a directory (replaced atomically at the end) or a stream,
 /// recording name, size and SHA-256 of each.
@@ -24,7 +25,7 @@ final class ShardSink: @unchecked Sendable {
             let tmp = ShardSink.trimmed(dir) + ".tmp-\(getpid())"
             ShardSink.removeTree(tmp)
             guard mkdir(tmp, 0o755) == 0 else {
-                throw PackError(.io, "cannot create output directory: \(String(cString: strerror(errno)).lowercased())", location: tmp)
+                throw PackError(.failure, "cannot create output directory: \(errnoMessage())", location: tmp)
             }
             tmpDir = tmp
         }
@@ -65,9 +66,9 @@ final class ShardSink: @unchecked Sendable {
         switch destination {
         case .directory:
             guard let tmpDir else { return }
-            do { try writeFileAtomically(tmpDir + "/" + name, bytes: bytes) } catch { throw PackError(.io, "\(error)", location: tmpDir + "/" + name) }
+            do { try writeFileAtomically(tmpDir + "/" + name, bytes: bytes) } catch { throw PackError(.failure, "\(error)", location: tmpDir + "/" + name) }
         case let .stream(write):
-            do { try write(bytes) } catch let e as PackError { throw e } catch { throw PackError(.io, "cannot write the shard stream: \(error)") }
+            do { try write(bytes) } catch let e as PackError { throw e } catch { throw PackError(.failure, "cannot write the shard stream: \(error)") }
         }
         records.append(ShardRecord(file: name, images: images, bytes: bytes.count, sha256: sha256))
     }
@@ -77,12 +78,12 @@ final class ShardSink: @unchecked Sendable {
     func openNextShardFile() throws(PackError) -> (name: String, file: AtomicFileWriter)? {
         guard case .directory = destination, let tmpDir else { return nil }
         let name = nextShardName()
-        do { return (name, try AtomicFileWriter(path: tmpDir + "/" + name)) } catch { throw PackError(.io, "\(error)", location: tmpDir + "/" + name) }
+        do { return (name, try AtomicFileWriter(path: tmpDir + "/" + name)) } catch { throw PackError(.failure, "\(error)", location: tmpDir + "/" + name) }
     }
 
     /// Commits a shard file written by a `ShardStream` and records it.
     func commitShardFile(_ name: String, _ file: AtomicFileWriter, images: Int, bytes: Int, sha256: String) throws(PackError) {
-        do { try file.commit() } catch { throw PackError(.io, "\(error)", location: file.path) }
+        do { try file.commit() } catch { throw PackError(.failure, "\(error)", location: file.path) }
         records.append(ShardRecord(file: name, images: images, bytes: bytes, sha256: sha256))
     }
 
@@ -95,22 +96,22 @@ final class ShardSink: @unchecked Sendable {
         guard case let .directory(rawDir) = destination, let tmpDir else { finished = true; return }
         let dir = ShardSink.trimmed(rawDir)
         do { try writeFileAtomically(tmpDir + "/index.json", bytes: Array((index.prettyText() + "\n").utf8)) } catch {
-            throw PackError(.io, "\(error)", location: tmpDir + "/index.json")
+            throw PackError(.failure, "\(error)", location: tmpDir + "/index.json")
         }
         try ShardSink.checkReplaceable(dir)
         var st = stat()
         if stat(dir, &st) != 0 {
-            guard rename(tmpDir, dir) == 0 else { throw PackError(.io, "cannot rename \(tmpDir) into place: \(String(cString: strerror(errno)).lowercased())", location: dir) }
+            guard rename(tmpDir, dir) == 0 else { throw PackError(.failure, "cannot rename \(tmpDir) into place: \(errnoMessage())", location: dir) }
         } else if an_rename_exchange(tmpDir, dir) == 0 {
             // tmpDir now holds the previous output.
             ShardSink.removeTree(tmpDir)
         } else {
             // No RENAME_EXCHANGE on this filesystem: two renames, a short window without `dir`.
             let old = dir + ".old-\(getpid())"
-            guard rename(dir, old) == 0 else { throw PackError(.io, "cannot move the previous output aside: \(String(cString: strerror(errno)).lowercased())", location: dir) }
+            guard rename(dir, old) == 0 else { throw PackError(.failure, "cannot move the previous output aside: \(errnoMessage())", location: dir) }
             guard rename(tmpDir, dir) == 0 else {
                 _ = rename(old, dir)
-                throw PackError(.io, "cannot rename \(tmpDir) into place: \(String(cString: strerror(errno)).lowercased())", location: dir)
+                throw PackError(.failure, "cannot rename \(tmpDir) into place: \(errnoMessage())", location: dir)
             }
             ShardSink.removeTree(old)
         }

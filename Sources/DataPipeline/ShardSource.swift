@@ -23,19 +23,19 @@ public struct Shard: Sendable {
     /// Checks the `images` and `labels` tensors of a shard file; `name` goes into errors.
     public init(_ file: TensorFile, name: String) throws(PackError) {
         guard let images = file["images"], let labels = file["labels"] else {
-            throw PackError(.badData, "not a shard: needs tensors 'images' and 'labels'", location: name)
+            throw PackError(.dataError, "not a shard: needs tensors 'images' and 'labels'", location: name)
         }
         guard images.shape.count == 4, images.shape[3] == 3, labels.shape == [images.shape[0]] else {
-            throw PackError(.badData, "not a shard: images \(images.shape) must be [N,H,W,3] and labels \(labels.shape) [N]", location: name)
+            throw PackError(.dataError, "not a shard: images \(images.shape) must be [N,H,W,3] and labels \(labels.shape) [N]", location: name)
         }
-        guard labels.dtype == .i32 || labels.dtype == .i64 else { throw PackError(.badData, "labels must be int32 or int64, not \(labels.dtype.rawValue)", location: name) }
+        guard labels.dtype == .i32 || labels.dtype == .i64 else { throw PackError(.dataError, "labels must be int32 or int64, not \(labels.dtype.rawValue)", location: name) }
         count = images.shape[0]
         height = images.shape[1]
         width = images.shape[2]
         switch images.dtype {
         case .u8: pixels = .uint8(images.bytes)
         case .f32: pixels = .float32(images.floats())
-        default: throw PackError(.badData, "images must be uint8 or float32, not \(images.dtype.rawValue)", location: name)
+        default: throw PackError(.dataError, "images must be uint8 or float32, not \(images.dtype.rawValue)", location: name)
         }
         self.labels = labels.ints().map { Int32(truncatingIfNeeded: $0) }
         if let text = file.metadata["classes"], case let .array(items)? = try? JSONValue.parse(text) {
@@ -56,6 +56,15 @@ public enum ShardSource: Sendable {
     /// Shard frames back to back on a file descriptor (0 for stdin); read once.
     case stream(fileDescriptor: Int32, name: String)
 
+    /// The source as errors name it.
+    public var name: String {
+        switch self {
+        case let .files(f): f.count == 1 ? f[0] : "\(f.first ?? "") (+\(f.count - 1) files)"
+        case let .directory(d): d
+        case let .stream(_, name): name
+        }
+    }
+
     /// "-" is stdin; a directory lists its shards; anything else is a file.
     public static func path(_ path: String) -> ShardSource {
         if path == "-" { return .stream(fileDescriptor: 0, name: "<stdin>") }
@@ -71,9 +80,9 @@ public enum ShardSource: Sendable {
         case .stream: return nil
         case let .directory(dir):
             let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: dir) } catch { throw PackError(.io, "cannot list directory", location: dir) }
+            do { names = try FileManager.default.contentsOfDirectory(atPath: dir) } catch { throw PackError(.failure, "cannot list directory", location: dir) }
             let shards = names.filter { ($0.hasSuffix(".safetensors.lz4") || $0.hasSuffix(".safetensors")) && !$0.hasPrefix(".") }.sorted()
-            guard !shards.isEmpty else { throw PackError(.badData, "no shards (*.safetensors.lz4) in the directory", location: dir) }
+            guard !shards.isEmpty else { throw PackError(.dataError, "no shards (*.safetensors.lz4) in the directory", location: dir) }
             return shards.map { dir + "/" + $0 }
         }
     }
@@ -111,9 +120,7 @@ public struct ShardReader {
             let path = files[position]
             position += 1
             let file: TensorFile
-            do { file = try TensorFile(contentsOf: path) } catch {
-                throw PackError(error.isIO ? .io : .badData, error.description, location: path)
-            }
+            do { file = try TensorFile(contentsOf: path) } catch { throw PackError(error, at: path) }
             return try Shard(file, name: path)
         }
         guard var s = stream else { return nil }
@@ -123,11 +130,7 @@ public struct ShardReader {
         do {
             guard let f = try s.next() else { return nil }
             file = f
-        } catch { throw PackError(error.isIO ? .io : .badData, error.description, location: name) }
+        } catch { throw PackError(error, at: name) }
         return try Shard(file, name: name)
     }
-}
-
-extension TensorFileError {
-    var isIO: Bool { if case .io = self { return true }; return false }
 }

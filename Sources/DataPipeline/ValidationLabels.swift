@@ -1,4 +1,5 @@
 import FileFormats
+import System
 
 /// Labels of a flat validation archive, from either
 /// - `LOC_val_solution.csv` (header `ImageId,PredictionString`; the first token of
@@ -24,32 +25,32 @@ public struct ValidationLabels: Sendable {
             throw PackError(.usage, "a ground-truth file needs the synset list too (--labels SYNSETS, one WordNet id per line in ILSVRC2012_ID order)")
         }
         if let bad = groundTruth.first(where: { $0 < 1 || $0 > synsets.count }), !groundTruth.isEmpty {
-            throw PackError(.badData, "ILSVRC id \(bad) is outside the \(synsets.count)-entry synset list", location: files.joined(separator: ", "))
+            throw PackError(.dataError, "ILSVRC id \(bad) is outside the \(synsets.count)-entry synset list", location: files.joined(separator: ", "))
         }
     }
 
     mutating func add(_ path: String) throws(PackError) {
         let bytes: [UInt8]
-        do { bytes = try readWholeFile(path) } catch { throw PackError(.io, "cannot read labels: \(error)", location: path) }
+        do { bytes = try readWholeFile(path) } catch { throw PackError(.failure, "cannot read labels: \(error)", location: path) }
         let lines = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters() }.filter { !$0.isEmpty }
-        guard let first = lines.first else { throw PackError(.badData, "empty labels file", location: path) }
+        guard let first = lines.first else { throw PackError(.dataError, "empty labels file", location: path) }
         if first.hasPrefix("ImageId") {
             for (i, line) in lines.enumerated().dropFirst() {
                 let cols = line.split(separator: ",", maxSplits: 1)
                 guard cols.count == 2, let wnid = cols[1].split(separator: " ").first else {
-                    throw PackError(.badData, "expected 'ImageId,PredictionString'", location: "\(path):\(i + 1)")
+                    throw PackError(.dataError, "expected 'ImageId,PredictionString'", location: "\(path):\(i + 1)")
                 }
                 byStem[String(cols[0])] = String(wnid)
             }
         } else if first.allSatisfy(\.isNumber) {
             for (i, line) in lines.enumerated() {
-                guard let id = Int(line) else { throw PackError(.badData, "expected a 1-based ILSVRC id, found '\(line)'", location: "\(path):\(i + 1)") }
+                guard let id = Int(line) else { throw PackError(.dataError, "expected a 1-based ILSVRC id, found '\(line)'", location: "\(path):\(i + 1)") }
                 groundTruth.append(id)
             }
         } else if first.hasPrefix("n"), first.dropFirst().prefix(while: \.isNumber).count >= 1 {
             synsets = lines.map { String($0.split(separator: " ").first ?? "") }
         } else {
-            throw PackError(.badData, "not a labels file: expected LOC_val_solution.csv, a ground-truth file of ILSVRC ids, or a synset list", location: path)
+            throw PackError(.dataError, "not a labels file: expected LOC_val_solution.csv, a ground-truth file of ILSVRC ids, or a synset list", location: path)
         }
     }
 

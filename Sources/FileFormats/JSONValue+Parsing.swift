@@ -1,8 +1,10 @@
+import System
 /// Why a JSON text could not be parsed; `offset` is a byte offset into the text.
-public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+public struct JSONParseError: ReportableError, Sendable {
     public let offset: Int
     public let reason: String
-    public var description: String { "invalid JSON at byte \(offset + 1): \(reason)" }
+    public var status: ExitStatus { .dataError }
+    public var message: String { "invalid JSON at byte \(offset + 1): \(reason)" }
 }
 
 extension JSONValue {

@@ -1,3 +1,4 @@
+import System
 import CLZ4
 
 /// LZ4 frame compression (the format of the `lz4` command-line tool), through
@@ -129,8 +130,8 @@ struct ByteReader {
         }
         var chunk = [UInt8](repeating: 0, count: max(1 << 16, n - buffer.count))
         while buffer.count < n {
-            let r = chunk.withUnsafeMutableBytes { readFD(fd, $0.baseAddress, $0.count) }
-            if r < 0 { throw .io("read error (errno \(currentErrno()))") }
+            let r = chunk.withUnsafeMutableBytes { FileDescriptor(rawValue: fd).read(into: $0) }
+            if r < 0 { throw .io("read error: \(errnoMessage())") }
             if r == 0 { atEnd = true; return }
             buffer.append(contentsOf: chunk[0..<r])
         }

@@ -1,3 +1,4 @@
+import System
 /// Element types of a tensor file, spelled as safetensors spells them.
 public enum DType: String, Sendable, CaseIterable {
     case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
@@ -134,14 +135,20 @@ public struct TensorFile: Sendable, Equatable {
 }
 
 /// Why a tensor file could not be read. The tools print it after the file name.
-public enum TensorFileError: Error, CustomStringConvertible, Equatable, Sendable {
+public enum TensorFileError: ReportableError, Equatable, Sendable {
     case truncated(String)
     case badHeader(String)
     case badTensor(name: String, String)
     case badCompression(String)
     case io(String)
 
-    public var description: String {
+    /// Bad contents are bad data (65); a failed read is a runtime failure (1).
+    public var status: ExitStatus {
+        if case .io = self { return .failure }
+        return .dataError
+    }
+
+    public var message: String {
         switch self {
         case let .truncated(why): return "truncated tensor file: \(why)"
         case let .badHeader(why): return "invalid safetensors header: \(why)"

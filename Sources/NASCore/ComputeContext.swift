@@ -2,6 +2,7 @@ import COpenBLAS
 import Dispatch
 import Foundation
 import Synchronization
+import System
 
 /// Scratch memory reused by the kernels: one grow-only, 64-byte aligned buffer.
 ///
@@ -98,10 +99,10 @@ public final class ComputeContext {
     private let pool: WorkerPool
 
     /// - Parameters:
-    ///   - workers: parallel tasks (default: active processor count).
+    ///   - workers: parallel tasks (default: the cores this process may use).
     ///   - blasThreads: threads OpenBLAS itself may use inside one call; 1 (default)
     ///     leaves all parallelism to `workers` (see the type's documentation).
-    public init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, blasThreads: Int = 1) {
+    public init(workers: Int = Cores.available, blasThreads: Int = 1) {
         precondition(workers >= 1 && blasThreads >= 1, "ComputeContext: need at least one thread")
         self.workers = workers
         self.workspace = Workspace()

@@ -1,3 +1,4 @@
+import System
 // Internal helpers for the kernels' unsafe-pointer code.
 
 extension UnsafeBufferPointer {

@@ -1,3 +1,4 @@
+import System
 import FileFormats
 
 /// A subnet of a search space, with the official keys: `resolution`,
@@ -22,10 +23,15 @@ public struct Arch: Sendable, Hashable, Codable {
 }
 
 /// A malformed arch or a value outside the space; `field` names the key.
-public struct ArchError: Error, CustomStringConvertible, Sendable {
+public struct ArchError: ReportableError, Sendable {
     public let field: String
-    public let message: String
-    public var description: String { "\(field): \(message)" }
+    public let problem: String
+    public init(field: String, message: String) {
+        self.field = field
+        problem = message
+    }
+    public var status: ExitStatus { .dataError }
+    public var message: String { "\(field): \(problem)" }
 }
 
 extension Arch {

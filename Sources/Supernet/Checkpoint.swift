@@ -1,3 +1,4 @@
+import System
 import FileFormats
 
 /// The supernet's tensors in our flat layout: parameters (trained) and
@@ -58,11 +59,6 @@ public struct TrainingState: Sendable, Equatable {
     }
 }
 
-/// Why a checkpoint could not be read or does not fit the space.
-public struct CheckpointError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public var description: String { message }
-}
 
 /// A checkpoint file (DESIGN.md): a tensor file whose model tensors carry the
 /// official state_dict names and shapes, the optimizer momentum under
@@ -111,30 +107,30 @@ public struct Checkpoint: Sendable {
     }
 
     /// Saves atomically (temporary name, fsync, rename).
-    public func write(to path: String) throws(TensorFileError) {
+    public func write(to path: String) throws(Failure) {
         try tensorFile().write(to: path, compressed: !path.hasSuffix(".safetensors") || path.hasSuffix(".lz4"))
     }
 
     /// Reads a checkpoint. Its embedded space is used unless `space` is given;
     /// a file of model tensors alone (an official state_dict converted to
     /// safetensors, optionally with a `module.` prefix) needs `space`.
-    public init(file: TensorFile, space given: SearchSpace? = nil) throws(CheckpointError) {
+    public init(file: TensorFile, space given: SearchSpace? = nil) throws(Failure) {
         var space = given
         if space == nil, let text = file.metadata["space"] {
             do {
                 space = try SearchSpace(json: try JSONValue.parse(text))
             } catch {
-                throw CheckpointError(message: "the space stored in the checkpoint is invalid: \(error)")
+                throw .data("the space stored in the checkpoint is invalid: \(error)")
             }
         }
         guard let space else {
-            throw CheckpointError(message: "the checkpoint holds no search space; give one with --space")
+            throw .data("the checkpoint holds no search space; give one with --space")
         }
         if let f = file.metadata["format"], f != Checkpoint.format {
-            throw CheckpointError(message: "not a checkpoint (format '\(f)'; a \(Checkpoint.format) or a converted state_dict is needed)")
+            throw .data("not a checkpoint (format '\(f)'; a \(Checkpoint.format) or a converted state_dict is needed)")
         }
         if let v = file.metadata["version"], Int(v) != Checkpoint.version {
-            throw CheckpointError(message: "checkpoint version \(v) is not supported (this build reads version \(Checkpoint.version))")
+            throw .data("checkpoint version \(v) is not supported (this build reads version \(Checkpoint.version))")
         }
         let layout = SupernetLayout(space: space)
         var weights = SupernetWeights(layout: layout)
@@ -143,10 +139,10 @@ public struct Checkpoint: Sendable {
             let key = prefixed ? "module." + e.name : e.name
             guard let t = file[key] else {
                 if e.name.contains("bn_tracking") || e.role == .numBatchesTracked { continue }
-                throw CheckpointError(message: "tensor \(e.name) is missing: the checkpoint does not fit the space")
+                throw .data("tensor \(e.name) is missing: the checkpoint does not fit the space")
             }
             guard t.shape == e.shape || (e.role == .numBatchesTracked && t.count == 1) else {
-                throw CheckpointError(message: "tensor \(e.name) has shape \(t.shape) but the space needs \(e.shape): the checkpoint does not fit the space")
+                throw .data("tensor \(e.name) has shape \(t.shape) but the space needs \(e.shape): the checkpoint does not fit the space")
             }
             if e.role == .numBatchesTracked {
                 weights.batchesTracked[e.name] = Int64(t.ints().first ?? 0)
@@ -155,28 +151,43 @@ public struct Checkpoint: Sendable {
             }
         }
         var training: TrainingState?
-        if let stepText = file.metadata["step"], let step = Int(stepText) {
+        if let stepText = file.metadata["step"] {
+            guard let step = Int(stepText), step >= 0 else {
+                throw .data("the step in the checkpoint's metadata is '\(stepText)', not a step count")
+            }
             var momentum = [Float](repeating: 0, count: layout.parameterCount)
             for e in layout.entries where e.role.isParameter {
                 guard let t = file[Checkpoint.momentumPrefix + e.name], t.count == e.count else {
-                    throw CheckpointError(message: "optimizer momentum of \(e.name) is missing or has the wrong shape")
+                    throw .data("optimizer momentum of \(e.name) is missing or has the wrong shape")
                 }
                 momentum.replaceSubrange(e.offset..<(e.offset + e.count), with: t.floats())
             }
+            // A resumed run must continue exactly: state that cannot be read is an
+            // error, never silently a fresh start.
             var rng: [UInt64] = []
-            if let text = file.metadata["random_state"], let words = try? JSONValue.parse(text).arrayValue {
-                rng = words.compactMap { $0.stringValue.flatMap(UInt64.init) }
+            if let text = file.metadata["random_state"] {
+                let words = (try? JSONValue.parse(text))?.arrayValue?.map { $0.stringValue.flatMap(UInt64.init) }
+                guard let words, words.count == 4, words.allSatisfy({ $0 != nil }) else {
+                    throw .data("the random state in the checkpoint's metadata is unreadable")
+                }
+                rng = words.compactMap { $0 }
             }
-            let info = (file.metadata["training"]).flatMap { try? JSONValue.parse($0) } ?? .object([])
+            var info: JSONValue = .object([])
+            if let text = file.metadata["training"] {
+                guard let parsed = try? JSONValue.parse(text), parsed.objectValue != nil else {
+                    throw .data("the training options in the checkpoint's metadata are unreadable")
+                }
+                info = parsed
+            }
             training = TrainingState(momentum: momentum, step: step, randomState: rng, info: info)
         }
         self.init(space: space, weights: weights, training: training)
     }
 
-    /// Reads a checkpoint file; errors are prefixed by nothing (callers add the path).
-    public init(contentsOf path: String, space: SearchSpace? = nil) throws(CheckpointError) {
-        let file: TensorFile
-        do { file = try TensorFile(contentsOf: path) } catch { throw CheckpointError(message: error.description) }
-        try self.init(file: file, space: space)
+    /// Reads a checkpoint file; errors name the path (unreadable: 1, not a fitting
+    /// checkpoint: 65).
+    public init(contentsOf path: String, space: SearchSpace? = nil) throws(Failure) {
+        let file = try TensorFile(contentsOf: path)
+        do { try self.init(file: file, space: space) } catch { throw error.located(at: path) }
     }
 }

@@ -1,3 +1,4 @@
+import System
 import FileFormats
 
 /// One stage of the official `supernet_config`: `first_conv`, `mb1`...`mb7` or
@@ -45,40 +46,35 @@ public struct SearchSpace: Sendable, Equatable {
     public var expandChoices: [[Int]] { stages.map(\.expandRatios) }
 }
 
-/// Why a search space file could not be used.
-public struct SpaceError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public var description: String { message }
-}
 
 extension SearchSpace {
     /// Parses a space file: either `{"supernet_config": {...}, "n_classes": N, ...}`
     /// (the shipped files) or a bare supernet_config object (n_classes 1000).
-    public init(json: JSONValue) throws(SpaceError) {
-        guard case .object = json else { throw SpaceError(message: "a search space must be a JSON object") }
+    public init(json: JSONValue) throws(Failure) {
+        guard case .object = json else { throw .data("a search space must be a JSON object") }
         let config = json["supernet_config"] ?? json
-        guard case .object = config else { throw SpaceError(message: "supernet_config is not an object") }
+        guard case .object = config else { throw .data("supernet_config is not an object") }
 
-        func intList(_ v: JSONValue?, _ field: String, required: Bool = true) throws(SpaceError) -> [Int] {
+        func intList(_ v: JSONValue?, _ field: String, required: Bool = true) throws(Failure) -> [Int] {
             guard let v else {
-                if required { throw SpaceError(message: "missing \(field)") }
+                if required { throw .data("missing \(field)") }
                 return []
             }
             if let i = v.intValue { return [Int(i)] }
-            guard let a = v.arrayValue, !a.isEmpty else { throw SpaceError(message: "\(field) must be a non-empty list of integers") }
+            guard let a = v.arrayValue, !a.isEmpty else { throw .data("\(field) must be a non-empty list of integers") }
             var out: [Int] = []
             for x in a {
-                guard let i = x.intValue, i > 0 else { throw SpaceError(message: "\(field) must be a list of positive integers") }
+                guard let i = x.intValue, i > 0 else { throw .data("\(field) must be a list of positive integers") }
                 out.append(Int(i))
             }
             return out
         }
 
-        func stage(_ name: String, block: Bool) throws(SpaceError) -> StageSpec {
-            guard let s = config[name], case .object = s else { throw SpaceError(message: "missing stage \(name)") }
+        func stage(_ name: String, block: Bool) throws(Failure) -> StageSpec {
+            guard let s = config[name], case .object = s else { throw .data("missing stage \(name)") }
             let act = s["act_func"]?.stringValue ?? "swish"
             guard ["swish", "h_swish", "relu"].contains(act) else {
-                throw SpaceError(message: "\(name).act_func '\(act)' is not supported (swish, h_swish, relu)")
+                throw .data("\(name).act_func '\(act)' is not supported (swish, h_swish, relu)")
             }
             let spec = StageSpec(
                 name: name,
@@ -89,9 +85,9 @@ extension SearchSpace {
                 stride: Int(s["s"]?.intValue ?? 1),
                 activation: act,
                 useSE: s["se"]?.boolValue ?? false)
-            guard spec.stride == 1 || spec.stride == 2 else { throw SpaceError(message: "\(name).s must be 1 or 2") }
+            guard spec.stride == 1 || spec.stride == 2 else { throw .data("\(name).s must be 1 or 2") }
             for k in spec.kernelSizes where k % 2 == 0 || k > 7 {
-                throw SpaceError(message: "\(name).k: kernel size \(k) is not one of 1, 3, 5, 7")
+                throw .data("\(name).k: kernel size \(k) is not one of 1, 3, 5, 7")
             }
             return spec
         }
@@ -103,9 +99,9 @@ extension SearchSpace {
         stages = st
         lastConv = try stage("last_conv", block: false)
         useV3Head = config["use_v3_head"]?.boolValue ?? false
-        guard useV3Head else { throw SpaceError(message: "only use_v3_head: true spaces are supported (as every official AlphaNet space)") }
+        guard useV3Head else { throw .data("only use_v3_head: true spaces are supported (as every official AlphaNet space)") }
         let classes = json["n_classes"]?.intValue ?? config["n_classes"]?.intValue ?? 1000
-        guard classes > 0 else { throw SpaceError(message: "n_classes must be positive") }
+        guard classes > 0 else { throw .data("n_classes must be positive") }
         nClasses = Int(classes)
         bnMomentum = json["bn_momentum"]?.doubleValue ?? 0.0
         bnEps = json["bn_eps"]?.doubleValue ?? 1e-5
@@ -113,16 +109,15 @@ extension SearchSpace {
     }
 
     /// Reads a space file.
-    public init(contentsOf path: String) throws(SpaceError) {
-        let bytes: [UInt8]
-        do { bytes = try readWholeFile(path) } catch { throw SpaceError(message: "\(path): \(error)") }
+    public init(contentsOf path: String) throws(Failure) {
+        let bytes = try readWholeFile(path)
         let json: JSONValue
         do {
             json = try bytes.withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
         } catch {
-            throw SpaceError(message: "\(path): \(error)")
+            throw error.located(at: path)
         }
-        do { try self.init(json: json) } catch { throw SpaceError(message: "\(path): \(error.message)") }
+        do { try self.init(json: json) } catch { throw error.located(at: path) }
     }
 
     /// The largest subnet: the maximum of every choice list.

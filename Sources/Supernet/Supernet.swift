@@ -1,4 +1,5 @@
 import NASCore
+import System
 
 /// How BatchNorm normalises during a forward pass.
 public enum NormalizationMode: Sendable, Equatable {
@@ -56,6 +57,9 @@ public final class Supernet {
 
     let arena = Arena()
     var tape = Tape()
+
+    /// Offsets (in the parameter layout) of the parameter tensors the last forward pass used.
+    public var usedParameterOffsets: [Int] { tape.parameterOffsets }
 
     public init(weights: SupernetWeights, space: SearchSpace, context: ComputeContext) {
         precondition(weights.layout.parameterCount == SupernetLayout(space: space).parameterCount, "weights do not fit the space")

@@ -1,7 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import Synchronization
+import System
 
 /// Messages and progress on stderr, each line prefixed with the tool name.
 public enum Diagnostics {
@@ -10,7 +11,7 @@ public enum Diagnostics {
         let path = CommandLine.arguments.first ?? "alphanet"
         return path.split(separator: "/").last.map(String.init) ?? path
     }()
-    private static let lock = NSLock()
+    private static let lock = Mutex(())
 
     public static var name: String { toolName }
 
@@ -18,7 +19,7 @@ public enum Diagnostics {
     public static func warning(_ message: String) { write("\(toolName): warning: \(message)\n") }
     public static func info(_ message: String) { write("\(toolName): \(message)\n") }
 
-    public static var stderrIsTerminal: Bool { isatty(2) == 1 }
+    public static var stderrIsTerminal: Bool { FileDescriptor.standardError.isTerminal }
 
     /// A progress line that overwrites itself on a terminal and is silent otherwise.
     public static func progress(_ message: String) {
@@ -32,17 +33,9 @@ public enum Diagnostics {
     }
 
     static func write(_ s: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        var bytes = Array(s.utf8)
-        bytes.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            var off = 0
-            while off < raw.count {
-                let w = Glibc.write(2, base + off, raw.count - off)
-                if w < 0 { if errno == EINTR { continue }; return }
-                off += w
-            }
+        lock.withLock { _ in
+            var bytes = Array(s.utf8)
+            bytes.withUnsafeBytes { _ = FileDescriptor.standardError.writeAll($0) }
         }
     }
 }

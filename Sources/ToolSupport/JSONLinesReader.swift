@@ -2,36 +2,35 @@
 import Glibc
 #endif
 import FileFormats
+import System
 
 /// Reads JSON lines from a file or stdin ("-" or nil), one object per line;
 /// blank lines are skipped. Errors name the source and the line number.
 public struct JSONLinesReader {
     public let sourceName: String
-    private let fd: Int32
+    private let fd: FileDescriptor
     private let ownsFD: Bool
     private var buffer: [UInt8] = []
     private var start = 0
     private var atEnd = false
     public private(set) var lineNumber = 0
 
-    public init(path: String?) throws {
+    public init(path: String?) throws(Failure) {
         if let path, path != "-" {
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0 else { throw ToolError.failure("cannot open: \(String(cString: strerror(errno)).lowercased())", in: path) }
-            self.fd = fd
+            fd = try FileDescriptor.open(path, O_RDONLY)
             sourceName = path
             ownsFD = true
         } else {
-            fd = 0
+            fd = .standardInput
             sourceName = "<stdin>"
             ownsFD = false
         }
     }
 
-    public func close() { if ownsFD { _ = Glibc.close(fd) } }
+    public func close() { if ownsFD { fd.close() } }
 
     /// The next raw line (without the newline), or nil at end of input.
-    public mutating func nextLine() throws -> [UInt8]? {
+    public mutating func nextLine() throws(Failure) -> [UInt8]? {
         while true {
             if let nl = buffer[start...].firstIndex(of: 0x0A) {
                 let line = Array(buffer[start..<nl])
@@ -48,30 +47,24 @@ public struct JSONLinesReader {
             }
             if start > 0 { buffer.removeFirst(start); start = 0 }
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            let r = chunk.withUnsafeMutableBytes { raw -> Int in
-                while true {
-                    let r = read(fd, raw.baseAddress, raw.count)
-                    if r < 0 && errno == EINTR { continue }
-                    return r
-                }
-            }
-            if r < 0 { throw ToolError.failure("read error: \(String(cString: strerror(errno)).lowercased())", in: sourceName) }
+            let r = chunk.withUnsafeMutableBytes { fd.read(into: $0) }
+            if r < 0 { throw .io("read error: \(errnoMessage())", at: sourceName) }
             if r == 0 { atEnd = true } else { buffer.append(contentsOf: chunk[0..<r]) }
         }
     }
 
     /// The next non-blank line parsed as a JSON object, or nil at end of input.
-    public mutating func next() throws -> JSONValue? {
+    public mutating func next() throws(Failure) -> JSONValue? {
         while let line = try nextLine() {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             let value: JSONValue
             do {
                 value = try line.withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
             } catch {
-                throw ToolError.data("\(error)", in: "\(sourceName):\(lineNumber)")
+                throw error.located(at: location)
             }
             guard case .object = value else {
-                throw ToolError.data("expected a JSON object, found \(value.kindName)", in: "\(sourceName):\(lineNumber)")
+                throw .data("expected a JSON object, found \(value.kindName)", at: location)
             }
             return value
         }

@@ -2,47 +2,46 @@
 import Glibc
 #endif
 import FileFormats
+import Synchronization
+import System
 
-/// Buffered writing to a file descriptor that reports EPIPE as `BrokenPipe`.
-/// Used from one thread at a time (the tool's main thread).
-public final class FDWriter: @unchecked Sendable {
-    let fd: Int32
-    private var buffer: [UInt8] = []
+/// Buffered writing to stdout that reports EPIPE as `BrokenPipe`. Thread-safe:
+/// whole writes are serialised, so lines written from several threads never interleave.
+public final class FDWriter: Sendable {
+    private let fd: FileDescriptor
+    private let buffer = Mutex<[UInt8]>([])
     private let capacity: Int
     public let name: String
 
-    init(fd: Int32, name: String, capacity: Int = 1 << 16) {
+    init(fd: FileDescriptor, name: String, capacity: Int = 1 << 16) {
         self.fd = fd
         self.name = name
         self.capacity = capacity
-        buffer.reserveCapacity(capacity)
     }
 
     public func write(_ s: String) throws {
-        buffer.append(contentsOf: s.utf8)
-        if buffer.count >= capacity { try flush() }
+        let full = buffer.withLock { b in
+            b.append(contentsOf: s.utf8)
+            return b.count >= capacity
+        }
+        if full { try flush() }
     }
 
     public func write(bytes: [UInt8]) throws {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= capacity { try flush() }
+        let full = buffer.withLock { b in
+            b.append(contentsOf: bytes)
+            return b.count >= capacity
+        }
+        if full { try flush() }
     }
 
     public func flush() throws {
-        var off = 0
-        defer { buffer.removeFirst(off) }
-        while off < buffer.count {
-            let w = buffer.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return Glibc.write(fd, base + off, raw.count - off)
-            }
-            if w < 0 {
-                if errno == EINTR { continue }
-                if errno == EPIPE { off = buffer.count; throw BrokenPipe() }
-                throw ToolError.failure("cannot write: \(String(cString: strerror(errno)).lowercased())", in: name)
-            }
-            off += w
+        let failure: Int32 = buffer.withLock { b in
+            defer { b.removeAll(keepingCapacity: true) }
+            return b.withUnsafeBytes { fd.writeAll($0) }
         }
+        if failure == EPIPE { throw BrokenPipe() }
+        if failure != 0 { throw Failure.io("cannot write: \(errnoMessage(failure))", at: name) }
     }
 
     func flushIgnoringErrors() { try? flush() }
@@ -50,62 +49,45 @@ public final class FDWriter: @unchecked Sendable {
 
 /// The process's stdout, buffered. Tools write data only here.
 public enum StandardOutput {
-    public static let shared = FDWriter(fd: 1, name: "<stdout>")
+    public static let shared = FDWriter(fd: .standardOutput, name: "<stdout>")
 }
 
 /// Where a tool's data output goes: stdout for nil or "-", else a file written
-/// under a temporary name and renamed by `commit()`, so an interrupted run
-/// never leaves a half-written file under the final name.
+/// through `AtomicFileWriter` (a temporary name, renamed by `commit()`), so an
+/// interrupted run never leaves a half-written file under the final name.
 public final class OutputSink {
     public let path: String?
-    public let writer: FDWriter
-    private let tmpPath: String?
-    private var committed = false
+    private let file: AtomicFileWriter?
+    private var pending: [UInt8] = []
 
     public init(path: String?) throws {
         if let path, path != "-" {
-            let tmp = "\(path).tmp-\(getpid())"
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            guard fd >= 0 else {
-                throw ToolError.failure("cannot create output: \(String(cString: strerror(errno)).lowercased())", in: path)
-            }
             self.path = path
-            tmpPath = tmp
-            writer = FDWriter(fd: fd, name: path)
+            file = try AtomicFileWriter(path: path)
         } else {
             self.path = nil
-            tmpPath = nil
-            writer = StandardOutput.shared
+            file = nil
         }
     }
 
-    public func write(_ s: String) throws { try writer.write(s) }
+    public func write(_ s: String) throws {
+        guard let file else { return try StandardOutput.shared.write(s) }
+        pending.append(contentsOf: s.utf8)
+        if pending.count >= 1 << 16 {
+            file.append(pending)
+            pending.removeAll(keepingCapacity: true)
+        }
+    }
 
     public func writeLine(_ value: JSONValue) throws {
-        var s = value.jsonText
-        s += "\n"
-        try writer.write(s)
+        try write(value.jsonText + "\n")
     }
 
     /// Flushes; for a file, fsyncs and renames it to its final name.
     public func commit() throws {
-        try writer.flush()
-        guard let tmpPath, let path, !committed else { return }
-        committed = true
-        guard fsync(writer.fd) == 0, close(writer.fd) == 0 else {
-            unlink(tmpPath)
-            throw ToolError.failure("cannot write output: \(String(cString: strerror(errno)).lowercased())", in: path)
-        }
-        guard rename(tmpPath, path) == 0 else {
-            unlink(tmpPath)
-            throw ToolError.failure("cannot rename output into place: \(String(cString: strerror(errno)).lowercased())", in: path)
-        }
-    }
-
-    deinit {
-        if let tmpPath, !committed {
-            close(writer.fd)
-            unlink(tmpPath)
-        }
+        guard let file else { return try StandardOutput.shared.flush() }
+        file.append(pending)
+        pending.removeAll()
+        try file.commit()
     }
 }

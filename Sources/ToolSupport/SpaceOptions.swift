@@ -1,6 +1,7 @@
 import ArgumentParser
 import FileFormats
 import Supernet
+import System
 
 /// `--space FILE`, shared by every tool that reads archs.
 public struct SpaceOptions: ParsableArguments {
@@ -14,7 +15,7 @@ public struct SpaceOptions: ParsableArguments {
         do {
             return try SearchSpace(contentsOf: space)
         } catch {
-            throw ToolError(.dataError, error.message.hasPrefix(space) ? error.message : "\(space): \(error.message)")
+            throw Failure(.dataError, error.message.hasPrefix(space) ? error.message : "\(space): \(error.message)")
         }
     }
 }
@@ -39,7 +40,7 @@ extension JSONLinesReader {
             try check.validate(in: space)
             return ArchLine(json: json, arch: arch, location: location)
         } catch let e as ArchError {
-            throw ToolError.data(e.description, in: location)
+            throw e.located(at: location)
         }
     }
 }

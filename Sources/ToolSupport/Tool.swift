@@ -3,11 +3,12 @@ import NASCore
 #if canImport(Glibc)
 import Glibc
 #endif
+import System
 
 /// A command-line tool of this project: ArgumentParser parsing plus the
 /// DESIGN.md conventions. Conformers implement `execute()`; `main()` prints
 /// usage errors as one `tool: error: ...` line (exit 64), help on stdout
-/// (exit 0), and maps thrown `ToolError`s to their exit codes.
+/// (exit 0), and maps thrown `ReportableError`s to their exit codes (`runTool`).
 public protocol Tool: ParsableCommand {
     mutating func execute() throws
 }

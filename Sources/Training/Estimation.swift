@@ -5,26 +5,8 @@ import DataPipeline
 import FileFormats
 import NASCore
 import Supernet
-
-/// Why an accuracy estimate could not be set up. `isData` separates bad
-/// input (exit 65) from a missing or unreadable file (exit 1).
-public struct EstimationError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public var location: String?
-    public var isData: Bool
-
-    public init(_ message: String, location: String? = nil, isData: Bool = true) {
-        self.message = message
-        self.location = location
-        self.isData = isData
-    }
-
-    public var description: String { location.map { "\($0): \(message)" } ?? message }
-
-    init(_ e: PackError, fallback: String) {
-        self.init(e.message, location: e.location ?? fallback, isData: e.kind != .io)
-    }
-}
+import Synchronization
+import System
 
 /// How stored images become network inputs for calibration and validation.
 public enum EvaluationTransform: String, CaseIterable, Sendable {
@@ -38,8 +20,24 @@ public enum EvaluationTransform: String, CaseIterable, Sendable {
     public var augmentation: Augmentation { self == .eval ? .eval : .none }
 
     /// The transform that matches a training augmentation (`TrainingOptions.augment`).
-    public static func matching(trainingAugment augment: String) -> EvaluationTransform {
-        augment == "train" ? .eval : .resize
+    public static func matching(_ augment: AugmentMode) -> EvaluationTransform {
+        augment == .train ? .eval : .resize
+    }
+}
+
+/// `estimate-acc --transform`: a transform, or `auto`, the one that matches how
+/// the checkpoint was trained.
+public enum EvaluationTransformChoice: String, Sendable, CaseIterable {
+    case auto, eval, resize
+
+    /// The transform for a checkpoint trained with `augment` (nil: no training options
+    /// stored, as an imported official checkpoint: the official `eval`).
+    public func resolved(trainedWith augment: AugmentMode?) -> EvaluationTransform {
+        switch self {
+        case .eval: .eval
+        case .resize: .resize
+        case .auto: augment.map(EvaluationTransform.matching) ?? .eval
+        }
     }
 }
 
@@ -67,7 +65,7 @@ public struct EstimationData: Sendable {
     public var transform: EvaluationTransform
 
     public init(calibration calibPath: String, validation valPath: String, batchSize: Int, calibBatches: Int, valLimit: Int?,
-                transform: EvaluationTransform = .eval) throws(EstimationError) {
+                transform: EvaluationTransform = .eval) throws(Failure) {
         precondition(batchSize >= 1 && calibBatches >= 1, "EstimationData: batch size and calibration batches must be positive")
         self.transform = transform
         self.batchSize = batchSize
@@ -83,8 +81,8 @@ public struct EstimationData: Sendable {
                 val.append(b)
                 valCount += b.count
             }
-        } catch { throw EstimationError(error, fallback: valPath) }
-        guard valCount > 0 else { throw EstimationError("no images in the validation shards", location: valPath) }
+        } catch { throw error.located(at: valPath) }
+        guard valCount > 0 else { throw Failure.data("no images in the validation shards", at: valPath) }
         calibration = cal
         validation = val
         calibrationImages = cal.reduce(0) { $0 + $1.count }
@@ -95,19 +93,19 @@ public struct EstimationData: Sendable {
 
     /// The first `batches` batches of the shards at `path`, in file order,
     /// for BN recalibration (fewer if the shards hold fewer images).
-    public static func calibrationBatches(_ path: String, batchSize: Int, batches: Int) throws(EstimationError) -> [BatchLoader.PreparedBatch] {
+    public static func calibrationBatches(_ path: String, batchSize: Int, batches: Int) throws(Failure) -> [BatchLoader.PreparedBatch] {
         var cal: [BatchLoader.PreparedBatch] = []
         do {
             let loader = try BatchLoader(source: ShardSource.path(path), batchSize: batchSize, resolution: 32,
                                          augmentation: .eval, seed: 0, epochs: 1)
             while cal.count < batches, let b = try loader.nextPrepared() { cal.append(b) }
-        } catch { throw EstimationError(error, fallback: path) }
-        guard !cal.isEmpty else { throw EstimationError("no images in the calibration shards", location: path) }
+        } catch { throw error.located(at: path) }
+        guard !cal.isEmpty else { throw Failure.data("no images in the calibration shards", at: path) }
         return cal
     }
 
     /// SHA-256 (hex) over the first `images` images of the shards at `path`.
-    public static func digest(of path: String, images: Int) throws(EstimationError) -> String {
+    public static func digest(of path: String, images: Int) throws(Failure) -> String {
         var hash = SHA256()
         var left = images
         do {
@@ -127,7 +125,7 @@ public struct EstimationData: Sendable {
                 }
                 left -= n
             }
-        } catch { throw EstimationError(error, fallback: path) }
+        } catch { throw error.located(at: path) }
         return SHA256.hex(hash.finalize())
     }
 
@@ -148,20 +146,14 @@ public struct EstimationData: Sendable {
 }
 
 /// SHA-256 (hex) of a file's bytes, read in 1 MiB pieces.
-public func fileSHA256(_ path: String) throws(EstimationError) -> String {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else {
-        throw EstimationError("cannot open: \(String(cString: strerror(errno)).lowercased())", location: path, isData: false)
-    }
-    defer { close(fd) }
+public func fileSHA256(_ path: String) throws(Failure) -> String {
+    let fd = try FileDescriptor.open(path, O_RDONLY)
+    defer { fd.close() }
     var hash = SHA256()
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     while true {
-        let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if r < 0 {
-            if errno == EINTR { continue }
-            throw EstimationError("read error: \(String(cString: strerror(errno)).lowercased())", location: path, isData: false)
-        }
+        let r = chunk.withUnsafeMutableBytes { fd.read(into: $0) }
+        if r < 0 { throw .io("read error: \(errnoMessage())", at: path) }
         if r == 0 { break }
         chunk.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<r])) }
     }
@@ -224,22 +216,21 @@ public final class AccuracyEstimator: @unchecked Sendable {
 final class RenderedSets: @unchecked Sendable {
     private let data: EstimationData
     private let cacheBytes: Int
-    private var entries: [(resolution: Int, calibration: [Batch], validation: [Batch], bytes: Int)] = []
-    private var mutex = pthread_mutex_t()
+    private typealias Entry = (resolution: Int, calibration: [Batch], validation: [Batch], bytes: Int)
+    private let entries = Mutex<[Entry]>([])
 
     init(data: EstimationData, cacheBytes: Int) {
         self.data = data
         self.cacheBytes = cacheBytes
-        pthread_mutex_init(&mutex, nil)
     }
-
-    deinit { pthread_mutex_destroy(&mutex) }
 
     /// Rendering holds the lock: a second thread wanting the same resolution
     /// waits instead of rendering it again.
     func batches(resolution r: Int) -> (calibration: [Batch], validation: [Batch]) {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        entries.withLock { entries in batchesLocked(resolution: r, &entries) }
+    }
+
+    private func batchesLocked(resolution r: Int, _ entries: inout [Entry]) -> (calibration: [Batch], validation: [Batch]) {
         if let i = entries.firstIndex(where: { $0.resolution == r }) {
             let hit = entries.remove(at: i)
             entries.insert(hit, at: 0)

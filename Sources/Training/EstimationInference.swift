@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import System
 import DataPipeline
 import FileFormats
 import NASCore
@@ -17,13 +21,13 @@ public struct InferenceImages: Sendable {
     /// True for uint8 input (a shard).
     public var isShard: Bool
 
-    public init(file: TensorFile, name: String) throws(EstimationError) {
-        guard let images = file["images"] else { throw EstimationError("no 'images' tensor", location: name) }
+    public init(file: TensorFile, name: String) throws(Failure) {
+        guard let images = file["images"] else { throw Failure.data("no 'images' tensor", at: name) }
         guard images.shape.count == 4, images.shape[3] == 3 else {
-            throw EstimationError("images have shape \(images.shape); [N, H, W, 3] is needed", location: name)
+            throw Failure.data("images have shape \(images.shape); [N, H, W, 3] is needed", at: name)
         }
         guard images.shape[1] == images.shape[2], images.shape[1] > 0 else {
-            throw EstimationError("images are \(images.shape[1])x\(images.shape[2]); square images are needed", location: name)
+            throw Failure.data("images are \(images.shape[1])x\(images.shape[2]); square images are needed", at: name)
         }
         count = images.shape[0]
         size = images.shape[1]
@@ -36,11 +40,11 @@ public struct InferenceImages: Sendable {
             pixels = images.floats()
             isShard = false
         default:
-            throw EstimationError("images are \(images.dtype.rawValue); uint8 or float32 is needed", location: name)
+            throw Failure.data("images are \(images.dtype.rawValue); uint8 or float32 is needed", at: name)
         }
         if let l = file["labels"] {
             guard l.shape == [count], l.dtype == .i32 || l.dtype == .i64 else {
-                throw EstimationError("labels have shape \(l.shape) (\(l.dtype.rawValue)); int32 [\(count)] is needed", location: name)
+                throw Failure.data("labels have shape \(l.shape) (\(l.dtype.rawValue)); int32 [\(count)] is needed", at: name)
             }
             labels = l.ints().map { Int32(truncatingIfNeeded: $0) }
         } else {
@@ -54,7 +58,7 @@ extension InferenceImages {
     /// The images of the shards at `path` under the official evaluation
     /// transform at `resolution` (resize to resolution/0.875, centre crop),
     /// exactly as `estimate-acc --transform eval` renders its validation images.
-    public init(evalTransformOf path: String, resolution: Int) throws(EstimationError) {
+    public init(evalTransformOf path: String, resolution: Int) throws(Failure) {
         var pixels: [Float] = []
         var labels: [Int32] = []
         var classes: [String] = []
@@ -67,8 +71,8 @@ extension InferenceImages {
                 labels += b.labels
             }
             classes = loader.classes
-        } catch { throw EstimationError(error, fallback: path) }
-        guard !labels.isEmpty else { throw EstimationError("no images", location: path) }
+        } catch { throw error.located(at: path) }
+        guard !labels.isEmpty else { throw Failure.data("no images", at: path) }
         self.pixels = pixels
         self.labels = labels
         self.classes = classes
@@ -81,7 +85,7 @@ extension InferenceImages {
 /// Eval-mode inference of one subnet.
 public enum EstimationInference {
     /// BatchNorm during inference.
-    public enum BNMode: String, Sendable {
+    public enum BNMode: String, Sendable, CaseIterable {
         /// The checkpoint's running statistics.
         case running
         /// Each batch's own statistics (the supernet's statistics are left unchanged).
@@ -118,7 +122,7 @@ public enum EstimationInference {
     /// first `batches` batches of the shards at `path` (as estimate-acc does)
     /// and leaves them there.
     public static func recalibrate(model: Supernet, arch: Arch, calibration path: String, batchSize: Int, batches: Int,
-                                   transform: EvaluationTransform = .eval) throws(EstimationError) {
+                                   transform: EvaluationTransform = .eval) throws(Failure) {
         let cal = try EstimationData.calibrationBatches(path, batchSize: batchSize, batches: batches)
         let rendered = cal.map { BatchLoader.render($0, resolution: arch.resolution, augmentation: transform.augmentation) }
         SubnetEvaluator(model: model, calibration: [], validation: []).recalibrate(arch, on: rendered)
@@ -132,5 +136,28 @@ public enum EstimationInference {
             return list.map { $0.stringValue ?? $0.jsonText }
         }
         return text.split(separator: "\n").map(String.init)
+    }
+}
+
+/// One image's answer: its top classes with softmax probabilities.
+public struct Prediction: Sendable {
+    public var index: Int
+    public var top: [(classIndex: Int, probability: Double)]
+    public var label: Int?
+}
+
+extension Metrics {
+    /// The `k` most probable classes of each row of `logits` `[n, classes]` with their
+    /// softmax probabilities (computed in Double, shifted by the row maximum).
+    public static func predictions(logits: [Float], classes: Int, k: Int, labels: [Int32]? = nil) -> [Prediction] {
+        let n = classes > 0 ? logits.count / classes : 0
+        let top = topK(logits: logits, classes: classes, k: min(k, classes))
+        return (0..<n).map { i in
+            let row = logits[(i * classes)..<((i + 1) * classes)]
+            let maxV = row.max() ?? 0
+            let sum = row.reduce(0.0) { $0 + exp(Double($1 - maxV)) }
+            let entries = top[i].map { c in (classIndex: c, probability: exp(Double(row[row.startIndex + c] - maxV)) / sum) }
+            return Prediction(index: i, top: entries, label: labels.map { Int($0[i]) })
+        }
     }
 }

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import System
 import Glibc
 #endif
 import DataPipeline

@@ -2,6 +2,7 @@ import DataPipeline
 import FileFormats
 import NASCore
 import Supernet
+import System
 
 /// How the random (middle) subnets of each sandwich step are drawn.
 public enum SamplerKind: String, Sendable, CaseIterable {
@@ -12,6 +13,41 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     /// (worstup) minibatch loss.
     case attentiveBestUp = "attentive-bestup"
     case attentiveWorstUp = "attentive-worstup"
+}
+
+/// The distillation loss of the subnets after the largest (`--kd`).
+public enum DistillationKind: String, Sendable, CaseIterable {
+    /// AlphaNet's adaptive alpha-divergence.
+    case alpha
+    /// In-place KD (AttentiveNAS, BigNAS).
+    case kl
+    /// Labels only.
+    case none
+}
+
+/// How training images are augmented (`--augment`).
+public enum AugmentMode: String, Sendable, CaseIterable {
+    /// RandomResizedCrop + horizontal flip (the official transform, without AutoAugment).
+    case train
+    /// Pad 4, random crop, flip (the demo recipe).
+    case padCrop = "pad-crop"
+    /// Images as stored.
+    case none
+
+    public var augmentation: Augmentation {
+        switch self {
+        case .train: .train
+        case .padCrop: .padCrop(pad: 4)
+        case .none: .none
+        }
+    }
+}
+
+/// The learning-rate schedule (`--lr-schedule`).
+public enum LRScheduleKind: String, Sendable, CaseIterable {
+    /// Linear warm-up, then cosine decay per iteration (official WarmupCosineLR).
+    case warmupCosine = "warmup-cosine"
+    case constant
 }
 
 /// Every setting of a training run. Stored in the checkpoint so a resumed
@@ -31,17 +67,14 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Base learning rate before the official linear scaling
     /// `base * max(1, batch // 256)`.
     public var baseLR = 0.1
-    /// "warmup-cosine" (official) or "constant".
-    public var lrSchedule = "warmup-cosine"
+    public var lrSchedule = LRScheduleKind.warmupCosine
     public var warmupSteps = 0
     public var totalSteps = 1000
     /// Gradient clipping by value; 0 turns it off.
     public var gradClip = 1.0
     public var batchSize = 64
     public var seed: UInt64 = 0
-    /// "train" (RandomResizedCrop + flip, official), "pad-crop" (pad 4 + crop
-    /// + flip, the demo recipe), "none" (images as stored).
-    public var augment = "train"
+    public var augment = AugmentMode.train
     public var shuffleBuffer = 10_000
     /// Run every subnet at this resolution instead of its own (0: their own).
     public var resolution = 0
@@ -51,11 +84,13 @@ public struct TrainingOptions: Sendable, Equatable {
     /// The learning rate the official code uses for this batch size.
     public var scaledLR: Double { baseLR * Double(max(1, batchSize / 256)) }
 
-    public var augmentation: Augmentation {
-        switch augment {
-        case "pad-crop": return .padCrop(pad: 4)
-        case "none": return .none
-        default: return .train
+    public var augmentation: Augmentation { augment.augmentation }
+
+    public var distillationKind: DistillationKind {
+        switch distillation {
+        case .alphaDivergence: .alpha
+        case .kl: .kl
+        case .none: .none
         }
     }
 
@@ -74,7 +109,7 @@ public struct TrainingOptions: Sendable, Equatable {
     /// The learning rate of step `step` (0-based), per iteration as the
     /// official WarmupCosineLR (or constant).
     public func learningRate(step: Int) -> Double {
-        guard lrSchedule == "warmup-cosine" else { return scaledLR }
+        guard lrSchedule == .warmupCosine else { return scaledLR }
         let schedule = WarmupCosineSchedule(baseLearningRate: scaledLR, maxIterations: max(1, totalSteps), warmupIterations: warmupSteps)
         return schedule.learningRate(iteration: step)
     }
@@ -95,42 +130,77 @@ extension TrainingOptions {
             ("label_smoothing", .double(labelSmoothing)), ("dropout", .double(dropout)), ("drop_connect", .double(dropConnect)),
             ("drop_connect_only_last_two_stages", .bool(dropConnectOnlyLastTwoStages)),
             ("weight_decay", .double(weightDecay)), ("momentum", .double(momentum)), ("nesterov", .bool(nesterov)),
-            ("base_lr", .double(baseLR)), ("lr_schedule", .string(lrSchedule)), ("warmup_steps", JSONValue(warmupSteps)),
+            ("base_lr", .double(baseLR)), ("lr_schedule", .string(lrSchedule.rawValue)), ("warmup_steps", JSONValue(warmupSteps)),
             ("total_steps", JSONValue(totalSteps)), ("grad_clip", .double(gradClip)), ("batch_size", JSONValue(batchSize)),
-            ("seed", .string(String(seed))), ("augment", .string(augment)), ("shuffle_buffer", JSONValue(shuffleBuffer)),
+            ("seed", .string(String(seed))), ("augment", .string(augment.rawValue)), ("shuffle_buffer", JSONValue(shuffleBuffer)),
             ("resolution", JSONValue(resolution)),
         ])
     }
 
-    /// Reads options written by `json`; missing keys keep their defaults.
-    public init(json: JSONValue) {
+    /// Reads options written by `json`; missing keys keep their defaults (older
+    /// checkpoints), but a key that is present must be readable: an unknown value or a
+    /// wrong type is bad data, never silently a default.
+    public init(json: JSONValue) throws(Failure) {
         self.init()
-        func d(_ k: String) -> Double? { json[k]?.doubleValue }
-        func i(_ k: String) -> Int? { json[k]?.intValue.map(Int.init) }
-        numArch = i("num_arch") ?? numArch
-        sampler = json["sampler"]?.stringValue.flatMap(SamplerKind.init(rawValue:)) ?? sampler
-        numTrials = i("num_trials") ?? numTrials
-        switch json["kd"]?.stringValue {
-        case "kl": distillation = .kl
-        case "none": distillation = .none
-        default: distillation = .alphaDivergence(alphaMin: d("alpha_min") ?? -1, alphaMax: d("alpha_max") ?? 1, importanceWeightClip: d("iw_clip") ?? 5)
+        guard let object = json.objectValue else { throw .data("training options: expected a JSON object, found \(json.kindName)") }
+        let known = Set(TrainingOptions().json.objectValue?.map(\.0) ?? [])
+        if let unknown = object.map(\.0).first(where: { !known.contains($0) }) {
+            throw .data("training options: unknown key '\(unknown)' (written by a newer version?)")
         }
-        labelSmoothing = d("label_smoothing") ?? labelSmoothing
-        dropout = d("dropout") ?? dropout
-        dropConnect = d("drop_connect") ?? dropConnect
-        dropConnectOnlyLastTwoStages = json["drop_connect_only_last_two_stages"]?.boolValue ?? dropConnectOnlyLastTwoStages
-        weightDecay = d("weight_decay") ?? weightDecay
-        momentum = d("momentum") ?? momentum
-        nesterov = json["nesterov"]?.boolValue ?? nesterov
-        baseLR = d("base_lr") ?? baseLR
-        lrSchedule = json["lr_schedule"]?.stringValue ?? lrSchedule
-        warmupSteps = i("warmup_steps") ?? warmupSteps
-        totalSteps = i("total_steps") ?? totalSteps
-        gradClip = d("grad_clip") ?? gradClip
-        batchSize = i("batch_size") ?? batchSize
-        seed = json["seed"]?.stringValue.flatMap(UInt64.init) ?? seed
-        augment = json["augment"]?.stringValue ?? augment
-        shuffleBuffer = i("shuffle_buffer") ?? shuffleBuffer
-        resolution = i("resolution") ?? resolution
+        func bad(_ key: String, _ what: String) -> Failure {
+            .data("training options: '\(key)' must be \(what), found \(json[key].map(\.jsonText) ?? "nothing")")
+        }
+        func d(_ k: String) throws(Failure) -> Double? {
+            guard let v = json[k] else { return nil }
+            guard let x = v.doubleValue, x.isFinite else { throw bad(k, "a finite number") }
+            return x
+        }
+        func i(_ k: String, min: Int = 0) throws(Failure) -> Int? {
+            guard let v = json[k] else { return nil }
+            guard let x = v.intValue, x >= min, x <= Int64(Int32.max) else { throw bad(k, "an integer of at least \(min)") }
+            return Int(x)
+        }
+        func b(_ k: String) throws(Failure) -> Bool? {
+            guard let v = json[k] else { return nil }
+            guard let x = v.boolValue else { throw bad(k, "true or false") }
+            return x
+        }
+        func e<E: RawRepresentable & CaseIterable>(_ k: String, _: E.Type) throws(Failure) -> E? where E.RawValue == String {
+            guard let v = json[k] else { return nil }
+            guard let x = v.stringValue.flatMap(E.init(rawValue:)) else {
+                throw bad(k, "one of " + E.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return x
+        }
+        numArch = try i("num_arch", min: 1) ?? numArch
+        sampler = try e("sampler", SamplerKind.self) ?? sampler
+        numTrials = try i("num_trials", min: 1) ?? numTrials
+        switch try e("kd", DistillationKind.self) ?? .alpha {
+        case .kl: distillation = .kl
+        case .none: distillation = .none
+        case .alpha:
+            distillation = .alphaDivergence(alphaMin: try d("alpha_min") ?? -1, alphaMax: try d("alpha_max") ?? 1,
+                                            importanceWeightClip: try d("iw_clip") ?? 5)
+        }
+        labelSmoothing = try d("label_smoothing") ?? labelSmoothing
+        dropout = try d("dropout") ?? dropout
+        dropConnect = try d("drop_connect") ?? dropConnect
+        dropConnectOnlyLastTwoStages = try b("drop_connect_only_last_two_stages") ?? dropConnectOnlyLastTwoStages
+        weightDecay = try d("weight_decay") ?? weightDecay
+        momentum = try d("momentum") ?? momentum
+        nesterov = try b("nesterov") ?? nesterov
+        baseLR = try d("base_lr") ?? baseLR
+        lrSchedule = try e("lr_schedule", LRScheduleKind.self) ?? lrSchedule
+        warmupSteps = try i("warmup_steps") ?? warmupSteps
+        totalSteps = try i("total_steps", min: 1) ?? totalSteps
+        gradClip = try d("grad_clip") ?? gradClip
+        batchSize = try i("batch_size", min: 1) ?? batchSize
+        if let v = json["seed"] {
+            guard let x = v.stringValue.flatMap(UInt64.init) else { throw bad("seed", "an unsigned integer as a string") }
+            seed = x
+        }
+        augment = try e("augment", AugmentMode.self) ?? augment
+        shuffleBuffer = try i("shuffle_buffer") ?? shuffleBuffer
+        resolution = try i("resolution") ?? resolution
     }
 }

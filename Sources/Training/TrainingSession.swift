@@ -1,3 +1,4 @@
+import System
 import DataPipeline
 import FileFormats
 import NASCore
@@ -14,13 +15,6 @@ public struct StepRecord: Sendable {
     public var archs: [Arch]
     public var images: Int
     public var seconds: Double
-}
-
-/// Why training cannot go on.
-public struct TrainingError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }
 
 /// A resumable AlphaNet supernet training run: the model, the sandwich
@@ -45,14 +39,17 @@ public final class TrainingSession {
     /// Fixed subnets per step (`--archs`), cycled; nil: sample.
     let fixedArchs: [Arch]?
     let inputResolution: Int
+    /// The training data as errors name it.
+    let dataName: String
 
     public init(space: SearchSpace, weights: SupernetWeights, options: TrainingOptions, resume: TrainingState?,
-                data: ShardSource, fixedArchs: [Arch]? = nil, context: ComputeContext) throws {
+                data: ShardSource, fixedArchs: [Arch]? = nil, context: ComputeContext) throws(Failure) {
         self.space = space
         self.options = options
         model = Supernet(weights: weights, space: space, context: context)
         trainer = SandwichTrainer(model: model, options: options.sandwich)
         self.fixedArchs = fixedArchs
+        dataName = data.name
         inputResolution = options.resolution > 0 ? options.resolution : (space.resolutions.max() ?? 224)
         step = resume?.step ?? 0
         if let r = resume, r.randomState.count == 4 {
@@ -62,7 +59,7 @@ public final class TrainingSession {
         }
         if let r = resume {
             var st = trainer.optimizer.state
-            guard r.momentum.count == st.momentumBuffer.count else { throw TrainingError("the checkpoint's momentum does not fit the space") }
+            guard r.momentum.count == st.momentumBuffer.count else { throw Failure.data("the checkpoint's momentum does not fit the space") }
             st.momentumBuffer = r.momentum
             st.step = r.step
             let flags = r.info["momentum_started"]?.stringValue.map { Array($0) } ?? []
@@ -86,7 +83,7 @@ public final class TrainingSession {
                 }
             }
         } catch {
-            throw TrainingError(error.description)
+            throw error.located(at: data.name)
         }
     }
 
@@ -138,14 +135,14 @@ public final class TrainingSession {
     }
 
     /// Trains one step; nil when the data is exhausted (a stream ended).
-    public func runStep() throws -> StepRecord? {
+    public func runStep() throws(Failure) -> StepRecord? {
         let start = DispatchTimeLike.now()
         let batch: Batch
         do {
             guard let b = try loader.next(resolution: inputResolution) else { return nil }
             batch = b
         } catch {
-            throw TrainingError(error.description)
+            throw error.located(at: dataName)
         }
         let shape = Shape4(n: batch.count, h: batch.resolution, w: batch.resolution, c: 3)
         var archs = self.archs(for: batch.images, shape: shape, labels: batch.labels)
@@ -158,7 +155,7 @@ public final class TrainingSession {
         }
         step += 1
         for l in result.losses where !l.isFinite {
-            throw TrainingError("the loss became \(l) at step \(step); lower the learning rate (--lr) or check the data")
+            throw Failure.data("the loss became \(l) at step \(step); lower the learning rate (--lr) or check the data")
         }
         return StepRecord(step: step, learningRate: lr, losses: result.losses, maxTop1: result.firstTop1, archs: archs,
                           images: batch.count, seconds: DispatchTimeLike.now() - start)

@@ -3,6 +3,7 @@ import FileFormats
 import Search
 import Supernet
 import ToolSupport
+import System
 
 @main
 struct EvoSearch: Tool {
@@ -58,8 +59,8 @@ struct EvoSearch: Tool {
     @Option(name: .customLong("flops-max"), help: ArgumentHelp("Upper FLOPs bound (default: the max subnet's).", valueName: "mflops"))
     var flopsMax: Double?
 
-    @Option(help: ArgumentHelp("Search algorithm: front (ours) or official.", valueName: "name"))
-    var algorithm: String = SearchAlgorithmKind.front.rawValue
+    @Option(help: "Search algorithm: front (ours: the whole front at once) or official (AlphaNet's per-FLOPs-bucket evolution).")
+    var algorithm: SearchAlgorithmKind = .front
 
     @Option(help: ArgumentHelp("Official: width of the FLOPs buckets of the front.", valueName: "mflops"))
     var step: Double = 10
@@ -93,9 +94,6 @@ struct EvoSearch: Tool {
 
     func validate() throws {
         if (predictor == nil) == (evaluator == nil) { throw ValidationError("give exactly one of --predictor and --evaluator") }
-        if SearchAlgorithmKind(rawValue: algorithm) == nil {
-            throw ValidationError("--algorithm '\(algorithm)' is not one of \(SearchAlgorithmKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         if budget < 1 { throw ValidationError("--budget must be at least 1") }
         if !(evaluatorTimeout > 0) { throw ValidationError("--evaluator-timeout must be positive") }
         if let a = flopsMin, let b = flopsMax, a > b { throw ValidationError("--flops-min \(a) is above --flops-max \(b)") }
@@ -107,10 +105,9 @@ struct EvoSearch: Tool {
     mutating func execute() throws {
         let space = try spaceOptions.load()
         let lo = flopsMin ?? space.minArch.flops(in: space), hi = flopsMax ?? space.maxArch.flops(in: space)
-        guard lo <= hi else { throw ToolError.usage("--flops-min \(lo) is above the max subnet's \(hi) MFLOPs") }
+        guard lo <= hi else { throw Failure.usage("--flops-min \(lo) is above the max subnet's \(hi) MFLOPs") }
         let bounds = FlopsBounds(min: lo, max: hi)
-        guard let kind = SearchAlgorithmKind(rawValue: algorithm) else { throw ToolError.usage("unknown --algorithm \(algorithm)") }
-        let settings = SearchSettings(algorithm: kind, seed: seed, bounds: bounds, population: population,
+        let settings = SearchSettings(algorithm: algorithm, seed: seed, bounds: bounds, population: population,
                                       mutate: mutate, crossover: crossover, mutateProb: mutateProb, step: step)
         let saved = try loadState(settings: settings, space: space)
         if !saved.isEmpty { Diagnostics.info("resuming from \(state ?? "?"): \(saved.count) archs evaluated before") }
@@ -122,15 +119,13 @@ struct EvoSearch: Tool {
                                             algorithm: settings.makeAlgorithm(space: space),
                                             evaluator: scorer, replaying: saved)
         } catch {
-            throw ToolError.data(error.message, in: state ?? "state")
+            throw error.located(at: state ?? "state")
         }
         let floor = hvFloor
         func saveState() throws {
             guard let state else { return }
             let s = SearchState(settings: settings, budget: budget, space: space.json, results: search.records.map(\.line))
-            do { try writeFileAtomically(state, bytes: Array(s.text.utf8)) } catch {
-                throw ToolError.failure("cannot save the state: \(error)", in: state)
-            }
+            try writeFileAtomically(state, bytes: Array(s.text.utf8))
         }
         do {
             try search.run { report in
@@ -149,7 +144,7 @@ struct EvoSearch: Tool {
             try writeFront(front)
             _ = scorer.finish()
             let saved = state.map { "; state saved to \($0)" } ?? ""
-            throw ToolError.failure("\(failure.message) (\(search.records.count) archs evaluated; front so far, \(front.count) archs, written\(saved))")
+            throw Failure.io("\(failure.message) (\(search.records.count) archs evaluated; front so far, \(front.count) archs, written\(saved))")
         }
         if let warning = scorer.finish() { Diagnostics.warning(warning) }
         if search.unreplayed > 0 {
@@ -166,18 +161,13 @@ struct EvoSearch: Tool {
     /// The evaluator the options name.
     func makeEvaluator() throws -> any ArchEvaluator {
         if let predictor { return try predictorEvaluator(path: predictor) }
-        do {
-            return try CommandEvaluator(command: evaluator ?? "", timeout: evaluatorTimeout)
-        } catch {
-            throw ToolError.failure(error.message)
-        }
+        return try CommandEvaluator(command: evaluator ?? "", timeout: evaluatorTimeout)
     }
 
     /// An in-process evaluator from a predictor file (fit-predictor): acc1
     /// is the predictor's estimate of its target.
     func predictorEvaluator(path: String) throws -> any ArchEvaluator {
-        let predictor: Predictor
-        do { predictor = try Predictor(contentsOf: path) } catch { throw ToolError.data(error.message, in: path) }
+        let predictor = try Predictor(contentsOf: path)
         return FunctionEvaluator(name: path) { _, lines in try predictor.predict(lines: lines) }
     }
 
@@ -188,12 +178,12 @@ struct EvoSearch: Tool {
         do {
             json = try bytes.withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
         } catch {
-            throw ToolError.data("\(error)", in: state)
+            throw error.located(at: state)
         }
         let saved: SearchState
-        do { saved = try SearchState(json: json) } catch { throw ToolError.data(error.message, in: state) }
+        do { saved = try SearchState(json: json) } catch { throw error.located(at: state) }
         if let why = saved.mismatch(settings: settings, space: space.json) {
-            throw ToolError(.usage, "cannot resume: \(why); use the same options or another --state file", location: state)
+            throw Failure(.usage, "cannot resume: \(why); use the same options or another --state file", at: state)
         }
         return saved.results
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import FileFormats
 import Search
 import ToolSupport
+import System
 
 @main
 struct FitPredictor: Tool {
@@ -32,8 +33,8 @@ struct FitPredictor: Tool {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Predictor file to write ('-': stdout).", valueName: "file"))
     var output: String
 
-    @Option(help: ArgumentHelp("Model family: gbdt, rf, ridge or mlp.", valueName: "family"))
-    var model: String = "gbdt"
+    @Option(help: "Model family: gradient-boosted trees, random forest, ridge regression or a multilayer perceptron.")
+    var model: PredictorModelKind = .gbdt
 
     @Option(help: ArgumentHelp("Key of the value to predict.", valueName: "key"))
     var target: String = "acc1"
@@ -68,8 +69,8 @@ struct FitPredictor: Tool {
     @Option(help: ArgumentHelp("mlp: comma-separated hidden layer widths (default 64,64).", valueName: "list"))
     var hidden: String?
 
-    @Option(help: ArgumentHelp("mlp: relu or tanh (default tanh).", valueName: "name"))
-    var activation: String?
+    @Option(help: "mlp: hidden-layer activation (default tanh).")
+    var activation: MLPActivation?
 
     @Option(help: "mlp: Adam steps (default 2000).")
     var steps: Int?
@@ -94,10 +95,7 @@ struct FitPredictor: Tool {
 
     func options() throws -> PredictorOptions {
         var o = PredictorOptions()
-        guard let kind = PredictorModelKind(rawValue: model) else {
-            throw ValidationError("--model must be one of \(PredictorModelKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(model)'")
-        }
-        o.kind = kind
+        o.kind = model
         o.folds = folds
         o.seed = seed
         if let trees { o.gbdt.trees = trees; o.rf.trees = trees }
@@ -111,12 +109,7 @@ struct FitPredictor: Tool {
             guard !widths.isEmpty, widths.allSatisfy({ $0 != nil }) else { throw ValidationError("--hidden must be comma-separated integers, such as 64,64, not '\(hidden)'") }
             o.mlp.hidden = widths.compactMap { $0 }
         }
-        if let activation {
-            guard let f = MLPActivation(rawValue: activation) else {
-                throw ValidationError("--activation must be one of \(MLPActivation.allCases.map(\.rawValue).joined(separator: ", ")), not '\(activation)'")
-            }
-            o.mlp.activation = f
-        }
+        if let activation { o.mlp.activation = activation }
         if let steps { o.mlp.steps = steps }
         if let batchSize { o.mlp.batchSize = batchSize }
         if let weightDecay { o.mlp.weightDecay = weightDecay }
@@ -138,23 +131,23 @@ struct FitPredictor: Tool {
         var y: [Double] = []
         while let line = try reader.next() {
             guard let t = line[target] else {
-                throw ToolError.data("missing target key '\(target)'", in: reader.location)
+                throw Failure.data("missing target key '\(target)'", at: reader.location)
             }
             guard let v = t.doubleValue, v.isFinite else {
-                throw ToolError.data("target '\(target)': expected a number, found \(t.kindName)", in: reader.location)
+                throw Failure.data("target '\(target)': expected a number, found \(t.kindName)", at: reader.location)
             }
-            do { try names.values(in: line, appendingTo: &x) } catch { throw ToolError.data(error.description, in: reader.location) }
+            do { try names.values(in: line, appendingTo: &x) } catch { throw error.located(at: reader.location) }
             y.append(v)
         }
         guard y.count >= options.minimumSamples else {
-            throw ToolError.data("only \(y.count) lines with '\(target)'; fit-predictor needs at least \(options.minimumSamples) (2 per fold, and at least 10)", in: reader.sourceName)
+            throw Failure.data("only \(y.count) lines with '\(target)'; fit-predictor needs at least \(options.minimumSamples) (2 per fold, and at least 10)", at: reader.sourceName)
         }
         let matrix = FeatureMatrix(rows: y.count, columns: names.count, values: x)
         let predictor: Predictor
         do {
             predictor = try Predictor.fit(matrix, y, features: names, target: target, options: options)
         } catch {
-            throw ToolError.data(error.description, in: reader.sourceName)
+            throw error.located(at: reader.sourceName)
         }
         let sink = try OutputSink(path: output)
         try sink.write(predictor.fileText)

@@ -4,9 +4,7 @@ import NASCore
 import Supernet
 import ToolSupport
 import Training
-#if canImport(Glibc)
-import Glibc
-#endif
+import System
 
 @main
 struct Infer: Tool {
@@ -29,11 +27,7 @@ struct Infer: Tool {
               infer --checkpoint C --arch '{"resolution":32,...}' --images x.safetensors -o logits.safetensors.lz4
             """)
 
-    @Option(help: ArgumentHelp("Supernet checkpoint.", valueName: "file"))
-    var checkpoint: String
-
-    @Option(help: ArgumentHelp("Search space JSON (default: the one stored in the checkpoint).", valueName: "file"))
-    var space: String?
+    @OptionGroup var checkpointOptions: CheckpointOptions
 
     @Option(help: ArgumentHelp("The subnet: an arch JSON object, or @FILE for the first arch line of a file ('@-': stdin).", valueName: "json|@file"))
     var arch: String
@@ -42,95 +36,60 @@ struct Infer: Tool {
     var images: String
 
     @Option(help: "BatchNorm statistics: running (the checkpoint's, or recalibrated with --calib) or batch (each batch's own).")
-    var bn: String = "running"
+    var bn: EstimationInference.BNMode = .running
 
     @Option(help: ArgumentHelp("Recalibrate the subnet's BN statistics first on these shards, as estimate-acc does.", valueName: "shards"))
     var calib: String?
 
-    @Option(name: .customLong("calib-batches"), help: "Calibration batches with --calib.")
-    var calibBatches = 64
-
-    @Option(name: .customLong("calib-batch-size"), help: "Images per calibration batch with --calib.")
-    var calibBatchSize = 256
+    @OptionGroup var batches: EvaluationBatchOptions
 
     @Option(help: "Input transform: resize (bicubic to the arch's resolution) or eval (shards only: resize to resolution/0.875 and centre-crop, as estimate-acc --transform eval). --calib images take the same transform.")
-    var transform: String = "resize"
-
-    @Option(name: .customLong("batch-size"), help: "Images per forward pass.")
-    var batchSize = 64
+    var transform: EvaluationTransform = .resize
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write the logits to this tensor file (.safetensors.lz4 or .safetensors).", valueName: "file"))
     var output: String?
 
-    @Option(help: "Kernel threads (default: all cores).")
-    var jobs: Int?
+    @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
-        if EstimationInference.BNMode(rawValue: bn) == nil { throw ValidationError("--bn must be running or batch") }
-        if batchSize < 1 || calibBatchSize < 1 || calibBatches < 1 { throw ValidationError("batch sizes and --calib-batches must be at least 1") }
-        if !["resize", "eval"].contains(transform) { throw ValidationError("--transform must be resize or eval") }
-        if calib != nil && bn == "batch" { throw ValidationError("--calib recalibrates the running statistics; it does not go with --bn batch") }
-        if let j = jobs, j < 1 { throw ValidationError("--jobs must be at least 1") }
+        if calib != nil && bn == .batch { throw ValidationError("--calib recalibrates the running statistics; it does not go with --bn batch") }
     }
 
     mutating func execute() throws {
-        let ckpt = try loadCheckpoint(checkpoint, space: space)
+        let ckpt = try checkpointOptions.load()
         let subnet = try readArch(in: ckpt.space)
         let input: InferenceImages
-        do {
-            if transform == "eval" {
-                input = try InferenceImages(evalTransformOf: images, resolution: subnet.resolution)
-            } else {
-                let file: TensorFile
-                do { file = try TensorFile(contentsOf: images) } catch { throw ToolError(error, path: images) }
-                input = try InferenceImages(file: file, name: images)
-            }
-        } catch let error as EstimationError {
-            throw ToolError(error.isData ? .dataError : .failure, error.message, location: error.location)
+        if transform == .eval {
+            input = try InferenceImages(evalTransformOf: images, resolution: subnet.resolution)
+        } else {
+            input = try InferenceImages(file: try TensorFile(contentsOf: images), name: images)
         }
-        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        let model = Supernet(weights: ckpt.weights, space: ckpt.space, context: ComputeContext(workers: jobs ?? cores))
+        let model = Supernet(weights: ckpt.weights, space: ckpt.space, context: ComputeContext(workers: threads.count))
         if let calib {
-            do {
-                // Calibration images take the input's transform (eval, or the whole image).
-                try EstimationInference.recalibrate(model: model, arch: subnet, calibration: calib, batchSize: calibBatchSize, batches: calibBatches,
-                                                    transform: transform == "eval" ? .eval : .resize)
-            } catch {
-                throw ToolError(error.isData ? .dataError : .failure, error.message, location: error.location)
-            }
+            // Calibration images take the input's transform (eval, or the whole image).
+            try EstimationInference.recalibrate(model: model, arch: subnet, calibration: calib, batchSize: batches.batchSize,
+                                                batches: batches.calibBatches, transform: transform)
         }
-        let mode = EstimationInference.BNMode(rawValue: bn) ?? .running
-        let logits = EstimationInference.logits(model: model, arch: subnet, images: input, batchSize: batchSize, bn: mode)
+        let logits = EstimationInference.logits(model: model, arch: subnet, images: input, batchSize: batches.batchSize, bn: bn)
         let classes = ckpt.space.nClasses
 
         if let output {
-            var outFile = TensorFile(metadata: [
-                "arch": subnet.merged().jsonText,
-                "bn": bn,
-                "images": images,
-            ])
+            var outFile = TensorFile(metadata: ["arch": subnet.merged().jsonText, "bn": bn.rawValue, "images": images])
             outFile["logits"] = Tensor(logits, shape: [input.count, classes])
-            do {
-                try outFile.write(to: output, compressed: !output.hasSuffix(".safetensors") || output.hasSuffix(".lz4"))
-            } catch { throw ToolError(error, path: output) }
+            try outFile.write(to: output, compressed: !output.hasSuffix(".safetensors") || output.hasSuffix(".lz4"))
             Diagnostics.info("\(input.count) images: wrote \(output)")
             return
         }
         let out = StandardOutput.shared
-        let top = Metrics.topK(logits: logits, classes: classes, k: min(5, classes))
-        for i in 0..<input.count {
-            let row = logits[(i * classes)..<((i + 1) * classes)]
-            let maxV = row.max() ?? 0
-            let sum = row.reduce(0.0) { $0 + exp(Double($1 - maxV)) }
-            var line: JSONValue = .object([("index", JSONValue(i))])
-            line["top5"] = .array(top[i].map { c in
-                var entry: JSONValue = .object([("class", JSONValue(c))])
-                if c < input.classes.count { entry["name"] = .string(input.classes[c]) }
-                entry["prob"] = .double((exp(Double(row[row.startIndex + c] - maxV)) / sum).roundedTo(5))
+        for p in Metrics.predictions(logits: logits, classes: classes, k: 5, labels: input.labels) {
+            var line: JSONValue = .object([("index", JSONValue(p.index))])
+            line["top5"] = .array(p.top.map { c in
+                var entry: JSONValue = .object([("class", JSONValue(c.classIndex))])
+                if c.classIndex < input.classes.count { entry["name"] = .string(input.classes[c.classIndex]) }
+                entry["prob"] = .double(c.probability.roundedTo(5))
                 return entry
             })
-            if let labels = input.labels {
-                let l = Int(labels[i])
+            if let l = p.label {
                 line["label"] = JSONValue(l)
                 if l >= 0 && l < input.classes.count { line["label_name"] = .string(input.classes[l]) }
             }
@@ -147,11 +106,11 @@ struct Infer: Tool {
             let path = String(arch.dropFirst())
             var reader = try JSONLinesReader(path: path)
             defer { reader.close() }
-            guard let first = try reader.next() else { throw ToolError.data("no arch line", in: reader.sourceName) }
+            guard let first = try reader.next() else { throw Failure.data("no arch line", at: reader.sourceName) }
             json = first
             location = reader.location
         } else {
-            do { json = try JSONValue.parse(arch) } catch { throw ToolError.usage("--arch: \(error)") }
+            do { json = try JSONValue.parse(arch) } catch { throw Failure.usage("\(error)", at: "--arch") }
             location = "--arch"
         }
         do {
@@ -160,14 +119,11 @@ struct Infer: Tool {
             if let r = space.resolutions.first { check.resolution = r }
             try check.validate(in: space)
             guard a.resolution >= 8 && a.resolution <= 1024 else {
-                throw ToolError.data("resolution: \(a.resolution) is outside 8...1024", in: location)
+                throw Failure.data("resolution: \(a.resolution) is outside 8...1024", at: location)
             }
             return a
-        } catch let e as ToolError {
-            throw e
-        } catch {
-            throw ToolError.data("\(error)", in: location)
+        } catch let e as any ReportableError {
+            throw e.located(at: location)
         }
     }
 }
-

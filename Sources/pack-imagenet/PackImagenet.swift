@@ -4,6 +4,7 @@ import Dispatch
 import FileFormats
 import Foundation
 import ToolSupport
+import System
 
 @main
 struct PackImagenet: Tool {
@@ -87,11 +88,11 @@ struct PackImagenet: Tool {
         options.labelFiles = labels
         if let classes {
             let text: [UInt8]
-            do { text = try readWholeFile(classes) } catch { throw ToolError.failure("cannot read: \(error)", in: classes) }
+            do { text = try readWholeFile(classes) } catch { throw Failure.io("cannot read: \(error)", at: classes) }
             let names = String(decoding: text, as: UTF8.self).split(whereSeparator: \.isNewline)
                 .compactMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).first.map(String.init) }
-            guard !names.isEmpty else { throw ToolError.data("no class names", in: classes) }
-            guard Set(names).count == names.count else { throw ToolError.data("class names repeat", in: classes) }
+            guard !names.isEmpty else { throw Failure.data("no class names", at: classes) }
+            guard Set(names).count == names.count else { throw Failure.data("class names repeat", at: classes) }
             options.classes = names
         }
         var packer = ImagePacker(options: options)
@@ -117,13 +118,9 @@ struct PackImagenet: Tool {
         let summary: PackSummary
         do {
             summary = try packer.run(inputs: inputs, to: destination)
-        } catch let e as PackError {
+        } catch {
             Diagnostics.endProgress()
-            switch e.kind {
-            case .badData: throw ToolError(.dataError, e.message, location: e.location)
-            case .usage: throw ToolError(.usage, e.message, location: e.location)
-            case .io: throw ToolError(.failure, e.message, location: e.location)
-            }
+            throw error
         }
         Diagnostics.endProgress()
         let rate = summary.seconds > 0 ? Double(summary.images) / summary.seconds : 0

@@ -2,6 +2,7 @@ import ArgumentParser
 import FileFormats
 import Plotting
 import ToolSupport
+import System
 
 @main
 struct PlotPareto: Tool {
@@ -78,7 +79,7 @@ struct PlotPareto: Tool {
                                  xLabel: xLabel ?? Self.label(xKey), yLabel: yLabel ?? Self.label(y))
         }
         if chart.series.allSatisfy({ $0.points.isEmpty }) {
-            throw ToolError(.dataError, "no line has numbers under both '\(x ?? (history == nil ? "flops" : "step"))' and '\(y)'")
+            throw Failure(.dataError, "no line has numbers under both '\(x ?? (history == nil ? "flops" : "step"))' and '\(y)'")
         }
         let sink = try OutputSink(path: output)
         try sink.write(chart.svg())

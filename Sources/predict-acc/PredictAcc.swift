@@ -2,6 +2,7 @@ import ArgumentParser
 import FileFormats
 import Search
 import ToolSupport
+import System
 
 @main
 struct PredictAcc: Tool {
@@ -28,7 +29,7 @@ struct PredictAcc: Tool {
 
     mutating func execute() throws {
         let model: Predictor
-        do { model = try Predictor(contentsOf: predictor) } catch { throw ToolError.data(error.description, in: predictor) }
+        model = try Predictor(contentsOf: predictor)
         let outKey = key ?? "\(model.target)_pred"
         var reader = try JSONLinesReader(path: input)
         defer { reader.close() }
@@ -45,7 +46,7 @@ struct PredictAcc: Tool {
             x.removeAll(keepingCapacity: true)
         }
         while let line = try reader.next() {
-            do { try model.features.values(in: line, appendingTo: &x) } catch { throw ToolError.data(error.description, in: reader.location) }
+            do { try model.features.values(in: line, appendingTo: &x) } catch { throw error.located(at: reader.location) }
             lines.append(line)
             if lines.count == batch { try flush() }
         }

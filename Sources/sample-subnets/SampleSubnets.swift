@@ -3,6 +3,7 @@ import FileFormats
 import Search
 import Supernet
 import ToolSupport
+import System
 
 @main
 struct SampleSubnets: Tool {
@@ -89,7 +90,7 @@ struct SampleSubnets: Tool {
             guard let (a, f) = found else {
                 let bounds = "[\(flopsMin.map { "\($0)" } ?? "-inf"), \(flopsMax.map { "\($0)" } ?? "inf")] MFLOPs"
                 let why = unique ? "no new subnet within \(bounds)" : "no subnet within \(bounds)"
-                throw ToolError(.dataError, "\(why) after \(maxTries) draws (subnet \(i + 1) of \(count)); the space spans \(space.minArch.flops(in: space).roundedTo(1))-\(space.maxArch.flops(in: space).roundedTo(1)) MFLOPs", location: spaceOptions.space)
+                throw Failure(.dataError, "\(why) after \(maxTries) draws (subnet \(i + 1) of \(count)); the space spans \(space.minArch.flops(in: space).roundedTo(1))-\(space.maxArch.flops(in: space).roundedTo(1)) MFLOPs", at: spaceOptions.space)
             }
             try emit(a, f)
         }

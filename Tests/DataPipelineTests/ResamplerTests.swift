@@ -1,4 +1,5 @@
 @testable import DataPipeline
+import System
 import FileFormats
 import Foundation
 import Testing

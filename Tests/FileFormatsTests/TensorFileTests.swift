@@ -1,3 +1,4 @@
+import System
 import FileFormats
 import Foundation
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NASCore
+import ReferenceFixtures
 
 /// `generator_checksums.json` (GENERATOR.md): every state_dict entry of both spaces.
 private struct GeneratorChecksums: Decodable {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NASCore
+import ReferenceFixtures
 
 /// The optimizer against the official `optimizer.step()` of
 /// `train_step_reference.json` (tiny space, Float, two steps, lr 0.1,

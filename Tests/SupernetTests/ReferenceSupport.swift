@@ -1,6 +1,7 @@
 import FileFormats
 import NASCore
 import Supernet
+import ReferenceFixtures
 
 /// Weights, inputs and labels of ../shared/reference/GENERATOR.md.
 enum Reference {

@@ -1,7 +1,9 @@
 import FileFormats
 import NASCore
 import Supernet
+import Training
 import Testing
+import ReferenceFixtures
 
 /// Two official AlphaNet sandwich steps (train_step_reference.json, tiny space):
 /// losses, gradients, weights and momentum after each step.

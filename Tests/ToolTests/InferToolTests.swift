@@ -14,7 +14,7 @@ struct InferToolTests {
         #expect(est.status == 0, "\(est.stderr)")
         let line = try EstimationFixture.object(try #require(est.lines.first))
         let r = try f.h.run("infer", ["--checkpoint", f.checkpoint, "--arch", EstimationFixture.otherArch, "--images", valShard,
-                                      "--calib", f.train, "--calib-batches", "2", "--calib-batch-size", "8", "--transform", "eval",
+                                      "--calib", f.train, "--calib-batches", "2", "--batch-size", "8", "--transform", "eval",
                                       "-o", "logits.safetensors.lz4"])
         #expect(r.status == 0, "\(r.stderr)")
         let logits = try #require(try TensorFile(contentsOf: f.h.path("logits.safetensors.lz4"))["logits"])
@@ -41,7 +41,7 @@ struct InferToolTests {
         let resized = try estimate(f.checkpoint, ["--transform", "resize"])
         #expect(resized.line["eval_transform"]?.stringValue == "resize")
         let r = try f.h.run("infer", ["--checkpoint", f.checkpoint, "--arch", EstimationFixture.minArch, "--images", "val24.safetensors.lz4",
-                                      "--calib", "cal24.safetensors.lz4", "--calib-batches", "2", "--calib-batch-size", "8",
+                                      "--calib", "cal24.safetensors.lz4", "--calib-batches", "2", "--batch-size", "8",
                                       "-o", "logits.safetensors"])
         #expect(r.status == 0, "\(r.stderr)")
         let logits = try #require(try TensorFile(contentsOf: f.h.path("logits.safetensors"))["logits"]).floats()

@@ -1,3 +1,4 @@
+import System
 import Foundation
 
 /// Small images made once with Pillow (40x30 gradients), so the tool tests need

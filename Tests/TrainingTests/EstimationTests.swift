@@ -1,3 +1,4 @@
+import System
 import DataPipeline
 import FileFormats
 import Foundation
@@ -108,7 +109,7 @@ struct EstimationTests {
         #expect(expected[0] == expected[2] && expected[0].images == 7)
         let two = AccuracyEstimator(checkpoint: f.checkpoint, data: data, jobs: 2, workersPerJob: 1)
         let got = Collected()
-        let pool = OrderedWorkPool<Arch, SubnetAccuracy>(jobs: 2, work: { a, j in two.evaluate(a, job: j) }, deliver: { seq, acc in got.append(seq, acc) })
+        let pool = OrderedWorkQueue<Arch, SubnetAccuracy>(jobs: 2, work: { a, j in two.evaluate(a, job: j) }, deliver: { seq, acc in got.append(seq, acc) })
         pool.submit(archs[0])
         pool.submit(ready: expected[1])
         pool.submit(archs[2])

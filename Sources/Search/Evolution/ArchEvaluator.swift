@@ -1,5 +1,6 @@
 import FileFormats
 import Supernet
+import System
 
 /// Something that scores archs: a co-process (`CommandEvaluator`), or an
 /// in-process model such as an accuracy predictor (`FunctionEvaluator`).
@@ -19,7 +20,7 @@ public protocol ArchEvaluator: AnyObject {
 }
 
 /// An evaluator that failed part-way through a batch.
-public struct EvaluatorFailure: Error, CustomStringConvertible, Sendable {
+public struct EvaluatorFailure: ReportableError, Sendable {
     /// Answers received before the failure, in request order.
     public var answers: [JSONValue]
     /// What went wrong, naming the arch in flight (the first one unanswered).
@@ -30,7 +31,8 @@ public struct EvaluatorFailure: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
 
-    public var description: String { message }
+    /// The evaluator failed: a runtime failure (1).
+    public var status: ExitStatus { .failure }
 }
 
 /// An in-process evaluator: `score` maps archs to acc1, in order. This is

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import FileFormats
+import System
 
 /// A shell command started once, as a co-process, that reads arch JSON lines
 /// on its stdin and writes one JSON line per arch on its stdout, in order
@@ -66,7 +67,7 @@ public final class CommandEvaluator: ArchEvaluator {
         close(outPipe[1])
         guard rc == 0 else {
             close(inPipe[1]); close(outPipe[0])
-            throw EvaluatorFailure(message: "cannot start evaluator '\(command)': \(String(cString: strerror(rc)).lowercased())")
+            throw EvaluatorFailure(message: "cannot start evaluator '\(command)': \(errnoMessage(rc))")
         }
         toChild = inPipe[1]
         fromChild = outPipe[0]
@@ -209,7 +210,7 @@ public final class CommandEvaluator: ArchEvaluator {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
-    private static func errnoText() -> String { String(cString: strerror(errno)).lowercased() }
+    private static func errnoText() -> String { errnoMessage() }
 
     private static func excerpt(_ bytes: [UInt8]) -> String {
         let text = String(decoding: bytes.prefix(120), as: UTF8.self)

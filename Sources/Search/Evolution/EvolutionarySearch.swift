@@ -1,5 +1,6 @@
 import FileFormats
 import Supernet
+import System
 
 /// One finished generation, for progress and for saving the state.
 public struct GenerationReport: Sendable {
@@ -16,9 +17,10 @@ public struct GenerationReport: Sendable {
 
 /// Why a search stopped early: the evaluator failed, or gave an answer that
 /// is not usable. Answers before it are in `EvolutionarySearch.records`.
-public struct SearchFailure: Error, CustomStringConvertible, Sendable {
+public struct SearchFailure: ReportableError, Sendable {
     public var message: String
-    public var description: String { message }
+    /// The evaluator failed: a runtime failure (1).
+    public var status: ExitStatus { .failure }
 }
 
 /// Runs a `SearchAlgorithm` against an `ArchEvaluator` under a budget.

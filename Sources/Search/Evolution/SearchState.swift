@@ -1,5 +1,6 @@
 import FileFormats
 import Supernet
+import System
 
 /// A saved search (`--state FILE`): its settings, its space and every result
 /// so far, in evaluation order. Written after each generation; a search

@@ -1,4 +1,5 @@
 import FileFormats
+import System
 
 /// A dense row-major matrix of features: `rows` samples of `columns` values,
 /// sample `i` at `values[i * columns ..< (i + 1) * columns]`.
@@ -92,10 +93,15 @@ public struct FeatureName: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why a line's features or target could not be read; `field` names the key.
-public struct FeatureError: Error, CustomStringConvertible, Sendable {
+public struct FeatureError: ReportableError, Sendable {
     public let field: String
-    public let message: String
-    public var description: String { "\(field): \(message)" }
+    public let problem: String
+    public init(field: String, message: String) {
+        self.field = field
+        problem = message
+    }
+    public var status: ExitStatus { .dataError }
+    public var message: String { "\(field): \(problem)" }
 }
 
 extension FeatureName {

@@ -1,4 +1,5 @@
 import Dispatch
+import System
 
 /// `body(0)...body(count - 1)` computed on all cores, results in index order.
 /// `body` must not depend on which thread runs it (each index brings its own

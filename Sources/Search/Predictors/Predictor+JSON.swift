@@ -1,4 +1,5 @@
 import FileFormats
+import System
 
 /// The predictor file: human-readable JSON with a format name and version,
 ///
@@ -197,16 +198,14 @@ extension Predictor {
         self.init(features: features, target: target, model: model, crossValidation: cv, trainedOn: trainedOn, seed: seed)
     }
 
-    /// Reads a predictor file; an unreadable file and bad contents both throw,
-    /// the message naming what is wrong (the caller adds the path).
-    public init(contentsOf path: String) throws(PredictorError) {
-        let bytes: [UInt8]
-        do { bytes = try readWholeFile(path) } catch { throw PredictorError("cannot read: \(error)") }
+    /// Reads a predictor file; errors name the path (unreadable: 1, bad contents: 65).
+    public init(contentsOf path: String) throws(Failure) {
+        let bytes = try readWholeFile(path)
         let value: JSONValue
         do {
             value = try bytes.withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
-        } catch { throw PredictorError("\(error)") }
-        try self.init(json: value)
+        } catch { throw error.located(at: path) }
+        do { try self.init(json: value) } catch { throw error.located(at: path) }
     }
 
     /// The file text: indented JSON, one line per tree array, ending in a newline.

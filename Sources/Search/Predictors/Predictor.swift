@@ -1,5 +1,6 @@
 import FileFormats
 import NASCore
+import System
 
 /// The model families `fit-predictor` offers.
 public enum PredictorModelKind: String, CaseIterable, Sendable {
@@ -126,10 +127,11 @@ public struct CrossValidation: Sendable, Equatable {
 }
 
 /// Why a predictor could not be fitted or read.
-public struct PredictorError: Error, CustomStringConvertible, Sendable {
+public struct PredictorError: ReportableError, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// A predictor file or training set that cannot be used: bad data (65).
+    public var status: ExitStatus { .dataError }
 }
 
 /// An accuracy predictor: a model over named features of arch lines

@@ -20,7 +20,7 @@ import Synchronization
 /// The polling is bounded, so an idle process does not hold the cores, and this is
 /// the only pool: OpenBLAS runs single-threaded (see `ComputeContext`). A call made
 /// from inside a task (nested parallelism) runs its tasks inline, in order.
-final class WorkerPool: @unchecked Sendable {
+public final class WorkerPool: @unchecked Sendable {
     /// One thread's mailbox; padded apart so the threads do not share cache lines.
     private final class Slot: @unchecked Sendable {
         let call = Atomic<Int>(0)
@@ -59,20 +59,20 @@ final class WorkerPool: @unchecked Sendable {
     /// Polls of the mailbox before a thread sleeps (about 20-100 µs).
     static let spinPolls = 20_000
 
-    let workers: Int
+    public let workers: Int
     private let shared: Shared
     private var generation = 0
     /// Set while a call is running: a nested call runs inline.
     private let busy = Atomic<Bool>(false)
 
-    init(workers: Int) {
+    public init(workers: Int) {
         self.workers = max(workers, 1)
         shared = Shared(workers: self.workers)
         for k in 1..<self.workers {
             let s = shared
             let thread = Thread { WorkerPool.threadLoop(s, k) }
             thread.stackSize = 8 << 20
-            thread.name = "NASCore worker \(k)"
+            thread.name = "worker \(k)"
             thread.start()
         }
     }
@@ -112,7 +112,7 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs `body(task)` for every task in `0..<tasks`, each exactly once, spread over
     /// the calling thread and the pool's threads; returns when all are done.
-    func run(_ tasks: Int, _ body: (Int) -> Void) {
+    public func run(_ tasks: Int, _ body: (Int) -> Void) {
         guard tasks > 1, workers > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for i in 0..<tasks { body(i) }
             return
@@ -134,6 +134,28 @@ final class WorkerPool: @unchecked Sendable {
                 while s.slots[k].done.load(ordering: .acquiring) != g {}
             }
             s.job = nil
+        }
+    }
+}
+
+extension WorkerPool {
+    /// A process-wide pool for coarse parallel loops outside the kernels (rendering a
+    /// batch of images, fitting trees): as many workers as the process has cores. A
+    /// call while another is running (from another thread) runs its tasks inline.
+    public static let shared = WorkerPool(workers: Cores.available)
+
+    /// `body(0)...body(count - 1)` on the pool, results in index order: the same as a
+    /// serial map when `body` does not depend on the thread that runs it.
+    public func map<T>(_ count: Int, _ body: (Int) -> T) -> [T] {
+        guard count > 1 else { return (0..<count).map(body) }
+        let results = UnsafeMutableBufferPointer<T?>.allocate(capacity: count)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        // Each task writes only its own slot.
+        run(count) { i in results[i] = body(i) }
+        return results.map { slot in
+            guard let v = slot else { preconditionFailure("WorkerPool.map: index left unfilled") }
+            return v
         }
     }
 }

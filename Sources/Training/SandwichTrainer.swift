@@ -1,4 +1,6 @@
+import System
 import NASCore
+import Supernet
 
 /// The loss of the subnets after the first (in-place distillation).
 public enum Distillation: Sendable, Equatable {
@@ -81,7 +83,7 @@ public final class SandwichTrainer {
         for (i, arch) in archs.enumerated() {
             let logits = model.forward(arch: arch, input: images, shape: shape, normalization: .batchStatistics, trainable: true,
                                        regularization: i == 0 ? options.regularization : .none, random: &random)
-            for s in model.tape.parameterOffsets { if let k = segmentOfOffset[s] { used[k] = true } }
+            for s in model.usedParameterOffsets { if let k = segmentOfOffset[s] { used[k] = true } }
             for j in grad.indices { grad[j] = 0 }
             let loss: Float = logits.withUnsafeBufferPointer { z in
                 grad.withUnsafeMutableBufferPointer { g in

@@ -1,0 +1,276 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DataPipeline
+import FileFormats
+import NASCore
+import Supernet
+import System
+
+/// What `train-supernet` is asked to do, besides the training options.
+public struct TrainingRunSettings: Sendable {
+    public var spacePath: String
+    /// Training shards: a directory, a shard file, or "-" for a stream on stdin.
+    public var dataPath: String
+    public var checkpointPath: String
+    public var validationPath: String?
+    /// Train until this many steps in total (nil: the options' total steps).
+    public var steps: Int?
+    /// Or until this many epochs of the training data in total.
+    public var epochs: Double?
+    /// Fixed subnets (arch JSON lines), cycled `numArch` per step.
+    public var archsPath: String?
+    public var saveEvery = 100
+    public var logEvery = 10
+    public var validateEvery: Int?
+    public var validationBatches: Int?
+    public var calibrationBatches = 64
+    public var threads = Cores.available
+
+    public init(spacePath: String, dataPath: String, checkpointPath: String) {
+        self.spacePath = spacePath
+        self.dataPath = dataPath
+        self.checkpointPath = checkpointPath
+    }
+}
+
+/// Where a training run reports: JSON log lines (the tool's stdout), messages and
+/// progress (stderr). The library prints nothing itself.
+public struct TrainingReporter {
+    public var log: (JSONValue) throws -> Void
+    public var info: (String) -> Void
+    public var progress: (String) -> Void
+
+    public init(log: @escaping (JSONValue) throws -> Void, info: @escaping (String) -> Void, progress: @escaping (String) -> Void) {
+        self.log = log
+        self.info = info
+        self.progress = progress
+    }
+}
+
+/// How a run ended.
+public enum TrainingOutcome: Equatable, Sendable {
+    /// Reached the target step, or the data ended; the checkpoint is saved.
+    case finished(step: Int)
+    /// SIGINT or SIGTERM: the checkpoint is saved; the tool exits 128 + signal.
+    case interrupted(signal: Int32, step: Int)
+}
+
+/// One invocation of `train-supernet`: resume from the checkpoint or start afresh,
+/// check the options against the checkpoint's, train until the target step with
+/// periodic saves, JSON log lines and validation, and stop cleanly on a signal.
+///
+/// Never saves a state it should not: a step whose loss is not finite is not saved
+/// (the last good checkpoint stays), and a run whose data ended before its first step
+/// (an empty stream from a failed upstream tool) is an error that writes nothing.
+public final class TrainingRun {
+    public let settings: TrainingRunSettings
+    public let session: TrainingSession
+    public let target: Int
+    /// Whether an existing checkpoint was resumed.
+    public let resumed: Bool
+    private let validation: TrainingValidation?
+
+    public init(_ settings: TrainingRunSettings, overrides: TrainingOverrides) throws(Failure) {
+        self.settings = settings
+        let givenSpace = try SearchSpace(contentsOf: settings.spacePath)
+        let path = settings.checkpointPath
+        var space = givenSpace
+        var weights: SupernetWeights
+        var resume: TrainingState?
+        var options: TrainingOptions
+        if access(path, F_OK) == 0 {
+            // A plain state_dict (no space stored) takes the given space.
+            let file = try TensorFile(contentsOf: path)
+            let c: Checkpoint
+            do { c = try Checkpoint(file: file, space: file.metadata["space"] == nil ? givenSpace : nil) } catch {
+                throw error.located(at: path)
+            }
+            guard c.space.json["supernet_config"] == givenSpace.json["supernet_config"] || c.space == givenSpace else {
+                throw .data("the checkpoint was trained on another search space than \(settings.spacePath)", at: path)
+            }
+            space = c.space
+            weights = c.weights
+            resume = c.training
+            if let training = c.training {
+                let stored: TrainingOptions
+                do { stored = try TrainingOptions(json: training.info["options"] ?? .object([])) } catch { throw error.located(at: path) }
+                let wanted = overrides.applied(to: stored)
+                guard wanted == stored else {
+                    throw .usage("options differ from those the checkpoint was trained with (\(stored.differences(from: wanted))); drop them to resume, or start a new checkpoint")
+                }
+                options = stored
+            } else {
+                options = overrides.applied(to: TrainingOptions())
+            }
+            resumed = true
+        } else {
+            weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0)
+            options = overrides.applied(to: TrainingOptions())
+            if overrides.totalSteps == nil, let s = settings.steps {
+                options.totalSteps = max(1, s)
+                options.warmupSteps = options.totalSteps * 5 / 360
+            }
+            resumed = false
+        }
+        // Fail before the first step, not at the first save.
+        try checkWritableDirectory(of: path)
+        let fixed = try settings.archsPath.map { p throws(Failure) in try readArchLines(p, in: space) }
+        var target = settings.steps ?? options.totalSteps
+        if let e = settings.epochs {
+            let n = try countImages(settings.dataPath)
+            target = Int((e * Double(n) / Double(options.batchSize)).rounded(.up))
+        }
+        self.target = target
+        let context = ComputeContext(workers: settings.threads)
+        session = try TrainingSession(space: space, weights: weights, options: options, resume: resume,
+                                      data: ShardSource.path(settings.dataPath), fixedArchs: fixed, context: context)
+        validation = try settings.validationPath.map { v throws(Failure) in
+            try TrainingValidation(valPath: v, calibPath: settings.dataPath, batchSize: options.batchSize,
+                                   calibBatches: settings.calibrationBatches, valBatches: settings.validationBatches,
+                                   transform: .matching(options.augment))
+        }
+    }
+
+    /// Trains until `target`, reporting through `reporter`.
+    public func run(_ reporter: TrainingReporter) throws -> TrainingOutcome {
+        if session.step >= target {
+            reporter.info("checkpoint is at step \(session.step), nothing to do for --steps \(target)")
+            if !resumed { try save() }
+            return .finished(step: session.step)
+        }
+        if resumed { reporter.info("resuming \(settings.checkpointPath) at step \(session.step)") }
+        let stop = SignalFlag()
+        var window: (images: Int, seconds: Double) = (0, 0)
+        let start = session.step
+        var validatedAt: Int?
+        while session.step < target {
+            if let signal = stop.received {
+                try save()
+                reporter.info("saved \(settings.checkpointPath) at step \(session.step) after signal \(signal)")
+                return .interrupted(signal: signal, step: session.step)
+            }
+            guard let record = try session.runStep() else {
+                guard session.step > start else {
+                    throw Failure.data("the training data holds no batch of \(session.options.batchSize) images", at: settings.dataPath == "-" ? "<stdin>" : settings.dataPath)
+                }
+                reporter.info("the training data ended at step \(session.step)")
+                break
+            }
+            window.images += record.images
+            window.seconds += record.seconds
+            if record.step % settings.logEvery == 0 || record.step == target {
+                try reporter.log(.object([
+                    ("step", JSONValue(record.step)),
+                    ("lr", .double(record.learningRate)),
+                    ("loss", .array(record.losses.map { .double($0.roundedTo(6)) })),
+                    ("top1_max", .double(record.maxTop1.roundedTo(3))),
+                    ("images_per_s", .double((Double(window.images) / max(1e-9, window.seconds)).roundedTo(2))),
+                ]))
+                window = (0, 0)
+            }
+            let rate = Double(record.images) / max(1e-9, record.seconds)
+            reporter.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String($0.roundedTo(3)) } ?? "-") \(rate.roundedTo(1)) img/s")
+            if record.step % settings.saveEvery == 0 { try save() }
+            if let validation, let every = settings.validateEvery, record.step % every == 0 {
+                validatedAt = record.step
+                try reporter.log(validation.run(session))
+            }
+        }
+        try save()
+        if let validation, session.step > start, validatedAt != session.step {
+            try reporter.log(validation.run(session))
+        }
+        reporter.info("step \(session.step): saved \(settings.checkpointPath)")
+        return .finished(step: session.step)
+    }
+
+    func save() throws(Failure) {
+        try session.checkpoint().write(to: settings.checkpointPath)
+    }
+}
+
+/// The archs of an arch JSON-lines file, each checked against `space` (any resolution).
+func readArchLines(_ path: String, in space: SearchSpace) throws(Failure) -> [Arch] {
+    let bytes = try readWholeFile(path)
+    var out: [Arch] = []
+    for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+        let at = "\(path):\(i + 1)"
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        do {
+            let json = try Array(line).withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
+            let arch = try Arch(json: json)
+            var check = arch
+            if let r = space.resolutions.first { check.resolution = r }
+            try check.validate(in: space)
+            out.append(arch)
+        } catch let e as any ReportableError {
+            throw e.located(at: at)
+        } catch {
+            throw .data("\(error)", at: at)
+        }
+    }
+    guard !out.isEmpty else { throw .data("no arch lines", at: path) }
+    return out
+}
+
+/// The image count of a shard directory, from its index.json.
+func countImages(_ path: String) throws(Failure) -> Int {
+    let index = path + "/index.json"
+    guard access(index, R_OK) == 0 else {
+        throw .usage("--epochs needs shard files with index.json (\(index): \(errnoMessage())); use --steps")
+    }
+    let json: JSONValue
+    do { json = try JSONValue.parse(String(decoding: try readWholeFile(index), as: UTF8.self)) } catch {
+        throw (error as? any ReportableError)?.located(at: index) ?? .data("\(error)", at: index)
+    }
+    if let n = json["images"]?.intValue { return Int(n) }
+    if let shards = json["shards"]?.arrayValue {
+        return shards.compactMap { $0["count"]?.intValue ?? $0["images"]?.intValue }.map(Int.init).reduce(0, +)
+    }
+    throw .data("no image count", at: index)
+}
+
+/// Validation of the min and max subnets during training.
+struct TrainingValidation {
+    let calibration: [BatchLoader.PreparedBatch]
+    let validation: [BatchLoader.PreparedBatch]
+    /// Calibration and validation images under the evaluation transform that matches the
+    /// training augmentation (whole images for none/pad-crop, the official centre crop for train).
+    let transform: EvaluationTransform
+
+    init(valPath: String, calibPath: String, batchSize: Int, calibBatches: Int, valBatches: Int?, transform: EvaluationTransform) throws(Failure) {
+        self.transform = transform
+        do {
+            let v = try BatchLoader(source: ShardSource.path(valPath), batchSize: batchSize, resolution: 32, augmentation: .eval, seed: 0, epochs: 1)
+            var val: [BatchLoader.PreparedBatch] = []
+            while let b = try v.nextPrepared() {
+                val.append(b)
+                if let m = valBatches, val.count >= m { break }
+            }
+            validation = val
+        } catch { throw error.located(at: valPath) }
+        if calibPath == "-" {
+            calibration = validation
+        } else {
+            calibration = try EstimationData.calibrationBatches(calibPath, batchSize: batchSize, batches: calibBatches)
+        }
+    }
+
+    func run(_ session: TrainingSession) -> JSONValue {
+        let ev = SubnetEvaluator(model: session.model, calibration: calibration, validation: validation, augmentation: transform.augmentation)
+        let space = session.space
+        var maxArch = space.maxArch, minArch = space.minArch
+        if session.options.resolution > 0 {
+            maxArch.resolution = session.options.resolution
+            minArch.resolution = session.options.resolution
+        }
+        let mx = ev.evaluate(maxArch), mn = ev.evaluate(minArch)
+        return .object([
+            ("step", JSONValue(session.step)),
+            ("val_acc1_max", .double(mx.acc1.roundedTo(3))), ("val_acc1_min", .double(mn.acc1.roundedTo(3))),
+            ("val_loss_max", .double(mx.loss.roundedTo(5))), ("val_loss_min", .double(mn.loss.roundedTo(5))),
+            ("val_images", JSONValue(mx.images)),
+        ])
+    }
+}
