@@ -43,41 +43,41 @@ extension Supernet {
             switch op {
             case .resize:
                 break // the input needs no gradient
-            case let .conv(w, slice, stride, x, xs, y):
+            case let .conv(op):
                 // The stem reads the image, which needs no gradient.
-                Conv2D.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
-                                dy: rog(y), dx: nil, dWeight: gradient(w))
-            case let .pointwise(w, slice, bias, x, xs, y):
+                Conv2D.backward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, stride: op.stride,
+                                dy: rog(op.y), dx: nil, dWeight: gradient(op.w))
+            case let .pointwise(op):
                 // A second reader of x adds its part in the GEMM (beta 1), no scratch pass.
-                let accumulate = mark(x)
-                PointwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, dy: rog(y),
-                                       dx: gradBuffer(x), accumulateDx: accumulate, dWeight: gradient(w), dBias: bias.map { gradient($0) })
-            case let .depthwise(w, slice, stride, x, xs, y):
-                into(x) { dx in
-                    DepthwiseConv.backward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride,
-                                           dy: rog(y), dx: dx, dWeight: gradient(w))
+                let accumulate = mark(op.x)
+                PointwiseConv.backward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, dy: rog(op.y),
+                                       dx: gradBuffer(op.x), accumulateDx: accumulate, dWeight: gradient(op.w), dBias: op.bias.map { gradient($0) })
+            case let .depthwise(op):
+                into(op.x) { dx in
+                    DepthwiseConv.backward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, stride: op.stride,
+                                           dy: rog(op.y), dx: dx, dWeight: gradient(op.w))
                 }
-            case let .batchNorm(gamma, beta, _, _, xs, x, y, saveMean, saveInvStd, a):
-                let c = xs.c
+            case let .batchNorm(op):
+                let c = op.xs.c
                 // With a fused activation the gradient at its input is written over dy
                 // (y's gradient, whose last use this is).
-                let fused = a == .identity ? nil : BatchNorm.FusedActivation(a, beta: UnsafeBufferPointer(rebasing: weight(beta)[0..<c]))
-                into(x) { dx in
-                    BatchNorm.backward(ctx, x: ro(x), shape: xs, gamma: UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]),
-                                       mean: ro(saveMean), invStd: ro(saveInvStd), dy: rog(y), dx: dx,
-                                       dGamma: UnsafeMutableBufferPointer(rebasing: gradient(gamma)[0..<c]),
-                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(beta)[0..<c]), fused: fused)
+                let fused = op.activation == .identity ? nil : BatchNorm.FusedActivation(op.activation, beta: UnsafeBufferPointer(rebasing: weight(op.beta)[0..<c]))
+                into(op.x) { dx in
+                    BatchNorm.backward(ctx, x: ro(op.x), shape: op.xs, gamma: UnsafeBufferPointer(rebasing: weight(op.gamma)[0..<c]),
+                                       mean: ro(op.saveMean), invStd: ro(op.saveInvStd), dy: rog(op.y), dx: dx,
+                                       dGamma: UnsafeMutableBufferPointer(rebasing: gradient(op.gamma)[0..<c]),
+                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(op.beta)[0..<c]), fused: fused)
                 }
             case let .activation(a, x, y):
                 into(x) { dx in a.backward(ctx, x: ro(x), dy: rog(y), dx: dx, count: x.count) }
-            case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):
-                let pr = SqueezeExcite.Parameters(reduceWeight: weight(rw), reduceBias: weight(rb), expandWeight: weight(ew), expandBias: weight(eb), cMax: cMax, midMax: midMax)
-                let gr = SqueezeExcite.Gradients(reduceWeight: gradient(rw), reduceBias: gradient(rb), expandWeight: gradient(ew), expandBias: gradient(eb))
-                into(x) { dx in
-                    SqueezeExcite.backward(ctx, x: ro(x), shape: xs, mid: mid, parameters: pr, saved: ro(saved), dy: rog(y), dx: dx, gradients: gr)
+            case let .squeezeExcite(op):
+                let pr = SqueezeExcite.Parameters(reduceWeight: weight(op.reduceW), reduceBias: weight(op.reduceB), expandWeight: weight(op.expandW), expandBias: weight(op.expandB), cMax: op.cMax, midMax: op.midMax)
+                let gr = SqueezeExcite.Gradients(reduceWeight: gradient(op.reduceW), reduceBias: gradient(op.reduceB), expandWeight: gradient(op.expandW), expandBias: gradient(op.expandB))
+                into(op.x) { dx in
+                    SqueezeExcite.backward(ctx, x: ro(op.x), shape: op.xs, mid: op.mid, parameters: pr, saved: ro(op.saved), dy: rog(op.y), dx: dx, gradients: gr)
                 }
-            case let .dropConnect(_, xs, x, y, factors):
-                into(x) { dx in DropConnect.backward(ctx, dy: rog(y), shape: xs, factors: ro(factors), dx: dx) }
+            case let .dropConnect(op):
+                into(op.x) { dx in DropConnect.backward(ctx, dy: rog(op.y), shape: op.xs, factors: ro(op.factors), dx: dx) }
             case let .avgPool(xs, x, y):
                 into(x) { dx in ShortcutAvgPool.backward(ctx, dy: rog(y), shape: xs, dx: dx) }
             case let .add(a, b, y):
@@ -88,13 +88,13 @@ extension Supernet {
                 }
             case let .globalPool(xs, x, y):
                 into(x) { dx in GlobalAvgPool.backward(ctx, dy: rog(y), shape: xs, dx: dx) }
-            case let .linear(w, inMax, outFeatures, bias, n, inFeatures, x, y):
-                into(x) { dx in
-                    Linear.backward(ctx, x: ro(x), n: n, inFeatures: inFeatures, weight: weight(w), outFeatures: outFeatures, inMax: inMax,
-                                    dy: rog(y), dx: dx, dWeight: gradient(w), dBias: bias.map { gradient($0) })
+            case let .linear(op):
+                into(op.x) { dx in
+                    Linear.backward(ctx, x: ro(op.x), n: op.n, inFeatures: op.inFeatures, weight: weight(op.w), outFeatures: op.outFeatures, inMax: op.inMax,
+                                    dy: rog(op.y), dx: dx, dWeight: gradient(op.w), dBias: op.bias.map { gradient($0) })
                 }
-            case let .dropout(_, x, y, mask):
-                into(x) { dx in Dropout.backward(dy: rog(y), mask: ro(mask), dx: dx, count: x.count) }
+            case let .dropout(op):
+                into(op.x) { dx in Dropout.backward(dy: rog(op.y), mask: ro(op.mask), dx: dx, count: op.x.count) }
             }
         }
     }

@@ -15,24 +15,125 @@ struct TensorRef {
     init(_ e: LayoutEntry) { offset = e.offset; count = e.count }
 }
 
-/// One recorded layer of a forward pass, with what its backward needs.
+/// One recorded layer of a forward pass, with what its backward needs. Cases with
+/// more than three fields carry a named payload, so every switch reads them by name.
 enum Op {
-    case resize(x: Buf, xs: Shape4, y: Buf, ys: Shape4)
-    case conv(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
-    case pointwise(w: TensorRef, slice: ConvWeightSlice, bias: TensorRef?, x: Buf, xs: Shape4, y: Buf)
-    case depthwise(w: TensorRef, slice: ConvWeightSlice, stride: Int, x: Buf, xs: Shape4, y: Buf)
+    case resize(ResizeStep)
+    /// The stem's dense convolution.
+    case conv(ConvStep)
+    case pointwise(PointwiseStep)
+    case depthwise(ConvStep)
     /// BN (batch statistics, calibration or running statistics as the tape's mode says),
     /// followed in the same pass by `activation` (identity: none); `y` is the activation's
     /// output, and is `x` itself (in place) on tapes without a backward pass.
-    case batchNorm(gamma: TensorRef, beta: TensorRef, mean: TensorRef, variance: TensorRef, xs: Shape4, x: Buf, y: Buf, saveMean: Buf, saveInvStd: Buf, activation: Activation)
+    case batchNorm(BatchNormStep)
     case activation(Activation, x: Buf, y: Buf)
-    case squeezeExcite(reduceW: TensorRef, reduceB: TensorRef, expandW: TensorRef, expandB: TensorRef, cMax: Int, midMax: Int, mid: Int, xs: Shape4, x: Buf, y: Buf, saved: Buf)
-    case dropConnect(p: Float, xs: Shape4, x: Buf, y: Buf, factors: Buf)
+    case squeezeExcite(SqueezeExciteStep)
+    case dropConnect(DropConnectStep)
+    /// The shortcut's 2x2 average pooling: x `[n, h, w, c]` of shape `xs`.
     case avgPool(xs: Shape4, x: Buf, y: Buf)
+    /// `y = a + b` (the residual add).
     case add(a: Buf, b: Buf, y: Buf)
+    /// Global average pooling: x `[n, h, w, c]` of shape `xs`, y `[n, c]`.
     case globalPool(xs: Shape4, x: Buf, y: Buf)
-    case linear(w: TensorRef, inMax: Int, outFeatures: Int, bias: TensorRef?, n: Int, inFeatures: Int, x: Buf, y: Buf)
-    case dropout(p: Float, x: Buf, y: Buf, mask: Buf)
+    case linear(LinearStep)
+    case dropout(DropoutStep)
+}
+
+/// Bicubic resize of the input image: x `[n, h, w, 3]` of shape `xs` to y of shape `ys`.
+struct ResizeStep {
+    var x: Buf
+    var xs: Shape4
+    var y: Buf
+    var ys: Shape4
+}
+
+/// A dense (the stem) or depthwise (`cin = cout`) convolution: x `[n, h, w, cin]` of
+/// shape `xs`, y `[n, ho, wo, cout]`; `slice` the used part of the full OIHW weight `w`.
+struct ConvStep {
+    var w: TensorRef
+    var slice: ConvWeightSlice
+    var stride: Int
+    var x: Buf
+    var xs: Shape4
+    var y: Buf
+}
+
+/// A 1x1 convolution: x `[n, h, w, slice.cin]` of shape `xs`, y `[n, h, w, slice.cout]`;
+/// `slice` the used part of the full weight `w`, `bias` (if any) `[:cout]` of `[outMax]`.
+struct PointwiseStep {
+    var w: TensorRef
+    var slice: ConvWeightSlice
+    var bias: TensorRef?
+    var x: Buf
+    var xs: Shape4
+    var y: Buf
+}
+
+/// BN and its fused activation: x and y `[n, h, w, c]` of shape `xs`; of the full
+/// parameter and running-statistics tensors the first `c` channels are used;
+/// `saveMean` and `saveInvStd` `[c]` keep the batch statistics for backward.
+struct BatchNormStep {
+    var gamma: TensorRef
+    var beta: TensorRef
+    var mean: TensorRef
+    var variance: TensorRef
+    var xs: Shape4
+    var x: Buf
+    var y: Buf
+    var saveMean: Buf
+    var saveInvStd: Buf
+    var activation: Activation
+}
+
+/// Squeeze-and-excitation: x and y `[n, h, w, c]` of shape `xs`; reduce weight
+/// `[midMax, cMax, 1, 1]` and bias `[midMax]`, expand weight `[cMax, midMax, 1, 1]`
+/// and bias `[cMax]`, of which `mid` x `c` are used; `saved` holds
+/// `SqueezeExcite.savedCount(n:c:mid:)` floats for backward.
+struct SqueezeExciteStep {
+    var reduceW: TensorRef
+    var reduceB: TensorRef
+    var expandW: TensorRef
+    var expandB: TensorRef
+    var cMax: Int
+    var midMax: Int
+    var mid: Int
+    var xs: Shape4
+    var x: Buf
+    var y: Buf
+    var saved: Buf
+}
+
+/// Per-sample drop-connect with rate `p`: x and y `[n, h, w, c]` of shape `xs`,
+/// `factors` `[n]` saved for backward.
+struct DropConnectStep {
+    var p: Float
+    var xs: Shape4
+    var x: Buf
+    var y: Buf
+    var factors: Buf
+}
+
+/// Fully connected layer: x `[n, inFeatures]`, y `[n, outFeatures]`; of the weight `w`
+/// (rows of `inMax`) the first `outFeatures` rows and `inFeatures` columns are used,
+/// `bias` (if any) `[outFeatures]`.
+struct LinearStep {
+    var w: TensorRef
+    var inMax: Int
+    var outFeatures: Int
+    var bias: TensorRef?
+    var n: Int
+    var inFeatures: Int
+    var x: Buf
+    var y: Buf
+}
+
+/// Dropout with rate `p`: x, y and the saved `mask` of `x.count` floats.
+struct DropoutStep {
+    var p: Float
+    var x: Buf
+    var y: Buf
+    var mask: Buf
 }
 
 extension Op {
@@ -182,7 +283,7 @@ extension Supernet {
         if inShape.h != r {
             let ys = Shape4(n: n, h: r, w: r, c: 3)
             let y = p.alloc(ys.count)
-            t.ops.append(.resize(x: x, xs: xs, y: y, ys: ys))
+            t.ops.append(.resize(ResizeStep(x: x, xs: xs, y: y, ys: ys)))
             p.release([x])
             x = y
             xs = ys
@@ -195,10 +296,10 @@ extension Supernet {
         func bn(_ prefix: String, _ x: Buf, _ xs: Shape4, _ a: Activation?) -> Buf {
             let y = trainable ? p.alloc(xs.count) : x
             let m = p.alloc(xs.c), s = p.alloc(xs.c)
-            t.ops.append(.batchNorm(
+            t.ops.append(.batchNorm(BatchNormStep(
                 gamma: TensorRef(entry("\(prefix).bn.bn.weight")), beta: TensorRef(entry("\(prefix).bn.bn.bias")),
                 mean: TensorRef(entry("\(prefix).bn.bn.running_mean")), variance: TensorRef(entry("\(prefix).bn.bn.running_var")),
-                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s, activation: a ?? .identity))
+                xs: xs, x: x, y: y, saveMean: m, saveInvStd: s, activation: a ?? .identity)))
             if !trainable { p.release([m, s]) }
             return y
         }
@@ -217,7 +318,7 @@ extension Supernet {
         let stemSlice = ConvWeightSlice(outMax: stemW.shape[0], inMax: 3, kMax: 3, cout: c0, cin: 3, k: 3)
         let stemShape = Conv2D.outputShape(xs, slice: stemSlice, stride: space.firstConv.stride)
         var y = p.alloc(stemShape.count)
-        t.ops.append(.conv(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y))
+        t.ops.append(.conv(ConvStep(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y)))
         p.release([x])
         x = bn("first_conv", y, stemShape, activation(space.firstConv.activation))
         xs = stemShape
@@ -237,7 +338,7 @@ extension Supernet {
                 let slice = ConvWeightSlice(outMax: dims.midMax, inMax: dims.inMax, cout: b.midChannels, cin: b.inChannels)
                 let os = xs.with(c: b.midChannels)
                 let o = p.alloc(os.count)
-                t.ops.append(.pointwise(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o))
+                t.ops.append(.pointwise(PointwiseStep(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o)))
                 h = bn("\(pre).inverted_bottleneck", o, os, a)
                 hs = os
                 local += [o, h]
@@ -247,16 +348,16 @@ extension Supernet {
             let dwSlice = DepthwiseConv.slice(cMax: dims.midMax, kMax: dims.kernelMax, c: mid, k: b.kernel)
             let ds = DepthwiseConv.outputShape(hs, kernel: b.kernel, stride: b.stride)
             let d = p.alloc(ds.count)
-            t.ops.append(.depthwise(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d))
+            t.ops.append(.depthwise(ConvStep(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d)))
             var g = bn("\(pre).depth_conv", d, ds, a)
             local += [d, g]
             if let seMax = dims.seMax, let se = b.seChannels {
                 let o = p.alloc(ds.count)
                 let saved = p.alloc(SqueezeExcite.savedCount(n: n, c: mid, mid: se))
-                t.ops.append(.squeezeExcite(
+                t.ops.append(.squeezeExcite(SqueezeExciteStep(
                     reduceW: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.weight")), reduceB: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.bias")),
                     expandW: TensorRef(entry("\(pre).depth_conv.se.fc.expand.weight")), expandB: TensorRef(entry("\(pre).depth_conv.se.fc.expand.bias")),
-                    cMax: dims.midMax, midMax: seMax, mid: se, xs: ds, x: g, y: o, saved: saved))
+                    cMax: dims.midMax, midMax: seMax, mid: se, xs: ds, x: g, y: o, saved: saved)))
                 g = o
                 local += [o, saved]
             }
@@ -264,7 +365,7 @@ extension Supernet {
             let plSlice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.midMax, cout: b.outChannels, cin: mid)
             let os = ds.with(c: b.outChannels)
             let o = p.alloc(os.count)
-            t.ops.append(.pointwise(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o))
+            t.ops.append(.pointwise(PointwiseStep(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o)))
             var main = bn("\(pre).point_linear", o, os, nil)
             local += [o, main]
             // Shortcut: identity, or average pooling for a stride, then a 1x1 conv for a channel change.
@@ -280,7 +381,7 @@ extension Supernet {
                 let scW = entry("\(dims.prefix).shortcut.conv.conv.weight")
                 let slice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.inMax, cout: b.outChannels, cin: b.inChannels)
                 let q = p.alloc(os.count)
-                t.ops.append(.pointwise(w: TensorRef(scW), slice: slice, bias: nil, x: sc, xs: os.with(c: b.inChannels), y: q))
+                t.ops.append(.pointwise(PointwiseStep(w: TensorRef(scW), slice: slice, bias: nil, x: sc, xs: os.with(c: b.inChannels), y: q)))
                 sc = q
                 local.append(q)
             }
@@ -290,7 +391,7 @@ extension Supernet {
             if trainable, rate > 0, b.inChannels == b.outChannels, b.stride == 1 {
                 let q = p.alloc(os.count)
                 let f = p.alloc(n)
-                t.ops.append(.dropConnect(p: rate, xs: os, x: main, y: q, factors: f))
+                t.ops.append(.dropConnect(DropConnectStep(p: rate, xs: os, x: main, y: q, factors: f)))
                 main = q
                 local += [q, f]
             }
@@ -307,7 +408,7 @@ extension Supernet {
         let expand = arch.width[7] * 6
         let es = xs.with(c: expand)
         let e = p.alloc(es.count)
-        t.ops.append(.pointwise(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e))
+        t.ops.append(.pointwise(PointwiseStep(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e)))
         let ea = bn("last_conv.final_expand_layer", e, es, activation(space.lastConv.activation))
         let pooled = p.alloc(n * expand)
         t.ops.append(.globalPool(xs: es, x: ea, y: pooled))
@@ -315,17 +416,17 @@ extension Supernet {
         let fm = entry("last_conv.feature_mix_layer.conv.conv.weight")
         let features = arch.width[8]
         let f = p.alloc(n * features)
-        t.ops.append(.linear(w: TensorRef(fm), inMax: fm.shape[1], outFeatures: features, bias: nil, n: n, inFeatures: expand, x: pooled, y: f))
+        t.ops.append(.linear(LinearStep(w: TensorRef(fm), inMax: fm.shape[1], outFeatures: features, bias: nil, n: n, inFeatures: expand, x: pooled, y: f)))
         var fa = act(activation(space.lastConv.activation), f)
         if trainable && regularization.dropout > 0 && training {
             let q = p.alloc(fa.count)
             let mask = p.alloc(fa.count)
-            t.ops.append(.dropout(p: regularization.dropout, x: fa, y: q, mask: mask))
+            t.ops.append(.dropout(DropoutStep(p: regularization.dropout, x: fa, y: q, mask: mask)))
             fa = q
         }
         let cw = entry("classifier.linear.linear.weight")
         let logits = p.alloc(n * space.nClasses)
-        t.ops.append(.linear(w: TensorRef(cw), inMax: cw.shape[1], outFeatures: space.nClasses, bias: TensorRef(entry("classifier.linear.linear.bias")), n: n, inFeatures: features, x: fa, y: logits))
+        t.ops.append(.linear(LinearStep(w: TensorRef(cw), inMax: cw.shape[1], outFeatures: space.nClasses, bias: TensorRef(entry("classifier.linear.linear.bias")), n: n, inFeatures: features, x: fa, y: logits)))
         t.logits = logits
         t.size = p.size
         t.largestBuffer = p.maxCount
@@ -352,46 +453,46 @@ extension Supernet {
     func execute<G: RandomNumberGenerator>(_ op: Op, random: inout G) {
         let ctx = context
         switch op {
-        case let .resize(x, xs, y, ys):
-            Bicubic.forward(ctx, x: ro(x), shape: xs, outHeight: ys.h, outWidth: ys.w, y: value(y))
-        case let .conv(w, slice, stride, x, xs, y):
-            Conv2D.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride, y: value(y))
-        case let .pointwise(w, slice, bias, x, xs, y):
-            PointwiseConv.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, bias: bias.map { weight($0) }, y: value(y))
-        case let .depthwise(w, slice, stride, x, xs, y):
-            DepthwiseConv.forward(ctx, x: ro(x), shape: xs, weight: weight(w), slice: slice, stride: stride, y: value(y))
-        case let .batchNorm(gamma, beta, mean, variance, xs, x, y, saveMean, saveInvStd, a):
-            let c = xs.c
-            let g = UnsafeBufferPointer(rebasing: weight(gamma)[0..<c]), b = UnsafeBufferPointer(rebasing: weight(beta)[0..<c])
-            let rm = UnsafeMutableBufferPointer(rebasing: running(mean)[0..<c]), rv = UnsafeMutableBufferPointer(rebasing: running(variance)[0..<c])
+        case let .resize(op):
+            Bicubic.forward(ctx, x: ro(op.x), shape: op.xs, outHeight: op.ys.h, outWidth: op.ys.w, y: value(op.y))
+        case let .conv(op):
+            Conv2D.forward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, stride: op.stride, y: value(op.y))
+        case let .pointwise(op):
+            PointwiseConv.forward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, bias: op.bias.map { weight($0) }, y: value(op.y))
+        case let .depthwise(op):
+            DepthwiseConv.forward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, stride: op.stride, y: value(op.y))
+        case let .batchNorm(op):
+            let c = op.xs.c
+            let g = UnsafeBufferPointer(rebasing: weight(op.gamma)[0..<c]), b = UnsafeBufferPointer(rebasing: weight(op.beta)[0..<c])
+            let rm = UnsafeMutableBufferPointer(rebasing: running(op.mean)[0..<c]), rv = UnsafeMutableBufferPointer(rebasing: running(op.variance)[0..<c])
             switch tape.normalization {
             case .runningStatistics:
-                BatchNorm.forwardInference(ctx, x: ro(x), shape: xs, gamma: g, beta: b, runningMean: UnsafeBufferPointer(rm), runningVar: UnsafeBufferPointer(rv), y: value(y), activation: a)
+                BatchNorm.forwardInference(ctx, x: ro(op.x), shape: op.xs, gamma: g, beta: b, runningMean: UnsafeBufferPointer(rm), runningVar: UnsafeBufferPointer(rv), y: value(op.y), activation: op.activation)
             case .batchStatistics:
                 let m = Float(space.bnMomentum)
                 let update = m > 0 ? BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: m) : nil
-                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update, activation: a)
+                BatchNorm.forwardTraining(ctx, x: ro(op.x), shape: op.xs, gamma: g, beta: b, y: value(op.y), saveMean: value(op.saveMean), saveInvStd: value(op.saveInvStd), running: update, activation: op.activation)
             case let .calibration(index):
                 let update = BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: 1 / Float(max(1, index)))
-                BatchNorm.forwardTraining(ctx, x: ro(x), shape: xs, gamma: g, beta: b, y: value(y), saveMean: value(saveMean), saveInvStd: value(saveInvStd), running: update, activation: a)
+                BatchNorm.forwardTraining(ctx, x: ro(op.x), shape: op.xs, gamma: g, beta: b, y: value(op.y), saveMean: value(op.saveMean), saveInvStd: value(op.saveInvStd), running: update, activation: op.activation)
             }
         case let .activation(a, x, y):
             a.forward(ctx, x: ro(x), y: value(y), count: x.count)
-        case let .squeezeExcite(rw, rb, ew, eb, cMax, midMax, mid, xs, x, y, saved):
-            let pr = SqueezeExcite.Parameters(reduceWeight: weight(rw), reduceBias: weight(rb), expandWeight: weight(ew), expandBias: weight(eb), cMax: cMax, midMax: midMax)
-            SqueezeExcite.forward(ctx, x: ro(x), shape: xs, mid: mid, parameters: pr, saved: value(saved), y: value(y))
-        case let .dropConnect(p, xs, x, y, factors):
-            DropConnect.forward(ctx, x: ro(x), shape: xs, y: value(y), factors: value(factors), p: p, rng: &random)
+        case let .squeezeExcite(op):
+            let pr = SqueezeExcite.Parameters(reduceWeight: weight(op.reduceW), reduceBias: weight(op.reduceB), expandWeight: weight(op.expandW), expandBias: weight(op.expandB), cMax: op.cMax, midMax: op.midMax)
+            SqueezeExcite.forward(ctx, x: ro(op.x), shape: op.xs, mid: op.mid, parameters: pr, saved: value(op.saved), y: value(op.y))
+        case let .dropConnect(op):
+            DropConnect.forward(ctx, x: ro(op.x), shape: op.xs, y: value(op.y), factors: value(op.factors), p: op.p, rng: &random)
         case let .avgPool(xs, x, y):
             ShortcutAvgPool.forward(ctx, x: ro(x), shape: xs, y: value(y))
         case let .add(a, b, y):
             Elementwise.add(ctx, ro(a), ro(b), into: value(y), count: y.count)
         case let .globalPool(xs, x, y):
             GlobalAvgPool.forward(ctx, x: ro(x), shape: xs, y: value(y))
-        case let .linear(w, inMax, outFeatures, bias, n, inFeatures, x, y):
-            Linear.forward(ctx, x: ro(x), n: n, inFeatures: inFeatures, weight: weight(w), outFeatures: outFeatures, inMax: inMax, bias: bias.map { weight($0) }, y: value(y))
-        case let .dropout(p, x, y, mask):
-            Dropout.forward(x: ro(x), y: value(y), mask: value(mask), count: x.count, p: p, rng: &random)
+        case let .linear(op):
+            Linear.forward(ctx, x: ro(op.x), n: op.n, inFeatures: op.inFeatures, weight: weight(op.w), outFeatures: op.outFeatures, inMax: op.inMax, bias: op.bias.map { weight($0) }, y: value(op.y))
+        case let .dropout(op):
+            Dropout.forward(x: ro(op.x), y: value(op.y), mask: value(op.mask), count: op.x.count, p: op.p, rng: &random)
         }
     }
 }
@@ -402,15 +503,17 @@ extension Op {
     var gradientFlow: (inputs: [Buf], output: Buf?) {
         switch self {
         case .resize: return ([], nil)
-        case let .conv(_, _, _, _, _, y): return ([], y)  // the stem's input is the image
-        case let .pointwise(_, _, _, x, _, y), let .depthwise(_, _, _, x, _, y): return ([x], y)
-        case let .batchNorm(_, _, _, _, _, x, y, _, _, _): return ([x], y)
+        case let .conv(op): return ([], op.y)  // the stem's input is the image
+        case let .pointwise(op): return ([op.x], op.y)
+        case let .depthwise(op): return ([op.x], op.y)
+        case let .batchNorm(op): return ([op.x], op.y)
         case let .activation(_, x, y): return ([x], y)
-        case let .squeezeExcite(_, _, _, _, _, _, _, _, x, y, _): return ([x], y)
-        case let .dropConnect(_, _, x, y, _), let .avgPool(_, x, y), let .globalPool(_, x, y): return ([x], y)
+        case let .squeezeExcite(op): return ([op.x], op.y)
+        case let .dropConnect(op): return ([op.x], op.y)
+        case let .avgPool(_, x, y), let .globalPool(_, x, y): return ([x], y)
         case let .add(a, b, y): return ([a, b], y)
-        case let .linear(_, _, _, _, _, _, x, y): return ([x], y)
-        case let .dropout(_, x, y, _): return ([x], y)
+        case let .linear(op): return ([op.x], op.y)
+        case let .dropout(op): return ([op.x], op.y)
         }
     }
 }
@@ -441,15 +544,15 @@ extension Tape {
         var out: [Int] = []
         for op in ops {
             switch op {
-            case let .conv(w, _, _, _, _, _), let .depthwise(w, _, _, _, _, _): out.append(w.offset)
-            case let .pointwise(w, _, bias, _, _, _):
-                out.append(w.offset)
-                if let bias { out.append(bias.offset) }
-            case let .batchNorm(gamma, beta, _, _, _, _, _, _, _, _): out += [gamma.offset, beta.offset]
-            case let .squeezeExcite(rw, rb, ew, eb, _, _, _, _, _, _, _): out += [rw.offset, rb.offset, ew.offset, eb.offset]
-            case let .linear(w, _, _, bias, _, _, _, _):
-                out.append(w.offset)
-                if let bias { out.append(bias.offset) }
+            case let .conv(op), let .depthwise(op): out.append(op.w.offset)
+            case let .pointwise(op):
+                out.append(op.w.offset)
+                if let bias = op.bias { out.append(bias.offset) }
+            case let .batchNorm(op): out += [op.gamma.offset, op.beta.offset]
+            case let .squeezeExcite(op): out += [op.reduceW.offset, op.reduceB.offset, op.expandW.offset, op.expandB.offset]
+            case let .linear(op):
+                out.append(op.w.offset)
+                if let bias = op.bias { out.append(bias.offset) }
             default: break
             }
         }
