@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore", "Training", "ReferenceFixtures", "System"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "System"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "System"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore", "System"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore", "ReferenceFixtures", "System"]),
         .testTarget(name: "ToolTests", dependencies: ["FileFormats", "System"]),
     ]
 )

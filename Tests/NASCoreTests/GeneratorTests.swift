@@ -117,9 +117,9 @@ struct GeneratorTests {
     /// Every state_dict entry of one space in `generator_checksums.json`: rule
     /// name, lo/hi (exact), the first 4 and the last value (exact), and the sum
     /// of all values (exact: the correctly rounded binary64 sum, like `math.fsum`).
-    @Test(.enabled(if: LossTestSupport.referenceFilesAvailable), arguments: ["official", "tiny"])
+    @Test(.enabled(if: ReferenceFiles.referenceFilesAvailable), arguments: ["official", "tiny"])
     func checksumsOfEveryEntry(space spaceName: String) throws {
-        let file = try LossTestSupport.decodeReference(GeneratorChecksums.self, file: "generator_checksums.json")
+        let file = try ReferenceFiles.decodeReference(GeneratorChecksums.self, file: "generator_checksums.json")
         let space = try #require(file.spaces[spaceName])
         #expect(space.state_dict.count == space.n_entries)
         var scratch = [Float]()
@@ -130,9 +130,9 @@ struct GeneratorTests {
         #expect(floatValues == space.n_float_values)
     }
 
-    @Test(.enabled(if: LossTestSupport.referenceFilesAvailable))
+    @Test(.enabled(if: ReferenceFiles.referenceFilesAvailable))
     func checksumsOfInputsAndLabels() throws {
-        let file = try LossTestSupport.decodeReference(GeneratorChecksums.self, file: "generator_checksums.json")
+        let file = try ReferenceFiles.decodeReference(GeneratorChecksums.self, file: "generator_checksums.json")
         #expect(file.inputs.count == 4 && file.labels.count == 2)
         for (key, entry) in file.inputs {
             #expect(entry.rule == "input")

@@ -1,3 +1,4 @@
+import ReferenceFixtures
 import Foundation
 import Testing
 @testable import NASCore
@@ -12,14 +13,14 @@ struct OptimizerScheduleTests {
             (38, 0.09936792695075503), (375, 0.05), (749, 4.386484431184723e-07), (750, 0.0),
         ]
         for (i, lr) in expected {
-            #expect(LossTestSupport.relativeError(schedule.learningRate(iteration: i), lr, floor: 1e-12) <= 1e-15, "iteration \(i)")
+            #expect(ReferenceFiles.relativeError(schedule.learningRate(iteration: i), lr, floor: 1e-12) <= 1e-15, "iteration \(i)")
         }
         let clamped = WarmupCosineSchedule(officialBaseLearningRate: 0.8, iterationsPerEpoch: 100, epochs: 10, warmupEpochs: 1,
                                            clampLearningRatePercent: 0.1)
         #expect(clamped.maxIterations == 1000 && clamped.warmupIterations == 100 && clamped.clampLearningRate == 0.8 * 0.1)
         for (i, lr) in [(0, 0.0008), (37, 0.2955035746067449), (38, 0.30341239078054505), (700, 0.1648858990830108),
                         (750, 0.11715728752538102), (1000, 0.08)] {
-            #expect(LossTestSupport.relativeError(clamped.learningRate(iteration: i), lr) <= 1e-15, "iteration \(i)")
+            #expect(ReferenceFiles.relativeError(clamped.learningRate(iteration: i), lr) <= 1e-15, "iteration \(i)")
         }
         // No warm-up: a pure cosine from base; constant warm-up method.
         let plain = WarmupCosineSchedule(baseLearningRate: 1, maxIterations: 4, warmupIterations: 0)
@@ -62,12 +63,12 @@ struct OptimizerTests {
     /// Over every trainable parameter of both spaces (names and shapes from
     /// `generator_checksums.json`), the official name rule equals "rank 1 =
     /// no decay".
-    @Test(.enabled(if: LossTestSupport.referenceFilesAvailable))
+    @Test(.enabled(if: ReferenceFiles.referenceFilesAvailable))
     func nameRuleEqualsRankRuleForTheSupernet() throws {
         struct Entry: Decodable { var shape: [Int] }
         struct Space: Decodable { var state_dict: [String: Entry] }
         struct File: Decodable { var spaces: [String: Space] }
-        let file = try LossTestSupport.decodeReference(File.self, file: "generator_checksums.json")
+        let file = try ReferenceFiles.decodeReference(File.self, file: "generator_checksums.json")
         var checked = 0
         for space in file.spaces.values {
             for (name, entry) in space.state_dict where !Self.isBuffer(name) {
@@ -128,14 +129,14 @@ struct OptimizerTests {
             sgd.step(parameters: &params, gradients: grads, learningRate: lr, hasGradient: mask)
             naive.step(&naiveParams, segments.enumerated().map { i, s in mask[i] ? grads[s.range].map(Double.init) : nil },
                        wd: segments.map(\.weightDecay), lr: lr)
-            #expect(LossTestSupport.relativeError(params, naiveParams.flatMap { $0 }) <= 1e-6, "step \(stepIndex)")
+            #expect(ReferenceFiles.relativeError(params, naiveParams.flatMap { $0 }) <= 1e-6, "step \(stepIndex)")
         }
         #expect(sgd.state.step == 4)
         #expect(sgd.state.hasMomentumBuffer == (momentum == 0 ? [false, false, false] : [true, true, true]))
         if momentum != 0 {
             // The middle tensor's buffer started at step 3 (its first gradient), like PyTorch's.
             let middle = segments[1].range
-            #expect(LossTestSupport.relativeError(Array(sgd.state.momentumBuffer[middle]), naive.buffers[1] ?? []) <= 1e-6)
+            #expect(ReferenceFiles.relativeError(Array(sgd.state.momentumBuffer[middle]), naive.buffers[1] ?? []) <= 1e-6)
         }
         // Restoring the state continues identically.
         var resumed = SGDMomentum(segments: segments, momentum: momentum, nesterov: nesterov)

@@ -9,7 +9,7 @@ import ReferenceFixtures
 /// values of every tensor; the update is element-wise, so those 8 values of
 /// the weights, the clipped gradients and the momentum buffers are a complete
 /// check of the step for those elements, including the skipped grad-None tensors.
-@Suite("Optimizer against the official train step", .enabled(if: LossTestSupport.referenceFilesAvailable))
+@Suite("Optimizer against the official train step", .enabled(if: ReferenceFiles.referenceFilesAvailable))
 struct OptimizerTrainStepTests {
     private struct Stats: Decodable {
         var numel: Int
@@ -34,8 +34,8 @@ struct OptimizerTrainStepTests {
     private struct Checksums: Decodable { var spaces: [String: ChecksumSpace] }
 
     @Test func twoOfficialSteps() throws {
-        let file = try LossTestSupport.decodeReference(File.self, file: "train_step_reference.json")
-        let shapes = try #require(try LossTestSupport.decodeReference(Checksums.self, file: "generator_checksums.json").spaces["tiny"])
+        let file = try ReferenceFiles.decodeReference(File.self, file: "train_step_reference.json")
+        let shapes = try #require(try ReferenceFiles.decodeReference(Checksums.self, file: "generator_checksums.json").spaces["tiny"])
         let steps = file.f32.steps
         #expect(steps.count == 2)
         // Trainable parameters = the tensors that have a grad entry (null or not).
@@ -69,11 +69,11 @@ struct OptimizerTrainStepTests {
             for (s, (segment, name)) in zip(segments, names).enumerated() {
                 let ours = Array(params[segment.range])
                 let reference = try #require(step.state_after_step[name]).first.prefix(segment.count)
-                worstParam = max(worstParam, LossTestSupport.relativeError(ours, Array(reference)))
+                worstParam = max(worstParam, ReferenceFiles.relativeError(ours, Array(reference)))
                 if let buffer = step.momentum_buffer_after_step[name] {
                     #expect(sgd.state.hasMomentumBuffer[s], "\(name)")
                     let oursBuffer = Array(sgd.state.momentumBuffer[segment.range])
-                    worstBuffer = max(worstBuffer, LossTestSupport.relativeError(oursBuffer, Array(buffer.first.prefix(segment.count))))
+                    worstBuffer = max(worstBuffer, ReferenceFiles.relativeError(oursBuffer, Array(buffer.first.prefix(segment.count))))
                 } else {
                     // grad None so far: no buffer, weights bit-identical to the start.
                     #expect(!sgd.state.hasMomentumBuffer[s], "\(name)")

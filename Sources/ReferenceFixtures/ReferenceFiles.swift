@@ -1,11 +1,12 @@
 import Foundation
 
-/// Helpers shared by the loss, optimizer and generator tests.
-enum LossTestSupport {
+/// The official reference files (../shared/reference) and the error measures the
+/// tests compare against them with; shared by every test target.
+public enum ReferenceFiles {
     /// The folder holding the official reference files (`losses.json`,
     /// `generator_checksums.json`, ...): `$ALPHANET_REFERENCE_DIR`, else
     /// `shared/reference` in the package root, else `/work/shared/reference`.
-    static let referenceDirectory: URL? = {
+    public static let referenceDirectory: URL? = {
         var candidates: [URL] = []
         if let env = ProcessInfo.processInfo.environment["ALPHANET_REFERENCE_DIR"] {
             candidates.append(URL(fileURLWithPath: env))
@@ -19,14 +20,14 @@ enum LossTestSupport {
         }
     }()
 
-    static var referenceFilesAvailable: Bool { referenceDirectory != nil }
+    public static var referenceFilesAvailable: Bool { referenceDirectory != nil }
 
-    struct MissingReference: Error, CustomStringConvertible {
-        var file: String
-        var description: String { "reference file \(file) not found (set ALPHANET_REFERENCE_DIR)" }
+    public struct MissingReference: Error, CustomStringConvertible {
+        public var file: String
+        public var description: String { "reference file \(file) not found (set ALPHANET_REFERENCE_DIR)" }
     }
 
-    static func decodeReference<T: Decodable>(_ type: T.Type, file: String) throws -> T {
+    public static func decodeReference<T: Decodable>(_ type: T.Type, file: String) throws -> T {
         guard let dir = referenceDirectory else { throw MissingReference(file: file) }
         let data = try Data(contentsOf: dir.appendingPathComponent(file))
         return try JSONDecoder().decode(type, from: data)
@@ -35,7 +36,7 @@ enum LossTestSupport {
     /// Relative error of a tensor: `max_i |ours_i - ref_i| / max(max_i |ref_i|, floor)`.
     /// `floor` keeps the measure meaningful where the reference vanishes
     /// mathematically and only holds rounding noise.
-    static func relativeError<T: BinaryFloatingPoint>(_ ours: [T], _ reference: [Double], floor: Double = 0) -> Double {
+    public static func relativeError<T: BinaryFloatingPoint>(_ ours: [T], _ reference: [Double], floor: Double = 0) -> Double {
         precondition(ours.count == reference.count, "length mismatch \(ours.count) vs \(reference.count)")
         var maxDiff = 0.0
         var maxRef = 0.0
@@ -50,7 +51,7 @@ enum LossTestSupport {
     }
 
     /// Relative error of a scalar, `|ours - ref| / max(|ref|, floor)`.
-    static func relativeError<T: BinaryFloatingPoint>(_ ours: T, _ reference: Double, floor: Double = 0) -> Double {
+    public static func relativeError<T: BinaryFloatingPoint>(_ ours: T, _ reference: Double, floor: Double = 0) -> Double {
         relativeError([ours], [reference], floor: floor)
     }
 }

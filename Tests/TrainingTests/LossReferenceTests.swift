@@ -1,6 +1,7 @@
+import ReferenceFixtures
 import Foundation
 import Testing
-@testable import NASCore
+@testable import Training
 
 /// `losses.json`: official AlphaNet `loss_ops.py` values and autograd gradients.
 struct LossReference: Decodable, Sendable {
@@ -41,7 +42,7 @@ struct LossReference: Decodable, Sendable {
 
     /// Decoded once for all tests.
     static let shared: Result<LossReference, Error> = Result {
-        try LossTestSupport.decodeReference(LossReference.self, file: "losses.json")
+        try ReferenceFiles.decodeReference(LossReference.self, file: "losses.json")
     }
 }
 
@@ -53,7 +54,7 @@ struct LossReference: Decodable, Sendable {
 /// batch-mean softmax gradient (a row's gradient has L1 norm up to 2/B), so the
 /// `student_equals_teacher` case, whose KL/adaptive gradient is exactly zero
 /// mathematically and rounding noise in the reference, is measured sensibly.
-@Suite("Losses against the official PyTorch values", .enabled(if: LossTestSupport.referenceFilesAvailable))
+@Suite("Losses against the official PyTorch values", .enabled(if: ReferenceFiles.referenceFilesAvailable))
 struct LossReferenceTests {
     static let precisions = ["f32", "f64"]
 
@@ -74,23 +75,23 @@ struct LossReferenceTests {
         let context = "\(c.name) \(precision)"
 
         let ce = SmoothedCrossEntropy(labelSmoothing: 0.1).lossAndGradient(logits: student, labels: labels, batch: c.B, classes: c.C)
-        #expect(LossTestSupport.relativeError(ce.loss, ref.ce_smooth.loss) <= tol, "ce loss \(context)")
-        #expect(LossTestSupport.relativeError(ce.gradient, ref.ce_smooth.grad.flatMap { $0 }, floor: gradientFloor) <= tol, "ce grad \(context)")
+        #expect(ReferenceFiles.relativeError(ce.loss, ref.ce_smooth.loss) <= tol, "ce loss \(context)")
+        #expect(ReferenceFiles.relativeError(ce.gradient, ref.ce_smooth.grad.flatMap { $0 }, floor: gradientFloor) <= tol, "ce grad \(context)")
 
         let kl = SoftTargetCrossEntropy().lossAndGradient(student: student, teacher: teacher, batch: c.B, classes: c.C)
-        #expect(LossTestSupport.relativeError(kl.loss, ref.kl.loss) <= tol, "kl loss \(context)")
-        #expect(LossTestSupport.relativeError(kl.gradient, ref.kl.grad.flatMap { $0 }, floor: gradientFloor) <= tol, "kl grad \(context)")
+        #expect(ReferenceFiles.relativeError(kl.loss, ref.kl.loss) <= tol, "kl loss \(context)")
+        #expect(ReferenceFiles.relativeError(kl.gradient, ref.kl.grad.flatMap { $0 }, floor: gradientFloor) <= tol, "kl grad \(context)")
 
         let adaptive = AdaptiveAlphaDivergence(alphaMin: -1, alphaMax: 1, importanceWeightClip: 5)
         let result = adaptive.lossAndGradient(student: student, teacher: teacher, batch: c.B, classes: c.C)
-        #expect(LossTestSupport.relativeError(result.loss, ref.adaptive.loss) <= tol, "adaptive loss \(context)")
-        #expect(LossTestSupport.relativeError(result.gradient, ref.adaptive.grad.flatMap { $0 }, floor: gradientFloor) <= tol,
+        #expect(ReferenceFiles.relativeError(result.loss, ref.adaptive.loss) <= tol, "adaptive loss \(context)")
+        #expect(ReferenceFiles.relativeError(result.gradient, ref.adaptive.grad.flatMap { $0 }, floor: gradientFloor) <= tol,
                 "adaptive grad \(context)")
         let terms = adaptive.sampleTerms(student: student, teacher: teacher, batch: c.B, classes: c.C)
         #expect(terms.map { $0.usesAlphaMin ? 1.0 : 0.0 } == ref.adaptive.ind_left, "side choice \(context)")
-        #expect(LossTestSupport.relativeError(terms.map(\.loss), ref.adaptive.per_sample_loss) <= tol, "per-sample loss \(context)")
-        #expect(LossTestSupport.relativeError(terms.map(\.divergenceAlphaMin), ref.adaptive.div_alpha_min) <= tol, "D(-1) \(context)")
-        #expect(LossTestSupport.relativeError(terms.map(\.divergenceAlphaMax), ref.adaptive.div_alpha_max) <= tol, "D(+1) \(context)")
+        #expect(ReferenceFiles.relativeError(terms.map(\.loss), ref.adaptive.per_sample_loss) <= tol, "per-sample loss \(context)")
+        #expect(ReferenceFiles.relativeError(terms.map(\.divergenceAlphaMin), ref.adaptive.div_alpha_min) <= tol, "D(-1) \(context)")
+        #expect(ReferenceFiles.relativeError(terms.map(\.divergenceAlphaMax), ref.adaptive.div_alpha_max) <= tol, "D(+1) \(context)")
     }
 
     @Test(arguments: precisions)

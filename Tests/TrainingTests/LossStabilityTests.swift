@@ -1,5 +1,7 @@
+import NASCore
+import ReferenceFixtures
 import Testing
-@testable import NASCore
+@testable import Training
 
 /// Confident teachers and students (logit gaps of 100 and more): the official
 /// f_divergence forms `p / q` from probabilities and gives NaN there. Ours must
@@ -59,8 +61,8 @@ struct LossStabilityTests {
                 let termsD = loss.sampleTerms(student: studentD, teacher: teacherD, batch: batch, classes: classes)
                 for (t, tD) in zip(terms, termsD) {
                     #expect(t.divergenceAlphaMin.isFinite && t.divergenceAlphaMax.isFinite, "\(context)")
-                    #expect(LossTestSupport.relativeError(t.divergenceAlphaMin, tD.divergenceAlphaMin, floor: 1) <= 1e-4, "\(context)")
-                    #expect(LossTestSupport.relativeError(t.divergenceAlphaMax, tD.divergenceAlphaMax, floor: 1) <= 1e-4, "\(context)")
+                    #expect(ReferenceFiles.relativeError(t.divergenceAlphaMin, tD.divergenceAlphaMin, floor: 1) <= 1e-4, "\(context)")
+                    #expect(ReferenceFiles.relativeError(t.divergenceAlphaMax, tD.divergenceAlphaMax, floor: 1) <= 1e-4, "\(context)")
                 }
             }
         }
@@ -68,8 +70,8 @@ struct LossStabilityTests {
 
     private func expectClose(_ f: (loss: Float, gradient: [Float]), _ d: (loss: Double, gradient: [Double]), batch: Int, _ context: String) {
         #expect(f.loss.isFinite && f.gradient.allSatisfy(\.isFinite), "\(context)")
-        #expect(LossTestSupport.relativeError(f.loss, d.loss, floor: 1) <= 1e-4, "\(context): \(f.loss) vs \(d.loss)")
-        #expect(LossTestSupport.relativeError(f.gradient, d.gradient, floor: 1 / Double(batch)) <= 1e-4, "\(context)")
+        #expect(ReferenceFiles.relativeError(f.loss, d.loss, floor: 1) <= 1e-4, "\(context): \(f.loss) vs \(d.loss)")
+        #expect(ReferenceFiles.relativeError(f.gradient, d.gradient, floor: 1 / Double(batch)) <= 1e-4, "\(context)")
     }
 }
 
@@ -90,7 +92,7 @@ struct LossGradientTests {
             minus[i] -= h
             numeric[i] = (f(plus) - f(minus)) / (2 * h)
         }
-        return LossTestSupport.relativeError(analytic, numeric)
+        return ReferenceFiles.relativeError(analytic, numeric)
     }
 
     @Test(arguments: [0.0, 0.1, 0.5])
@@ -179,7 +181,7 @@ struct LossGradientTests {
             let (value, rowGradient) = single.lossAndGradient(student: row, teacher: teacherRow, batch: 1, classes: classes)
             #expect(abs(value - terms[n].loss) <= 1e-14 * max(1, abs(value)))
             let expected = rowGradient.map { $0 / Double(batch) }
-            #expect(LossTestSupport.relativeError(Array(gradient[n * classes ..< (n + 1) * classes]), expected) <= 1e-14)
+            #expect(ReferenceFiles.relativeError(Array(gradient[n * classes ..< (n + 1) * classes]), expected) <= 1e-14)
         }
     }
 
