@@ -234,10 +234,9 @@ public enum Resampler {
                 while i + 8 <= f.count {
                     let v = UnsafeRawPointer(fp.baseAddress.unsafelyUnwrapped + i).loadUnaligned(as: SIMD8<Float>.self)
                     // Clamped with masks (`clamped(lowerBound:upperBound:)` compiles to two
-                    // out-of-line generic calls, 1% of the packer); trunc(x + 0.5) is then a
-                    // whole number in 0...255, and adding 2^23 puts it in the low mantissa bits
-                    // exactly (Swift's float-to-int SIMD conversion is a generic per-lane
-                    // call, 6% of the packer's time).
+                    // out-of-line generic calls); trunc(x + 0.5) is then a whole number in
+                    // 0...255, and adding 2^23 puts it in the low mantissa bits exactly
+                    // (Swift's float-to-int SIMD conversion is a generic per-lane call).
                     let c = v.replacing(with: 0, where: .!(v .>= 0)).replacing(with: 255, where: v .> 255)
                     let r = (c + 0.5).rounded(.towardZero)
                     let bits = unsafeBitCast(r + 8_388_608, to: SIMD8<UInt32>.self)

@@ -2,8 +2,8 @@ import CImageCodecs
 
 /// SHA-256 (FIPS 180-4), for the shard digests in index.json and checkpoint
 /// digests. Swift on Linux has no CryptoKit: the blocks go to the CPU's SHA
-/// extensions when it has them (`an_sha256_ni_blocks`, about 6x the portable
-/// code's speed) and to the textbook algorithm below otherwise; the tests check
+/// extensions when it has them (`an_sha256_ni_blocks`, much faster than portable
+/// code) and to the textbook algorithm below otherwise; the tests check
 /// both against the standard vectors, `sha256sum` and each other.
 public struct SHA256: Sendable {
     /// Whether this CPU runs SHA-256 in hardware (SHA-NI).

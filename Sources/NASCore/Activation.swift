@@ -97,7 +97,7 @@ public enum Activation: String, Sendable, CaseIterable {
 /// One activation as a type, so that a kernel generic over it is specialised with the
 /// activation's vector code inlined into its loop. (Passed as a closure instead, the
 /// activation stayed an out-of-line call per 8 lanes, with its constants reloaded each
-/// time: BN + swish ran at half speed.)
+/// time, inside BN's loops; see BENCHMARKS.md "Kernels".)
 public protocol ActivationKernel {
     /// `f(x)` on 8 lanes.
     static func apply8(_ x: SIMD8<Float>) -> SIMD8<Float>

@@ -72,13 +72,11 @@ public enum BatchNorm {
     /// Above this many bytes read, a statistics pass streams its blocks in ahead of the
     /// loop (`Streamer`) instead of leaving it to the hardware prefetchers, which follow
     /// the channel-group loops (down a block's rows, one cache line per row at a time)
-    /// badly once the tensor comes from memory. Measured on the 2-core EPYC (32 MiB L3),
-    /// [32,32,32,144], same runs, memcpy 96-110 GB/s: backward 49-56 -> 69-75 GB/s,
-    /// forward about the same (82-86 -> 81-84); without streaming the backward fell to
-    /// 22-25 when the VM's memory ran slow (memcpy 53). Below the threshold the tensors
-    /// are likely still cached from the layer that wrote them, and reading each block
-    /// ahead only added loads ([32,16,16,144] backward 80-87 -> 69-72). Half that
-    /// machine's L3, a constant since `sysconf` reports the host's L3 (384 MiB) in the VM.
+    /// badly once the tensor comes from memory. Below the threshold the tensors are
+    /// likely still cached from the layer that wrote them, and reading each block ahead
+    /// only adds loads. Half the L3 (32 MiB) of the 2-core EPYC it was tuned on, a
+    /// constant since `sysconf` reports the host's L3 (384 MiB) in the VM. See
+    /// BENCHMARKS.md "Kernels".
     public static let streamThresholdBytes = 16 << 20
 
     /// The rows a worker sums in one step of `reduce`, and those of its next step (empty

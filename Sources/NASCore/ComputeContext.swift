@@ -52,10 +52,10 @@ public final class Workspace {
 /// OpenBLAS's own thread pool, which our tools never use (see `ComputeContext`).
 ///
 /// The pthreads OpenBLAS starts its pool when the library loads, and each pool
-/// thread then busy-waits (`sched_yield`) for about 2^28 cycles, ~0.1 s, before it
-/// sleeps: in every process, whether it calls BLAS or not. `openblas_set_num_threads(1)`
-/// does not stop them. Measured on pack-imagenet (1,000 JPEGs, S=64, 2 jobs): 0.09-0.15 s
-/// of system time per run and 2050 instead of 2310 images/s (BENCHMARKS.md, "Data").
+/// thread then busy-waits (`sched_yield`) for about 2^28 cycles before it sleeps: in
+/// every process, whether it calls BLAS or not. `openblas_set_num_threads(1)` does not
+/// stop them. While they spin they take cores from the real work, in pack-imagenet from
+/// the decoders (BENCHMARKS.md, "Data").
 public enum BLASThreads {
     /// Joins OpenBLAS's pool threads (`blas_thread_shutdown_`, which OpenBLAS also
     /// uses around `fork`); a later multi-threaded call (`openblas_set_num_threads(n > 1)`)

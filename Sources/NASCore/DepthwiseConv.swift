@@ -111,7 +111,7 @@ public enum DepthwiseConv {
 
     /// Output widths up to this use `forwardPadded` (when the kernel is no wider than the
     /// map): on small maps most output pixels touch the border, and the bounds-checked edge
-    /// path dominated (4x4x768 k3: 37 -> 81 GFLOP/s). A kernel wider than the map would
+    /// path dominated (BENCHMARKS.md "Kernels"). A kernel wider than the map would
     /// multiply mostly zeros (2x2 k5: 4 of 25 taps are real), so those keep the edge path.
     static let paddedMaxWidth = 8
 

@@ -8,10 +8,10 @@ import CSystem
 /// every batch, decoded images every file), so each one came back as new pages,
 /// faulted in and zeroed by the kernel again. `keepFreedMemory()` makes glibc
 /// keep them: blocks up to 32 MiB (its maximum) come from the heap and the heap
-/// is not trimmed below 1 GiB of free space. Measured on pack-imagenet: 12.6k
-/// page faults per 1,000 images instead of 78k (BENCHMARKS.md, "Data").
-/// The cost: memory freed for good stays mapped until exit; the training-step
-/// benchmark's peak RSS grew 1.6-2.3% (787 -> 805 MiB, 2179 -> 2214 MiB).
+/// is not trimmed below 1 GiB of free space, so a buffer freed and allocated again
+/// reuses pages already faulted in (BENCHMARKS.md, "Data").
+/// The cost: memory freed for good stays mapped until exit, which raises peak RSS
+/// a little.
 public enum ProcessMemory {
     /// Call once, first thing in `main`. Idempotent.
     public static func keepFreedMemory() {

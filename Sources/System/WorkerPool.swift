@@ -3,14 +3,13 @@ import Foundation
 import Synchronization
 
 /// The threads behind `ComputeContext.parallel`: `workers - 1` threads that, after
-/// each parallel call, keep polling for the next one for a short while (about
-/// 20-100 µs) before they sleep, plus the calling thread, which runs tasks too.
+/// each parallel call, keep polling for the next one for a short while
+/// (`spinPolls`) before they sleep, plus the calling thread, which runs tasks too.
 ///
 /// Why not `DispatchQueue.concurrentPerform`: it wakes a pool thread for every call,
-/// and that wake-up (5-15 µs here) is longer than many of our kernels. Measured on
-/// this project's 2-core machine, two tasks of 128K floats each: concurrentPerform
-/// 18.6 µs per call, this pool 5.0 µs, the same work on one thread 9.1 µs (tasks of
-/// 32K floats: 4.7, 1.7, 2.2 µs). BENCHMARKS.md "Kernels" has the kernel figures.
+/// and that wake-up takes longer than many of our kernels, so a parallel call could
+/// be slower than the same work on one thread. A thread that is still polling picks
+/// the next call up without being woken. BENCHMARKS.md "Kernels" has the measurements.
 ///
 /// Protocol: worker `k` (the caller is worker 0) runs tasks `k, k + workers, …` of
 /// call `g` once its mailbox reads `g`, then stores `g` in its `done`; the caller
@@ -56,7 +55,9 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Polls of the mailbox before a thread sleeps (about 20-100 µs).
+    /// Polls of the mailbox before a thread sleeps: enough for the next parallel call
+    /// of a running computation to find it awake, few enough that an idle process soon
+    /// lets its cores go.
     static let spinPolls = 20_000
 
     public let workers: Int
