@@ -1,5 +1,7 @@
 import Dispatch
+import Synchronization
 import NASCore
+import System
 
 /// A batch of network inputs: `images` NHWC float32 (count x resolution x
 /// resolution x 3), normalised with the ImageNet mean/std for uint8 shards,
@@ -61,9 +63,9 @@ public final class BatchLoader: @unchecked Sendable {
 
     private let state: LoaderState
     private let queue = DispatchQueue(label: "BatchLoader.prefetch")
+    /// Signalled when the prefetched batch is in `pendingResult`.
     private var pending: DispatchSemaphore?
-    private var pendingResult: Result<PreparedBatch?, PackError>?
-    private let resultLock = DispatchSemaphore(value: 1)
+    private let pendingResult = Mutex<Result<PreparedBatch?, PackError>?>(nil)
 
     public init(source: ShardSource, batchSize: Int, resolution: Int, augmentation: Augmentation, seed: UInt64,
                 shuffleBuffer: Int = 0, epochs: Int? = nil, dropLast: Bool = false) throws(PackError) {
@@ -98,9 +100,7 @@ public final class BatchLoader: @unchecked Sendable {
         let result: Result<PreparedBatch?, PackError>
         if let pending {
             pending.wait()
-            resultLock.wait()
-            result = pendingResult ?? .success(nil)
-            resultLock.signal()
+            result = pendingResult.withLock { $0 } ?? .success(nil)
         } else {
             result = Result { () throws(PackError) in try state.prepare() }
         }
@@ -117,21 +117,19 @@ public final class BatchLoader: @unchecked Sendable {
                 p.rendered = BatchLoader.render(p, resolution: res, augmentation: aug)
                 r = .success(p)
             }
-            resultLock.wait()
-            pendingResult = r
-            resultLock.signal()
+            pendingResult.withLock { $0 = r }
             done.signal()
         }
         return prepared
     }
 
-    /// Renders prepared samples at `resolution` (parallel over images;
-    /// deterministic, every draw was made beforehand).
+    /// Renders prepared samples at `resolution` (parallel over images on the shared
+    /// worker pool; deterministic, every draw was made beforehand).
     public static func render(_ p: PreparedBatch, resolution: Int, augmentation: Augmentation) -> Batch {
         let n = p.samples.count
         let per = resolution * resolution * 3
         let out = FloatSlots(count: n * per)
-        DispatchQueue.concurrentPerform(iterations: n) { i in
+        WorkerPool.shared.run(n) { i in
             renderOne(p.samples[i], p.draws[i], resolution: resolution, augmentation: augmentation, into: out.pointer + i * per)
         }
         return Batch(images: out.values(), labels: p.labels, count: n, resolution: resolution)
@@ -185,7 +183,7 @@ public final class BatchLoader: @unchecked Sendable {
     }
 }
 
-/// Float slots each written by one thread during concurrentPerform.
+/// Float slots each written by one task of a parallel render.
 final class FloatSlots: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int

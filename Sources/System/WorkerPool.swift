@@ -2,7 +2,9 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// The threads behind `ComputeContext.parallel`: `workers - 1` threads that, after
+/// The project's one kind of thread pool (fork-join): behind `ComputeContext.parallel`
+/// (the kernels), `WorkerPool.shared` (coarse loops: rendering a batch of images,
+/// fitting trees, decoding images) and `OrderedWorkQueue`. `workers - 1` threads that, after
 /// each parallel call, keep polling for the next one for a short while
 /// (`spinPolls`) before they sleep, plus the calling thread, which runs tasks too.
 ///
@@ -16,9 +18,10 @@ import Synchronization
 /// returns only when every worker's `done` reads `g`, so no thread still holds a call's
 /// closure or task count when the next call replaces them.
 ///
-/// The polling is bounded, so an idle process does not hold the cores, and this is
-/// the only pool: OpenBLAS runs single-threaded (see `ComputeContext`). A call made
-/// from inside a task (nested parallelism) runs its tasks inline, in order.
+/// The polling is bounded, so an idle process does not hold the cores; OpenBLAS runs
+/// single-threaded (see `ComputeContext`), so no other pool competes. A call made
+/// from inside a task (nested parallelism), or while another thread's call is running
+/// on the same pool, runs its tasks inline, in order.
 public final class WorkerPool: @unchecked Sendable {
     /// One thread's mailbox; padded apart so the threads do not share cache lines.
     private final class Slot: @unchecked Sendable {
