@@ -104,8 +104,8 @@ int an_jpeg_decode(const uint8_t *data, size_t size, int min_short_side,
         if (err.truncated) break;
         uint8_t *dst = pixels + (size_t)cinfo.output_scanline * w * 3;
         if (!cmyk) {
-            // Several rows a call: one row at a time costs ~4% more (libjpeg's per-call
-            // work and its row buffering for upsampled chroma).
+            // Several rows a call: one row at a time pays libjpeg's per-call work and its
+            // row buffering for upsampled chroma on every row (BENCHMARKS.md, "Data").
             JSAMPROW rows[16];
             int n = (int)(cinfo.output_height - cinfo.output_scanline);
             if (n > 16) n = 16;
