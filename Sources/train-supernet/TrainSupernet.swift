@@ -45,71 +45,7 @@ struct TrainSupernet: Tool {
     @Option(help: "Train until this many epochs of the training data in total (needs shard files with index.json).")
     var epochs: Double?
 
-    @Option(name: .customLong("total-steps"), help: "Steps of the whole run: the learning-rate schedule spans them (default 1000; fixed at the first run).")
-    var totalSteps: Int?
-
-    @Option(name: .customLong("batch-size"), help: "Images per step (default 64).")
-    var batchSize: Int?
-
-    @Option(name: .customLong("num-arch"), help: "Subnets per step: the largest, num-arch - 2 random, the smallest (default 4).")
-    var numArch: Int?
-
-    @Option(help: "How the random subnets are drawn (default uniform).")
-    var sampler: SamplerKind?
-
-    @Option(name: .customLong("num-trials"), help: "Candidates per attentive draw (default 3).")
-    var numTrials: Int?
-
-    @Option(help: "Distillation loss of the other subnets: AlphaNet's adaptive alpha-divergence, in-place KL, or labels only (default alpha).")
-    var kd: DistillationKind?
-
-    @Option(name: .customLong("alpha-min"), help: "Lower alpha of the adaptive alpha-divergence (default -1).")
-    var alphaMin: Double?
-
-    @Option(name: .customLong("alpha-max"), help: "Upper alpha (default 1).")
-    var alphaMax: Double?
-
-    @Option(name: .customLong("iw-clip"), help: "Importance-weight clip (default 5).")
-    var iwClip: Double?
-
-    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the largest subnet's loss (default 0.1).")
-    var labelSmoothing: Double?
-
-    @Option(help: "Dropout before the classifier of the largest subnet (default 0.2).")
-    var dropout: Double?
-
-    @Option(name: .customLong("drop-connect"), help: "Drop-connect rate of the largest subnet, last two stages (default 0.2).")
-    var dropConnect: Double?
-
-    @Option(help: "Base learning rate, scaled by max(1, batch // 256) as the official code does (default 0.1).")
-    var lr: Double?
-
-    @Option(name: .customLong("lr-schedule"), help: "Learning-rate schedule (default warmup-cosine, the official one).")
-    var lrSchedule: LRScheduleKind?
-
-    @Option(name: .customLong("warmup-steps"), help: "Linear warm-up steps (default: 5/360 of --total-steps, the official 5 of 360 epochs).")
-    var warmupSteps: Int?
-
-    @Option(name: .customLong("weight-decay"), help: "Weight decay of conv and linear weights; none on BN and biases (default 1e-5).")
-    var weightDecay: Double?
-
-    @Option(help: "SGD momentum, Nesterov (default 0.9).")
-    var momentum: Double?
-
-    @Option(name: .customLong("grad-clip"), help: "Clip gradients by value; 0 turns it off (default 1.0).")
-    var gradClip: Double?
-
-    @Option(help: "Augmentation: train (RandomResizedCrop + flip, official), pad-crop (pad 4, crop, flip), none (default train).")
-    var augment: AugmentMode?
-
-    @Option(name: .customLong("shuffle-buffer"), help: "Images in the shuffle buffer (default 10000).")
-    var shuffleBuffer: Int?
-
-    @Option(help: "Random seed (default 0).")
-    var seed: UInt64?
-
-    @Option(help: "Run every subnet at this resolution instead of its own (default: their own).")
-    var resolution: Int?
+    @OptionGroup var recipe: TrainingRecipeOptions
 
     @Option(help: ArgumentHelp("Fixed subnets: arch JSON lines, --num-arch per step, cycled (for exact tests).", valueName: "file"))
     var archs: String?
@@ -133,9 +69,6 @@ struct TrainSupernet: Tool {
 
     func validate() throws {
         if let s = steps, s < 0 { throw ValidationError("--steps must be at least 0") }
-        if let t = totalSteps, t < 1 { throw ValidationError("--total-steps must be at least 1") }
-        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if let n = numArch, n < 1 { throw ValidationError("--num-arch must be at least 1") }
         if saveEvery < 1 || logEvery < 1 || calibBatches < 1 { throw ValidationError("--save-every, --log-every and --calib-batches must be at least 1") }
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
     }
@@ -152,16 +85,7 @@ struct TrainSupernet: Tool {
         settings.validationBatches = valBatches
         settings.calibrationBatches = calibBatches
         settings.threads = threads.count
-
-        var o = TrainingOverrides()
-        (o.numArch, o.sampler, o.numTrials, o.kd) = (numArch, sampler, numTrials, kd)
-        (o.alphaMin, o.alphaMax, o.iwClip) = (alphaMin, alphaMax, iwClip)
-        (o.labelSmoothing, o.dropout, o.dropConnect) = (labelSmoothing, dropout, dropConnect)
-        (o.lr, o.lrSchedule, o.totalSteps, o.warmupSteps) = (lr, lrSchedule, totalSteps, warmupSteps)
-        (o.weightDecay, o.momentum, o.gradClip) = (weightDecay, momentum, gradClip)
-        (o.batchSize, o.seed, o.augment, o.shuffleBuffer, o.resolution) = (batchSize, seed, augment, shuffleBuffer, resolution)
-
-        let run = try TrainingRun(settings, overrides: o)
+        let run = try TrainingRun(settings, overrides: recipe.overrides)
         let out = StandardOutput.shared
         let outcome = try run.run(TrainingReporter(
             log: { line in

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Training
+
+/// The training recipe's options (`train-supernet`; later the stand-alone and
+/// fine-tuning modes): each nil unless given, so a resumed run can tell what was
+/// asked for from what the checkpoint holds. Defaults are the official AlphaNet
+/// config (`TrainingOptions`).
+public struct TrainingRecipeOptions: ParsableArguments {
+    @Option(name: .customLong("total-steps"), help: "Steps of the whole run: the learning-rate schedule spans them (default 1000; fixed at the first run).")
+    public var totalSteps: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Images per step (default 64).")
+    public var batchSize: Int?
+
+    @Option(name: .customLong("num-arch"), help: "Subnets per step: the largest, num-arch - 2 random, the smallest (default 4).")
+    public var numArch: Int?
+
+    @Option(help: "How the random subnets are drawn (default uniform).")
+    public var sampler: SamplerKind?
+
+    @Option(name: .customLong("num-trials"), help: "Candidates per attentive draw (default 3).")
+    public var numTrials: Int?
+
+    @Option(help: "Distillation loss of the other subnets: AlphaNet's adaptive alpha-divergence, in-place KL, or labels only (default alpha).")
+    public var kd: DistillationKind?
+
+    @Option(name: .customLong("alpha-min"), help: "Lower alpha of the adaptive alpha-divergence (default -1).")
+    public var alphaMin: Double?
+
+    @Option(name: .customLong("alpha-max"), help: "Upper alpha (default 1).")
+    public var alphaMax: Double?
+
+    @Option(name: .customLong("iw-clip"), help: "Importance-weight clip (default 5).")
+    public var iwClip: Double?
+
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the largest subnet's loss (default 0.1).")
+    public var labelSmoothing: Double?
+
+    @Option(help: "Dropout before the classifier of the largest subnet (default 0.2).")
+    public var dropout: Double?
+
+    @Option(name: .customLong("drop-connect"), help: "Drop-connect rate of the largest subnet, last two stages (default 0.2).")
+    public var dropConnect: Double?
+
+    @Option(help: "Base learning rate, scaled by max(1, batch // 256) as the official code does (default 0.1).")
+    public var lr: Double?
+
+    @Option(name: .customLong("lr-schedule"), help: "Learning-rate schedule (default warmup-cosine, the official one).")
+    public var lrSchedule: LRScheduleKind?
+
+    @Option(name: .customLong("warmup-steps"), help: "Linear warm-up steps (default: 5/360 of --total-steps, the official 5 of 360 epochs).")
+    public var warmupSteps: Int?
+
+    @Option(name: .customLong("weight-decay"), help: "Weight decay of conv and linear weights; none on BN and biases (default 1e-5).")
+    public var weightDecay: Double?
+
+    @Option(help: "SGD momentum, Nesterov (default 0.9).")
+    public var momentum: Double?
+
+    @Option(name: .customLong("grad-clip"), help: "Clip gradients by value; 0 turns it off (default 1.0).")
+    public var gradClip: Double?
+
+    @Option(help: "Augmentation: train (RandomResizedCrop + flip, official), pad-crop (pad 4, crop, flip), none (default train).")
+    public var augment: AugmentMode?
+
+    @Option(name: .customLong("shuffle-buffer"), help: "Images in the shuffle buffer (default 10000).")
+    public var shuffleBuffer: Int?
+
+    @Option(help: "Random seed (default 0).")
+    public var seed: UInt64?
+
+    @Option(help: "Run every subnet at this resolution instead of its own (default: their own).")
+    public var resolution: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        if let t = totalSteps, t < 1 { throw ValidationError("--total-steps must be at least 1") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if let n = numArch, n < 1 { throw ValidationError("--num-arch must be at least 1") }
+        if let n = numTrials, n < 1 { throw ValidationError("--num-trials must be at least 1") }
+        if let r = resolution, !(0...1024).contains(r) { throw ValidationError("--resolution must be within 0...1024 (0: each subnet's own)") }
+    }
+
+    /// The options given, for `TrainingRun`.
+    public var overrides: TrainingOverrides {
+        var o = TrainingOverrides()
+        (o.numArch, o.sampler, o.numTrials, o.kd) = (numArch, sampler, numTrials, kd)
+        (o.alphaMin, o.alphaMax, o.iwClip) = (alphaMin, alphaMax, iwClip)
+        (o.labelSmoothing, o.dropout, o.dropConnect) = (labelSmoothing, dropout, dropConnect)
+        (o.lr, o.lrSchedule, o.totalSteps, o.warmupSteps) = (lr, lrSchedule, totalSteps, warmupSteps)
+        (o.weightDecay, o.momentum, o.gradClip) = (weightDecay, momentum, gradClip)
+        (o.batchSize, o.seed, o.augment, o.shuffleBuffer, o.resolution) = (batchSize, seed, augment, shuffleBuffer, resolution)
+        return o
+    }
+}
