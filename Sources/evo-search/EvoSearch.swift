@@ -106,86 +106,35 @@ struct EvoSearch: Tool {
         let space = try spaceOptions.load()
         let lo = flopsMin ?? space.minArch.flops(in: space), hi = flopsMax ?? space.maxArch.flops(in: space)
         guard lo <= hi else { throw Failure.usage("--flops-min \(lo) is above the max subnet's \(hi) MFLOPs") }
-        let bounds = FlopsBounds(min: lo, max: hi)
-        let settings = SearchSettings(algorithm: algorithm, seed: seed, bounds: bounds, population: population,
+        let settings = SearchSettings(algorithm: algorithm, seed: seed, bounds: FlopsBounds(min: lo, max: hi), population: population,
                                       mutate: mutate, crossover: crossover, mutateProb: mutateProb, step: step)
-        let saved = try loadState(settings: settings, space: space)
-        if !saved.isEmpty { Diagnostics.info("resuming from \(state ?? "?"): \(saved.count) archs evaluated before") }
-
-        let scorer = try makeEvaluator()
-        let search: EvolutionarySearch
-        do {
-            search = try EvolutionarySearch(space: space, bounds: bounds, budget: budget,
-                                            algorithm: settings.makeAlgorithm(space: space),
-                                            evaluator: scorer, replaying: saved)
-        } catch {
-            throw error.located(at: state ?? "state")
-        }
+        let scorer: any ArchEvaluator = try predictor.map { try Predictor(contentsOf: $0).evaluator(name: $0) }
+            ?? CommandEvaluator(command: evaluator ?? "", timeout: evaluatorTimeout)
+        let run = try SearchRun(space: space, settings: settings, budget: budget, statePath: state, evaluator: scorer)
+        if run.resumed > 0 { Diagnostics.info("resuming from \(state ?? "?"): \(run.resumed) archs evaluated before") }
         let floor = hvFloor
-        func saveState() throws {
-            guard let state else { return }
-            let s = SearchState(settings: settings, budget: budget, space: space.json, results: search.records.map(\.line))
-            try writeFileAtomically(state, bytes: Array(s.text.utf8))
-        }
+        let warning: String?
         do {
-            try search.run { report in
-                try saveState()
-                let front = search.front
-                let hv = ParetoFront.hypervolume(front, bounds: bounds, accuracyFloor: floor)
+            warning = try run.run(accuracyFloor: floor) { report, front, hv in
                 let replayed = report.replayed > 0 ? ", \(report.replayed) from the state" : ""
                 Diagnostics.info("generation \(report.generation): \(report.evaluations) evaluations (\(report.sent) sent\(replayed)), "
                     + "front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
             }
-        } catch let failure as SearchFailure {
-            // Keep what was done: the state, the log and the front so far.
-            try saveState()
-            try writeLog(search.records)
-            let front = search.front
-            try writeFront(front)
-            _ = scorer.finish()
-            let saved = state.map { "; state saved to \($0)" } ?? ""
-            throw Failure.io("\(failure.message) (\(search.records.count) archs evaluated; front so far, \(front.count) archs, written\(saved))")
+        } catch let stopped as SearchRun.Interrupted {
+            // Keep what was done: the log and the front so far (the state is saved).
+            try writeLog(stopped.records)
+            try writeFront(stopped.front)
+            throw stopped
         }
-        if let warning = scorer.finish() { Diagnostics.warning(warning) }
-        if search.unreplayed > 0 {
-            Diagnostics.warning("\(search.unreplayed) results of the state were not asked for again (a different --budget?); they are dropped from the state")
+        if let warning { Diagnostics.warning(warning) }
+        if run.search.unreplayed > 0 {
+            Diagnostics.warning("\(run.search.unreplayed) results of the state were not asked for again (a different --budget?); they are dropped from the state")
         }
-        try saveState()
-        try writeLog(search.records)
-        let front = search.front
+        try writeLog(run.search.records)
+        let front = run.search.front
         try writeFront(front)
-        let hv = ParetoFront.hypervolume(front, bounds: bounds, accuracyFloor: floor)
-        Diagnostics.info("done: \(search.records.count) evaluations, front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
-    }
-
-    /// The evaluator the options name.
-    func makeEvaluator() throws -> any ArchEvaluator {
-        if let predictor { return try predictorEvaluator(path: predictor) }
-        return try CommandEvaluator(command: evaluator ?? "", timeout: evaluatorTimeout)
-    }
-
-    /// An in-process evaluator from a predictor file (fit-predictor): acc1
-    /// is the predictor's estimate of its target.
-    func predictorEvaluator(path: String) throws -> any ArchEvaluator {
-        let predictor = try Predictor(contentsOf: path)
-        return FunctionEvaluator(name: path) { _, lines in try predictor.predict(lines: lines) }
-    }
-
-    /// The saved results to replay, after checking the state matches.
-    func loadState(settings: SearchSettings, space: SearchSpace) throws -> [JSONValue] {
-        guard let state, let bytes = try? readWholeFile(state) else { return [] }
-        let json: JSONValue
-        do {
-            json = try bytes.withUnsafeBufferPointer { buf throws(JSONParseError) in try JSONValue.parse(bytes: buf) }
-        } catch {
-            throw error.located(at: state)
-        }
-        let saved: SearchState
-        do { saved = try SearchState(json: json) } catch { throw error.located(at: state) }
-        if let why = saved.mismatch(settings: settings, space: space.json) {
-            throw Failure(.usage, "cannot resume: \(why); use the same options or another --state file", at: state)
-        }
-        return saved.results
+        let hv = ParetoFront.hypervolume(front, bounds: settings.bounds, accuracyFloor: floor)
+        Diagnostics.info("done: \(run.search.records.count) evaluations, front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
     }
 
     func writeFront(_ front: [EvaluatedArch]) throws {
