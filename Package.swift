@@ -63,6 +63,7 @@ let package = Package(
         .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats", "System"]),
 
         // Tests.
+        .testTarget(name: "SystemTests", dependencies: ["System"]),
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "System"]),
         .testTarget(name: "NASCoreTests", dependencies: ["NASCore", "ReferenceFixtures", "System"]),
         .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore", "Training", "ReferenceFixtures", "System"]),
