@@ -23,7 +23,7 @@ func runInferBench(arguments: [String]) {
     if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
         only = Set(arguments[i + 1].split(separator: ",").map(String.init))
     }
-    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let cores = Cores.available
     let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     func emit(_ fields: [(String, Any)]) { KernelBench.emit(fields) }

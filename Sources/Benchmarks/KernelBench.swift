@@ -55,7 +55,7 @@ enum KernelBench {
     /// peak and memcpy ceilings always run.
     static func run(only: Set<String>? = nil) {
         func want(_ group: String) -> Bool { only?.contains(group) ?? true }
-        let workers = ProcessInfo.processInfo.activeProcessorCount
+        let workers = Cores.available
         let ours = ComputeContext(workers: workers, blasThreads: 1)
 
         // Ceiling 1: sgemm 2048³, both threading policies.

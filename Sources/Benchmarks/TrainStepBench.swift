@@ -1,3 +1,4 @@
+import System
 import Foundation
 import NASCore
 import Supernet
@@ -33,7 +34,7 @@ func runTrainStepBench(arguments: [String]) {
     }
     if cases.isEmpty { cases = ["A", "B", "C"] }
     let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    let workers = ProcessInfo.processInfo.activeProcessorCount
+    let workers = Cores.available
     let context = ComputeContext(workers: workers, blasThreads: 1)
     let peak = TrainStepBench.sgemmPeak(context)
     KernelBench.emit([("kernel", "sgemm_peak"), ("shape", "2048x2048x2048"), ("gflops", peak)])
