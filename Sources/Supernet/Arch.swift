@@ -23,16 +23,7 @@ public struct Arch: Sendable, Hashable, Codable {
 }
 
 /// A malformed arch or a value outside the space; `field` names the key.
-public struct ArchError: ReportableError, Sendable {
-    public let field: String
-    public let problem: String
-    public init(field: String, message: String) {
-        self.field = field
-        problem = message
-    }
-    public var status: ExitStatus { .dataError }
-    public var message: String { "\(field): \(problem)" }
-}
+public typealias ArchError = FieldError
 
 extension Arch {
     /// Reads the official keys of an arch JSON object; other keys are ignored.

@@ -73,3 +73,16 @@ public func escapedForOneLine(_ text: String) -> String {
     }
     return out
 }
+
+/// A value of an input that is wrong, named by its field (`width`, `kernel_size`,
+/// `width[3]`): bad data (65). The location (file:line) is added where it is known.
+public struct FieldError: ReportableError, Sendable {
+    public let field: String
+    public let problem: String
+    public init(field: String, message: String) {
+        self.field = field
+        problem = message
+    }
+    public var status: ExitStatus { .dataError }
+    public var message: String { "\(field): \(problem)" }
+}

@@ -35,17 +35,16 @@ public struct TrainingOverrides: Sendable {
         if let v = numArch { o.numArch = v }
         if let v = sampler { o.sampler = v }
         if let v = numTrials { o.numTrials = v }
-        if let kd {
-            switch kd {
-            case .kl: o.distillation = .kl
-            case .none: o.distillation = .none
-            case .alpha:
-                var (lo, hi, clip) = (-1.0, 1.0, 5.0)
-                if case let .alphaDivergence(a, b, c) = base.distillation { (lo, hi, clip) = (a, b, c) }
-                o.distillation = .alphaDivergence(alphaMin: alphaMin ?? lo, alphaMax: alphaMax ?? hi, importanceWeightClip: iwClip ?? clip)
-            }
-        } else if alphaMin != nil || alphaMax != nil || iwClip != nil, case let .alphaDivergence(lo, hi, clip) = o.distillation {
+        // Alpha bounds alone change the alpha loss the run already has.
+        let alphaGiven = alphaMin != nil || alphaMax != nil || iwClip != nil
+        switch kd ?? (alphaGiven && base.distillationKind == .alpha ? .alpha : nil) {
+        case .kl?: o.distillation = .kl
+        case .none?: o.distillation = .none
+        case .alpha?:
+            var (lo, hi, clip) = (-1.0, 1.0, 5.0)
+            if case let .alphaDivergence(a, b, c) = base.distillation { (lo, hi, clip) = (a, b, c) }
             o.distillation = .alphaDivergence(alphaMin: alphaMin ?? lo, alphaMax: alphaMax ?? hi, importanceWeightClip: iwClip ?? clip)
+        case nil: break
         }
         if let v = labelSmoothing { o.labelSmoothing = v }
         if let v = dropout { o.dropout = v }

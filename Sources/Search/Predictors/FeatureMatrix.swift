@@ -93,16 +93,7 @@ public struct FeatureName: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why a line's features or target could not be read; `field` names the key.
-public struct FeatureError: ReportableError, Sendable {
-    public let field: String
-    public let problem: String
-    public init(field: String, message: String) {
-        self.field = field
-        problem = message
-    }
-    public var status: ExitStatus { .dataError }
-    public var message: String { "\(field): \(problem)" }
-}
+public typealias FeatureError = FieldError
 
 extension FeatureName {
     /// This feature's value in `line`: a finite number (or list element).
