@@ -23,14 +23,16 @@ struct PackImagenet: Tool {
             Pillow), centre crop S x S. Shards <split>-00000.safetensors.lz4 hold `images` uint8 \
             [N,S,S,3] and `labels` int32 [N]; index.json lists counts, shards (bytes, SHA-256), \
             options and skipped files. The output directory is replaced as a whole at the end. \
-            A bad image is skipped with a warning and recorded (exit 65 with --strict).
+            Without -o (or with -o -) the shards go to stdout as one stream, for \
+            train-supernet --data -; a terminal is refused. A bad image is skipped with a \
+            warning and recorded (exit 65 with --strict).
 
             Examples:
               pack-imagenet --size 224 -o data/train ILSVRC2012_img_train.tar
               pack-imagenet --split val --labels LOC_val_solution.csv -o data/val ILSVRC2012_img_val.tar
               pack-imagenet --split val --labels ILSVRC2012_validation_ground_truth.txt --labels synsets.txt -o data/val val.tar
               pack-imagenet --size 32 --classes names.txt -o data/train train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz
-              pack-imagenet --size 64 -o - photos/ | train-supernet --data - ...
+              pack-imagenet --size 64 photos/ | train-supernet --data - ...
             """)
 
     @Option(help: ArgumentHelp("Stored image side S in pixels.", valueName: "S"))
@@ -60,8 +62,8 @@ struct PackImagenet: Tool {
     @Flag(help: "Stop with exit 65 at the first file that cannot be packed, instead of skipping it.")
     var strict = false
 
-    @Option(name: .short, help: ArgumentHelp("Output directory, or - for a shard stream on stdout.", valueName: "dir"))
-    var output: String
+    @Option(name: .short, help: ArgumentHelp("Output directory; without -o, or with -o -, a shard stream on stdout.", valueName: "dir"))
+    var output: String?
 
     @Argument(help: ArgumentHelp("Tars, directories, IDX files.", valueName: "input"))
     var inputs: [String]
@@ -76,7 +78,13 @@ struct PackImagenet: Tool {
         if !(dctRatio >= 1) { throw ValidationError("--dct-ratio must be at least 1") }
     }
 
+    /// The output directory; nil: the shard stream on stdout.
+    var directory: String? { output == "-" ? nil : output }
+
     mutating func execute() throws {
+        if directory == nil, isatty(1) == 1 {
+            throw ToolError.usage("refusing to write binary shards to a terminal; give -o DIR or pipe it")
+        }
         var options = PackOptions()
         options.size = size
         options.shardSize = shardSize
@@ -106,14 +114,14 @@ struct PackImagenet: Tool {
             Diagnostics.progress(line)
         }
         let destination: ShardDestination
-        if output == "-" {
+        if let directory {
+            destination = .directory(directory)
+        } else {
             let out = StandardOutput.shared
             destination = .stream { bytes in
                 try out.write(bytes: bytes)
                 try out.flush()
             }
-        } else {
-            destination = .directory(output)
         }
         let summary: PackSummary
         do {
@@ -124,6 +132,6 @@ struct PackImagenet: Tool {
         }
         Diagnostics.endProgress()
         let rate = summary.seconds > 0 ? Double(summary.images) / summary.seconds : 0
-        Diagnostics.info("\(summary.images) images in \(summary.shards.count) shards, \(summary.classes.count) classes, \(summary.skipped.count) skipped, \(String(format: "%.1f", summary.seconds)) s (\(Int(rate)) images/s) -> \(output == "-" ? "<stdout>" : output)")
+        Diagnostics.info("\(summary.images) images in \(summary.shards.count) shards, \(summary.classes.count) classes, \(summary.skipped.count) skipped, \(String(format: "%.1f", summary.seconds)) s (\(Int(rate)) images/s) -> \(directory ?? "<stdout>")")
     }
 }

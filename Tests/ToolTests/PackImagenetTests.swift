@@ -214,6 +214,49 @@ struct PackImagenetTests {
         #expect(files.sorted() == ["folder"])
     }
 
+    /// No -o is -o -: the same shard stream on stdout, and piped into train-supernet
+    /// --data - as the help's example writes it, it trains.
+    @Test func withoutOutputTheStreamGoesToStdoutAndTrains() throws {
+        let ws = try PackWorkspace(bad: false)
+        defer { ws.remove() }
+        let dash = try ws.run(["--size", "12", "--shard-size", "3", "-o", "-", "folder"])
+        let none = try ws.run(["--size", "12", "--shard-size", "3", "folder"])
+        #expect(dash.status == 0 && none.status == 0, "\(dash.stderr)\(none.stderr)")
+        #expect(!none.stdout.isEmpty && none.stdout == dash.stdout)
+        #expect(none.stderr.contains("-> <stdout>"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ws.dir.path) == ["folder"])
+
+        let environment = ["PATH": ToolHarness.binDir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        let pipeline = "set -o pipefail; pack-imagenet --size 24 --shard-size 2 folder | train-supernet --space '\(ToolHarness.space("tiny"))' --data - --checkpoint c.safetensors.lz4 --steps 2 --batch-size 2 --log-every 1 --shuffle-buffer 4 --num-arch 2"
+        let r = try ToolHarness.execute("/bin/bash", ["-c", pipeline], in: ws.dir.path, environment: environment)
+        #expect(r.status == 0, "\(r.stderr)")
+        let steps = String(decoding: r.stdout, as: UTF8.self).split(separator: "\n").compactMap { try? JSONValue.parse(String($0))["step"]?.intValue }
+        #expect(steps == [1, 2])
+        #expect(FileManager.default.fileExists(atPath: ws.path("c.safetensors.lz4")))
+    }
+
+    /// With stdout on a terminal the stream is refused with one usage line and nothing is
+    /// written there; -o DIR still works. `script` (util-linux, Essential on Debian) gives
+    /// the tool a pty as stdout and stderr and copies what reaches it to its own stdout.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func refusesToWriteTheStreamToATerminal() throws {
+        let ws = try PackWorkspace(bad: false)
+        defer { ws.remove() }
+        func onTerminal(_ args: String) throws -> (status: Int32, output: String) {
+            let r = try ToolHarness.execute("/usr/bin/script", ["-qec", "'\(PackRun.binary)' \(args)", "/dev/null"], in: ws.dir.path)
+            return (r.status, String(decoding: r.stdout, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
+        }
+        for args in ["--size 8 folder", "--size 8 -o - folder"] {
+            let r = try onTerminal(args)
+            #expect(r.status == 64, "\(args): \(r.output)")
+            #expect(r.output == "pack-imagenet: error: refusing to write binary shards to a terminal; give -o DIR or pipe it\n", "\(args)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ws.dir.path) == ["folder"])
+        let dir = try onTerminal("--size 8 -o out folder")
+        #expect(dir.status == 0, "\(dir.output)")
+        #expect(try ws.shards("out").count == 1)
+    }
+
     /// More images than one decode chunk (32 at two jobs), so chunks decode in the
     /// background while the next is read: the output (shards, labels, skipped files in
     /// order) is the same with 1 and 2 jobs, and --limit stops exactly, across chunk ends.
