@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import Foundation
 import FileFormats
+import System
 
 /// What `ImagePacker` does; see pack-imagenet's help for the user's view.
 public struct PackOptions: Sendable {
@@ -411,6 +412,10 @@ private struct DecodePipeline {
     let jobs: Int
     let chunkSize: Int
     private let slots: DispatchSemaphore
+    /// One worker pool per chunk that can be in flight (the decoding one and the one
+    /// launched after it), so both decode on `jobs` threads; `slots` caps the decodes.
+    private let pools: [WorkerPool]
+    private var launched = 0
     private var queued: [Job] = []
     private var inFlight: (jobs: [Job], group: DispatchGroup, results: DecodeResults)?
 
@@ -420,6 +425,7 @@ private struct DecodePipeline {
         jobs = options.jobs
         chunkSize = max(32, options.jobs * 16)
         slots = DispatchSemaphore(value: options.jobs)
+        pools = (0..<2).map { _ in WorkerPool(workers: options.jobs) }
         queued.reserveCapacity(chunkSize)
     }
 
@@ -441,9 +447,10 @@ private struct DecodePipeline {
         let payloads = chunk.map { $0.item.payload }
         let results = DecodeResults()
         let group = DispatchGroup()
-        let (size, dctFactor, jobs, slots) = (size, dctFactor, jobs, slots)
+        let (size, dctFactor, jobs, slots, pool) = (size, dctFactor, jobs, slots, pools[launched % 2])
+        launched += 1
         DispatchQueue.global().async(group: group) {
-            results.values = Self.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs, slots: slots)
+            results.values = Self.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs, slots: slots, pool: pool)
         }
         let previous = inFlight
         inFlight = (chunk, group, results)
@@ -462,16 +469,16 @@ private struct DecodePipeline {
         return Chunk(jobs: c.jobs, results: c.results.values)
     }
 
-    /// Decodes and resizes `payloads` on `jobs` threads, each decode holding one of `slots`
+    /// Decodes and resizes `payloads` on `jobs` threads of `pool`, each decode holding one of `slots`
     /// (shared by the overlapping chunks, so at most --jobs images decode at once); results
     /// in input order.
     private static func decodeAll(_ payloads: [PackItem.Payload], size: Int, dctFactor: Double, jobs: Int,
-                                  slots: DispatchSemaphore) -> [Result<[UInt8], ImageDecodeError>] {
+                                  slots: DispatchSemaphore, pool: WorkerPool) -> [Result<[UInt8], ImageDecodeError>] {
         let n = payloads.count
         let results = ResultSlots(count: n)
         let minSide = Int((Double(size) * dctFactor).rounded(.up))
         let workers = min(jobs, n)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        pool.run(workers) { w in
             var i = w
             while i < n {
                 slots.wait()
@@ -500,7 +507,7 @@ private final class DecodeResults: @unchecked Sendable {
 }
 
 /// Result slots written by several threads, each slot by exactly one thread,
-/// read after all of them have finished (concurrentPerform returns).
+/// read after all of them have finished (the pool's call returns).
 private final class ResultSlots: @unchecked Sendable {
     private let slots: UnsafeMutableBufferPointer<Result<[UInt8], ImageDecodeError>>
     init(count: Int) {

@@ -56,7 +56,7 @@ struct PackImagenet: Tool {
     @Option(help: ArgumentHelp("Pack at most N images.", valueName: "N"))
     var limit: Int?
 
-    @Option(name: .customLong("dct-ratio"), help: ArgumentHelp("JPEG DCT scaling (1/2, 1/4, 1/8) keeps the decoded shorter side at least R*S; lower is faster and less exact (2: ~38-48 dB PSNR vs Pillow's full-size resize, 1.25: ~36 dB and ~20% faster at S=64).", valueName: "R"))
+    @Option(name: .customLong("dct-ratio"), help: ArgumentHelp("JPEG DCT scaling (1/2, 1/4, 1/8) keeps the decoded shorter side at least R*S; lower is faster and less exact (BENCHMARKS.md \"Data\" gives the measured quality and speed).", valueName: "R"))
     var dctRatio: Double = 2
 
     @Flag(help: "Stop with exit 65 at the first file that cannot be packed, instead of skipping it.")
@@ -82,21 +82,20 @@ struct PackImagenet: Tool {
     var directory: String? { output == "-" ? nil : output }
 
     mutating func execute() throws {
-        if directory == nil, isatty(1) == 1 {
-            throw ToolError.usage("refusing to write binary shards to a terminal; give -o DIR or pipe it")
+        if directory == nil, FileDescriptor.standardOutput.isTerminal {
+            throw Failure.usage("refusing to write binary shards to a terminal; give -o DIR or pipe it")
         }
         var options = PackOptions()
         options.size = size
         options.shardSize = shardSize
         options.split = split
-        options.jobs = jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        options.jobs = jobs ?? Cores.available
         options.limit = limit
         options.strict = strict
         options.dctFactor = dctRatio
         options.labelFiles = labels
         if let classes {
-            let text: [UInt8]
-            do { text = try readWholeFile(classes) } catch { throw Failure.io("cannot read: \(error)", at: classes) }
+            let text = try readWholeFile(classes)
             let names = String(decoding: text, as: UTF8.self).split(whereSeparator: \.isNewline)
                 .compactMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).first.map(String.init) }
             guard !names.isEmpty else { throw Failure.data("no class names", at: classes) }
