@@ -208,6 +208,8 @@ final class LoaderState: @unchecked Sendable {
     let epochs: Int?
     let dropLast: Bool
     var epoch = 0
+    /// Images read in the current pass over the shards.
+    var imagesThisPass = 0
     var buffer: [Sample] = []
     var exhausted = false
     var classes: [String] = []
@@ -243,8 +245,12 @@ final class LoaderState: @unchecked Sendable {
                     }
                     buffer.append(Sample(pixels: px, width: shard.width, height: shard.height, label: shard.labels[i]))
                 }
+                imagesThisPass += shard.count
                 return true
             }
+            // A pass that found no image would repeat forever.
+            guard imagesThisPass > 0 else { throw PackError(.dataError, "the shards hold no images", location: reader.source.name) }
+            imagesThisPass = 0
             epoch += 1
             if reader.isRepeatable, epochs.map({ epoch < $0 }) ?? true {
                 reader.restart(order: shuffleBuffer > 1 ? shuffledOrder(reader.fileCount ?? 0) : nil)

@@ -20,6 +20,9 @@ public struct Shard: Sendable {
     public var classes: [String]
     public var split: String?
 
+    /// The largest image side a shard may hold (pack-imagenet's --size limit).
+    public static let maximumSide = 4096
+
     /// Checks the `images` and `labels` tensors of a shard file; `name` goes into errors.
     public init(_ file: TensorFile, name: String) throws(PackError) {
         guard let images = file["images"], let labels = file["labels"] else {
@@ -32,17 +35,25 @@ public struct Shard: Sendable {
         count = images.shape[0]
         height = images.shape[1]
         width = images.shape[2]
+        guard (1...Shard.maximumSide).contains(height), (1...Shard.maximumSide).contains(width) else {
+            throw PackError(.dataError, "images are \(height)x\(width); each side must be within 1...\(Shard.maximumSide)", location: name)
+        }
         switch images.dtype {
         case .u8: pixels = .uint8(images.bytes)
         case .f32: pixels = .float32(images.floats())
         default: throw PackError(.dataError, "images must be uint8 or float32, not \(images.dtype.rawValue)", location: name)
         }
-        self.labels = labels.ints().map { Int32(truncatingIfNeeded: $0) }
         if let text = file.metadata["classes"], case let .array(items)? = try? JSONValue.parse(text) {
             classes = items.compactMap(\.stringValue)
         } else {
             classes = []
         }
+        let raw = labels.ints()
+        let limit = classes.isEmpty ? Int(Int32.max) + 1 : classes.count
+        if let bad = raw.firstIndex(where: { $0 < 0 || $0 >= limit }) {
+            throw PackError(.dataError, "label \(raw[bad]) of image \(bad) is outside " + (classes.isEmpty ? "0...\(Int32.max)" : "the \(classes.count) classes of the shard's class list"), location: name)
+        }
+        self.labels = raw.map { Int32($0) }
         split = file.metadata["split"]
     }
 }

@@ -63,11 +63,15 @@ public struct EstimationData: Sendable {
     public var calibBatches: Int
     public var valLimit: Int?
     public var transform: EvaluationTransform
+    public var calibrationPath: String
+    public var validationPath: String
 
     public init(calibration calibPath: String, validation valPath: String, batchSize: Int, calibBatches: Int, valLimit: Int?,
                 transform: EvaluationTransform = .eval) throws(Failure) {
         precondition(batchSize >= 1 && calibBatches >= 1, "EstimationData: batch size and calibration batches must be positive")
         self.transform = transform
+        calibrationPath = calibPath
+        validationPath = valPath
         self.batchSize = batchSize
         self.calibBatches = calibBatches
         self.valLimit = valLimit
@@ -127,6 +131,18 @@ public struct EstimationData: Sendable {
             }
         } catch { throw error.located(at: path) }
         return SHA256.hex(hash.finalize())
+    }
+
+    /// Checks that every label names one of a model's `classes` (the shards' own class
+    /// lists were checked when read; a shard without one may hold any label).
+    public func checkLabels(classes: Int) throws(Failure) {
+        for (set, path) in [(calibration, calibrationPath), (validation, validationPath)] {
+            for b in set {
+                if let bad = b.labels.first(where: { Int($0) >= classes }) {
+                    throw .data("label \(bad) is outside the model's \(classes) classes", at: path)
+                }
+            }
+        }
     }
 
     /// The settings that, with the checkpoint and the arch, determine a result.

@@ -72,6 +72,7 @@ public final class EstimationRun {
         cache = try settings.cachePath.map { p throws(Failure) in try EstimationCache(path: p) }
         data = try EstimationData(calibration: settings.calibrationPath, validation: settings.validationPath, batchSize: settings.batchSize,
                                   calibBatches: settings.calibrationBatches, valLimit: settings.validationLimit, transform: transform)
+        try data.checkLabels(classes: checkpoint.space.nClasses)
         var warnings: [String] = []
         if data.calibration.count < settings.calibrationBatches {
             warnings.append("\(settings.calibrationPath): only \(data.calibrationImages) images, \(data.calibration.count) calibration batches instead of \(settings.calibrationBatches)")

@@ -130,6 +130,13 @@ public final class TrainingRun {
                                    calibBatches: settings.calibrationBatches, valBatches: settings.validationBatches,
                                    transform: .matching(options.augment))
         }
+        if let validation, let v = settings.validationPath {
+            for b in validation.validation + validation.calibration {
+                if let bad = b.labels.first(where: { Int($0) >= space.nClasses }) {
+                    throw .data("label \(bad) is outside the space's \(space.nClasses) classes", at: v)
+                }
+            }
+        }
     }
 
     /// Trains until `target`, reporting through `reporter`.

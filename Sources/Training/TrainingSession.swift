@@ -144,6 +144,9 @@ public final class TrainingSession {
         } catch {
             throw error.located(at: dataName)
         }
+        if let bad = batch.labels.first(where: { Int($0) >= space.nClasses }) {
+            throw .data("label \(bad) is outside the space's \(space.nClasses) classes", at: dataName)
+        }
         let shape = Shape4(n: batch.count, h: batch.resolution, w: batch.resolution, c: 3)
         var archs = self.archs(for: batch.images, shape: shape, labels: batch.labels)
         if options.resolution > 0 {
