@@ -26,29 +26,53 @@ import Testing
         #expect(a == b, "checkpoints of 4 steps and 2 + 2 steps differ")
     }
 
-    /// Starts train-supernet in the background with stdout and stderr in files.
-    func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> Process {
+    /// train-supernet running in the background: stdout through a pipe that the test
+    /// reads line by line (one line a step with --log-every 1), stderr into `<tag>.err`.
+    struct Background {
+        let process: Process
+        let stdout: FileHandle
+
+        /// Blocks until the child has written `count` lines, and returns them. The test
+        /// acts on what the child has done, never on how long it has run: there is no
+        /// polling, and the only clock is a watchdog that kills a child still short of
+        /// `count` lines after `hangLimit` seconds, so that a hang ends the read (EOF) as a
+        /// failed expectation instead of a stuck test.
+        func waitForLines(_ count: Int, hangLimit: Double = 600) -> [String] {
+            let pid = process.processIdentifier
+            let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + hangLimit, execute: watchdog)
+            defer { watchdog.cancel() }
+            var data = Data()
+            while data.count(where: { $0 == UInt8(ascii: "\n") }) < count {
+                let chunk = stdout.availableData
+                if chunk.isEmpty { break }  // EOF: the child exited (or the watchdog killed it)
+                data.append(chunk)
+            }
+            return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+
+        /// Reads stdout to its end (so the child never blocks on a full pipe) and waits
+        /// for the child to exit.
+        func finish() {
+            _ = stdout.readDataToEndOfFile()
+            process.waitUntilExit()
+        }
+    }
+
+    func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> Background {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: ToolHarness.binDir + "/train-supernet")
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: h.dir)
-        FileManager.default.createFile(atPath: h.path("\(tag).out"), contents: nil)
-        FileManager.default.createFile(atPath: h.path("\(tag).err"), contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: h.path("\(tag).out"))
-        p.standardError = FileHandle(forWritingAtPath: h.path("\(tag).err"))
+        let err = URL(fileURLWithPath: h.path("\(tag).err"))
+        try Data().write(to: err)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = try FileHandle(forWritingTo: err)
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        return p
-    }
-
-    /// Waits (up to `seconds`) until `file` exists with content.
-    func waitFor(_ file: String, seconds: Double = 60) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if let a = try? FileManager.default.attributesOfItem(atPath: file), (a[.size] as? Int ?? 0) > 0 { return true }
-            usleep(20_000)
-        }
-        return false
+        try out.fileHandleForWriting.close()  // ours: the child holds its own copy
+        return Background(process: p, stdout: out.fileHandleForReading)
     }
 
     @Test func sigtermSavesAndExits143AndKillLeavesLastCheckpoint() throws {
@@ -57,10 +81,11 @@ import Testing
         let ckpt = "c.safetensors.lz4"
         let args = F.common(h, checkpoint: ckpt) + ["--steps", "100000", "--total-steps", "100000", "--log-every", "1", "--save-every", "1000"]
         let p = try start(h, args, tag: "term")
-        #expect(waitFor(h.path("term.out")), "no step logged")
-        p.terminate()  // SIGTERM
-        p.waitUntilExit()
-        #expect(p.terminationReason == .exit && p.terminationStatus == 143)
+        // The first step logged: past start-up, so the SIGTERM handler is installed.
+        #expect(p.waitForLines(1).count == 1, "no step logged")
+        p.process.terminate()  // SIGTERM
+        p.finish()
+        #expect(p.process.terminationReason == .exit && p.process.terminationStatus == 143)
         let err = try String(contentsOfFile: h.path("term.err"), encoding: .utf8)
         #expect(err.contains("after signal 15"), "\(err)")
         #expect(!F.listing(h).contains { $0.contains(".tmp") }, "temporary files left: \(F.listing(h))")
@@ -70,13 +95,15 @@ import Testing
         #expect(check.stderr.contains("nothing to do"))
 
         // kill -9 in the middle of training: the last saved checkpoint stays loadable.
+        // A step's line is written before that step is saved, so the second line means
+        // the first step's checkpoint is complete; the kill then lands anywhere in the
+        // steps and saves that follow.
         let before = try Data(contentsOf: URL(fileURLWithPath: h.path(ckpt)))
         let q = try start(h, F.common(h, checkpoint: ckpt) + ["--steps", "100000", "--log-every", "1", "--save-every", "1"], tag: "kill")
-        #expect(waitFor(h.path("kill.out")))
-        usleep(300_000)
-        kill(q.processIdentifier, SIGKILL)
-        q.waitUntilExit()
-        #expect(q.terminationReason == .uncaughtSignal)
+        #expect(q.waitForLines(2).count == 2, "fewer than two steps logged")
+        kill(q.process.processIdentifier, SIGKILL)
+        q.finish()
+        #expect(q.process.terminationReason == .uncaughtSignal)
         let after = try h.run("train-supernet", F.common(h, checkpoint: ckpt) + ["--steps", "1"])
         #expect(after.status == 0, "\(after.stderr)")
         #expect(after.stderr.contains("nothing to do"))
