@@ -42,8 +42,9 @@ let package = Package(
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive", "System"]),
         .target(name: "Search", dependencies: ["Supernet", "System"]),
         .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore", "System"]),
-        // The file-free reference generator of ../shared/reference (GENERATOR.md), for tests.
-        .target(name: "ReferenceFixtures"),
+        // Tests only: the file-free reference generator of ../shared/reference (GENERATOR.md),
+        // the reference files, paths outside the package, and the dependency traits.
+        .target(name: "TestSupport"),
         .target(name: "ToolSupport", dependencies: ["FileFormats", "Supernet", "Training", "Search", "System", argumentParser]),
         .target(name: "Plotting", dependencies: ["FileFormats", "System"]),
 
@@ -63,13 +64,13 @@ let package = Package(
         .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats", "System"]),
 
         // Tests.
-        .testTarget(name: "SystemTests", dependencies: ["System"]),
-        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "System"]),
-        .testTarget(name: "NASCoreTests", dependencies: ["NASCore", "ReferenceFixtures", "System"]),
-        .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore", "Training", "ReferenceFixtures", "System"]),
-        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "System"]),
-        .testTarget(name: "SearchTests", dependencies: ["Search", "System"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore", "ReferenceFixtures", "System"]),
-        .testTarget(name: "ToolTests", dependencies: ["FileFormats", "System"]),
+        .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
+        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "System", "TestSupport"]),
+        .testTarget(name: "NASCoreTests", dependencies: ["NASCore", "System", "TestSupport"]),
+        .testTarget(name: "SupernetTests", dependencies: ["Supernet", "NASCore", "Training", "System", "TestSupport"]),
+        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "System", "TestSupport"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "System", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "DataPipeline", "NASCore", "System", "TestSupport"]),
+        .testTarget(name: "ToolTests", dependencies: ["FileFormats", "System", "TestSupport"]),
     ]
 )

@@ -1,6 +1,7 @@
 import FileFormats
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs a command, returning (status, stdout, stderr).
 @discardableResult
@@ -24,6 +25,7 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (Int32, String, String)
 /// An independent safetensors reader and writer: Python's standard library only.
 let pythonSafetensors = #"""
 import json, struct, sys
+import TestSupport
 def read(path):
     b = open(path, 'rb').read()
     n = struct.unpack('<Q', b[:8])[0]
@@ -53,7 +55,7 @@ else:
 """#
 
 @Suite struct InteropTests {
-    @Test func ourFileDecompressedByLz4IsReadByPython() throws {
+    @Test(.requires(.python3)) func ourFileDecompressedByLz4IsReadByPython() throws {
         let dir = try makeTempDir()
         try sampleFile().write(to: dir + "/ours.safetensors.lz4")
         let (st, _, err) = try run(["lz4", "-d", "-q", "-f", dir + "/ours.safetensors.lz4", dir + "/ours.safetensors"])
@@ -71,7 +73,7 @@ else:
         #expect(parsed["f64"]?["values"]?.arrayValue?[2] == .double(1e300))
     }
 
-    @Test func pythonFileCompressedByLz4IsReadByUs() throws {
+    @Test(.requires(.python3)) func pythonFileCompressedByLz4IsReadByUs() throws {
         let dir = try makeTempDir()
         try pythonSafetensors.write(toFile: dir + "/st.py", atomically: true, encoding: .utf8)
         let (ps, _, perr) = try run(["python3", dir + "/st.py", "write", dir + "/py.safetensors"])

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import NASCore
-import ReferenceFixtures
+import TestSupport
 
 /// `generator_checksums.json` (GENERATOR.md): every state_dict entry of both spaces.
 private struct GeneratorChecksums: Decodable {
@@ -117,7 +117,7 @@ struct GeneratorTests {
     /// Every state_dict entry of one space in `generator_checksums.json`: rule
     /// name, lo/hi (exact), the first 4 and the last value (exact), and the sum
     /// of all values (exact: the correctly rounded binary64 sum, like `math.fsum`).
-    @Test(.enabled(if: ReferenceFiles.referenceFilesAvailable), arguments: ["official", "tiny"])
+    @Test(.requires(.referenceData), arguments: ["official", "tiny"])
     func checksumsOfEveryEntry(space spaceName: String) throws {
         let file = try ReferenceFiles.decodeReference(GeneratorChecksums.self, file: "generator_checksums.json")
         let space = try #require(file.spaces[spaceName])
@@ -130,7 +130,7 @@ struct GeneratorTests {
         #expect(floatValues == space.n_float_values)
     }
 
-    @Test(.enabled(if: ReferenceFiles.referenceFilesAvailable))
+    @Test(.requires(.referenceData))
     func checksumsOfInputsAndLabels() throws {
         let file = try ReferenceFiles.decodeReference(GeneratorChecksums.self, file: "generator_checksums.json")
         #expect(file.inputs.count == 4 && file.labels.count == 2)

@@ -1,4 +1,4 @@
-import ReferenceFixtures
+import TestSupport
 import Foundation
 import Testing
 @testable import NASCore
@@ -63,7 +63,7 @@ struct OptimizerTests {
     /// Over every trainable parameter of both spaces (names and shapes from
     /// `generator_checksums.json`), the official name rule equals "rank 1 =
     /// no decay".
-    @Test(.enabled(if: ReferenceFiles.referenceFilesAvailable))
+    @Test(.requires(.referenceData))
     func nameRuleEqualsRankRuleForTheSupernet() throws {
         struct Entry: Decodable { var shape: [Int] }
         struct Space: Decodable { var state_dict: [String: Entry] }

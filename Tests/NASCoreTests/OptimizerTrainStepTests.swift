@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import NASCore
-import ReferenceFixtures
+import TestSupport
 
 /// The optimizer against the official `optimizer.step()` of
 /// `train_step_reference.json` (tiny space, Float, two steps, lr 0.1,
@@ -9,7 +9,7 @@ import ReferenceFixtures
 /// values of every tensor; the update is element-wise, so those 8 values of
 /// the weights, the clipped gradients and the momentum buffers are a complete
 /// check of the step for those elements, including the skipped grad-None tensors.
-@Suite("Optimizer against the official train step", .enabled(if: ReferenceFiles.referenceFilesAvailable))
+@Suite("Optimizer against the official train step", .requires(.referenceData))
 struct OptimizerTrainStepTests {
     private struct Stats: Decodable {
         var numel: Int

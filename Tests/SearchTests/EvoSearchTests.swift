@@ -5,6 +5,7 @@ import NASCore
 import Search
 import Supernet
 import Testing
+import TestSupport
 
 enum EvoPaths {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

@@ -3,13 +3,7 @@ import FileFormats
 import Foundation
 import Supernet
 import Testing
-
-/// Paths of files the tests read: the repo's pipelines/ and ../shared.
-enum Paths {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let shared = repo + "/../shared"
-    static func space(_ name: String) -> String { repo + "/pipelines/spaces/\(name).json" }
-}
+import TestSupport
 
 func loadJSON(_ path: String) throws -> JSONValue {
     let bytes = try readWholeFile(path)
@@ -43,10 +37,10 @@ func loadJSON(_ path: String) throws -> JSONValue {
 
     /// MFLOPs and static-subnet parameter counts that the official code
     /// printed for every case of the forward references (both spaces).
-    @Test(arguments: [("forward_reference", "alphanet"), ("tiny_forward_reference", "tiny")])
+    @Test(.requires(.referenceData), arguments: [("forward_reference", "alphanet"), ("tiny_forward_reference", "tiny")])
     func referenceCasesFLOPsAndParams(file: String, spaceName: String) throws {
         let space = try SearchSpace(contentsOf: Paths.space(spaceName))
-        let ref = try loadJSON(Paths.shared + "/reference/\(file).json")
+        let ref = try loadJSON(Paths.reference + "/\(file).json")
         let cases = try #require(ref["cases"]?.arrayValue)
         #expect(cases.count >= 3)
         var checked = 0

@@ -3,6 +3,7 @@ import FileFormats
 import Foundation
 import Supernet
 import Testing
+import TestSupport
 
 @Suite struct CheckpointTests {
     func patterned(_ space: SearchSpace) -> SupernetWeights {

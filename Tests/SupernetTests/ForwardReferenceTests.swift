@@ -2,16 +2,17 @@ import FileFormats
 import NASCore
 import Supernet
 import Testing
+import TestSupport
 
 /// Logits of the official PyTorch model (forward_reference.json,
 /// tiny_forward_reference.json) on generator weights and inputs.
 @Suite struct ForwardReferenceTests {
     static let files = [("tiny_forward_reference", "tiny"), ("forward_reference", "alphanet")]
 
-    @Test(arguments: files)
+    @Test(.requires(.referenceData), arguments: files)
     func logitsMatchOfficialModel(file: String, spaceName: String) throws {
         let space = try SearchSpace(contentsOf: Paths.space(spaceName))
-        let ref = try loadJSON(Paths.shared + "/reference/\(file).json")
+        let ref = try loadJSON(Paths.reference + "/\(file).json")
         let model = Supernet(weights: try Reference.weights(space), space: space, context: ComputeContext(workers: 2))
         let cases = try #require(ref["cases"]?.arrayValue)
         var random = SeededRandom(seed: 0)

@@ -1,9 +1,9 @@
 import FileFormats
 import NASCore
 import Supernet
-import ReferenceFixtures
+import TestSupport
 
-/// Weights, inputs and labels of ../shared/reference/GENERATOR.md.
+/// Weights, inputs and labels of GENERATOR.md in the reference data (`Paths.reference`).
 enum Reference {
     static func weights(_ space: SearchSpace) throws -> SupernetWeights {
         let layout = SupernetLayout(space: space)

@@ -3,7 +3,7 @@ import NASCore
 import Supernet
 import Training
 import Testing
-import ReferenceFixtures
+import TestSupport
 
 /// Two official AlphaNet sandwich steps (train_step_reference.json, tiny space):
 /// losses, gradients, weights and momentum after each step.
@@ -41,9 +41,9 @@ import ReferenceFixtures
         return ok
     }
 
-    @Test func twoSandwichStepsMatchOfficialCode() throws {
+    @Test(.requires(.referenceData)) func twoSandwichStepsMatchOfficialCode() throws {
         let space = try SearchSpace(contentsOf: Paths.space("tiny"))
-        let ref = try loadJSON(Paths.shared + "/reference/train_step_reference.json")
+        let ref = try loadJSON(Paths.reference + "/train_step_reference.json")
         let setup = try #require(ref["setup"])
         let archs = try #require(setup["subnets_in_order"]?.arrayValue).map { try Arch(json: $0) }
         let shape = try #require(setup["input"]?["shape"]?.arrayValue).compactMap(\.intValue).map(Int.init)

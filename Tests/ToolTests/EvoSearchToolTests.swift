@@ -1,6 +1,7 @@
 import FileFormats
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the built evo-search binary (next to the test bundle, or in
 /// .build/debug) in a fresh temporary directory, with fake evaluators
@@ -10,8 +11,6 @@ enum EvoTool {
     static let space = repo + "/pipelines/spaces/alphanet.json"
 
     static var binary: String { ToolHarness.binDir + "/evo-search" }
-
-    static let hasPython: Bool = (try? run(["/bin/sh", "-c", "command -v python3"], in: NSTemporaryDirectory()).status) == 0
 
     struct Result {
         var status: Int32
@@ -90,8 +89,7 @@ enum EvoTool {
                          "--flops-min", "200", "--flops-max", "1200", "--seed", "3"] + extra, in: dir)
     }
 
-    @Test func frontIsSortedNonDominatedAndBudgetKept() throws {
-        guard EvoTool.hasPython else { print("evo-search tool tests skipped: no python3"); return }
+    @Test(.requires(.python3)) func frontIsSortedNonDominatedAndBudgetKept() throws {
         let r = try search(["--budget", "130", "--log", "all.jsonl"], evaluator: EvoTool.evaluator("ok", log: "sent.jsonl"))
         #expect(r.status == 0, "\(r.stderr)")
         let sent = EvoTool.lines(file: dir + "/sent.jsonl")
@@ -110,8 +108,7 @@ enum EvoTool {
         #expect(r.stderr.contains("evo-search: generation 0:") && r.stderr.contains("HV70"))
     }
 
-    @Test func officialStartsFromTheMinSubnet() throws {
-        guard EvoTool.hasPython else { return }
+    @Test(.requires(.python3)) func officialStartsFromTheMinSubnet() throws {
         let r = try search(["--algorithm", "official", "--population", "20", "--mutate", "8", "--crossover", "8", "--budget", "50"],
                            evaluator: EvoTool.evaluator("ok", log: "sent.jsonl"))
         #expect(r.status == 0, "\(r.stderr)")
@@ -123,8 +120,7 @@ enum EvoTool {
         #expect(sent.dropFirst().allSatisfy { (200...1200).contains($0["flops"]?.doubleValue ?? 0) })
     }
 
-    @Test func resumeEvaluatesNothingTwice() throws {
-        guard EvoTool.hasPython else { return }
+    @Test(.requires(.python3)) func resumeEvaluatesNothingTwice() throws {
         let a = try search(["--budget", "100", "--state", "s.json"], evaluator: EvoTool.evaluator("ok", log: "sent1.jsonl"))
         #expect(a.status == 0, "\(a.stderr)")
         #expect(EvoTool.stateResults(dir + "/s.json") == 100)
@@ -148,9 +144,8 @@ enum EvoTool {
         #expect(other.stderr.contains("seed"))
     }
 
-    @Test(arguments: [("exit", "exited with status 3"), ("garbage", "not JSON"), ("skip", "another arch"), ("sleep", "timeout")])
+    @Test(.requires(.python3), arguments: [("exit", "exited with status 3"), ("garbage", "not JSON"), ("skip", "another arch"), ("sleep", "timeout")])
     func misbehavingEvaluator(mode: String, reason: String) throws {
-        guard EvoTool.hasPython else { return }
         let r = try search(["--budget", "60", "--state", "s.json", "--evaluator-timeout", "2"],
                            evaluator: EvoTool.evaluator(mode, log: "sent.jsonl"))
         #expect(r.status == 1)
@@ -189,10 +184,9 @@ enum EvoTool {
     }
 
     /// A predictor fitted by fit-predictor drives the search in-process.
-    @Test func predictorFileAsEvaluator() throws {
+    @Test(.requires(.python3), .requires(.oracle)) func predictorFileAsEvaluator() throws {
         let h = try ToolHarness()
-        let oracle = ToolHarness.repo + "/../shared/oracle/oracle.py"
-        let fit = try h.shell("sample-subnets --space \(EvoTool.space) -n 120 --seed 5 | python3 \(oracle) > train.jsonl && fit-predictor --folds 3 -o p.json < train.jsonl")
+        let fit = try h.shell("sample-subnets --space \(EvoTool.space) -n 120 --seed 5 | python3 \(Paths.oracle) > train.jsonl && fit-predictor --folds 3 -o p.json < train.jsonl")
         #expect(fit.status == 0, "\(fit.stderr)")
         let r = try h.run("evo-search", ["--space", EvoTool.space, "--predictor", "p.json", "--budget", "300", "--flops-min", "200", "--flops-max", "600", "--population", "64", "--mutate", "32", "--crossover", "32"])
         #expect(r.status == 0, "\(r.stderr)")

@@ -1,6 +1,7 @@
 import FileFormats
 import Foundation
 import Testing
+import TestSupport
 
 /// Scripts/import-torch-checkpoint.py, fed a stand-in for torch.load (JSON with
 /// the official structure: 'state_dict', 'module.' prefixes, nested lists),
@@ -8,7 +9,7 @@ import Testing
 /// as the checkpoint it was made from.
 @Suite("import-torch-checkpoint", .serialized)
 struct InferImportTests {
-    @Test func convertedStateDictGivesTheSameLogits() throws {
+    @Test(.requires(.python3)) func convertedStateDictGivesTheSameLogits() throws {
         let f = try EstimationFixture()
         let original = try TensorFile(contentsOf: f.checkpoint)
         var state = "{\"epoch\": 3, \"state_dict\": {"
@@ -53,8 +54,8 @@ struct InferImportTests {
     /// tensors under `module.` names, saved the way the official trainer saves
     /// ({epoch, state_dict, optimizer, args}), then converted back. Runs where
     /// `import torch` works; `.ci/run` installs torch and sets ALPHANET_REQUIRE_TORCH=1,
-    /// which turns a missing torch into a failure instead of a skip.
-    @Test(.enabled(if: InferImportTests.torchUsable, "needs python3 with torch (Scripts/install-deps --with-torch)"))
+    /// which turns a missing torch into a failure instead of a skip (see `Dependency`).
+    @Test(.requires(.torch))
     func realTorchCheckpointRoundTrips() throws {
         let f = try EstimationFixture()
         let save = #"""
@@ -110,18 +111,6 @@ struct InferImportTests {
         #expect(r.status == 0, "\(r.stderr)")
         return try #require(try TensorFile(contentsOf: f.h.path("l.safetensors"))["logits"]).floats()
     }
-
-    static let torchUsable: Bool = {
-        if ProcessInfo.processInfo.environment["ALPHANET_REQUIRE_TORCH"] == "1" { return true }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import torch"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }()
 
     func nested(_ values: [String], shape: [Int]) -> String {
         guard let d = shape.first else { return values.first ?? "0" }

@@ -1,4 +1,4 @@
-import ReferenceFixtures
+import TestSupport
 import Foundation
 import Testing
 @testable import Training
@@ -54,7 +54,7 @@ struct LossReference: Decodable, Sendable {
 /// batch-mean softmax gradient (a row's gradient has L1 norm up to 2/B), so the
 /// `student_equals_teacher` case, whose KL/adaptive gradient is exactly zero
 /// mathematically and rounding noise in the reference, is measured sensibly.
-@Suite("Losses against the official PyTorch values", .enabled(if: ReferenceFiles.referenceFilesAvailable))
+@Suite("Losses against the official PyTorch values", .requires(.referenceData))
 struct LossReferenceTests {
     static let precisions = ["f32", "f64"]
 

@@ -1,5 +1,5 @@
 import NASCore
-import ReferenceFixtures
+import TestSupport
 import Testing
 @testable import Training
 

@@ -3,33 +3,14 @@ import Foundation
 /// The official reference files (../shared/reference) and the error measures the
 /// tests compare against them with; shared by every test target.
 public enum ReferenceFiles {
-    /// The folder holding the official reference files (`losses.json`,
+    /// The folder of the official reference files (`losses.json`,
     /// `generator_checksums.json`, ...): `$ALPHANET_REFERENCE_DIR`, else
-    /// `shared/reference` in the package root, else `/work/shared/reference`.
-    public static let referenceDirectory: URL? = {
-        var candidates: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["ALPHANET_REFERENCE_DIR"] {
-            candidates.append(URL(fileURLWithPath: env))
-        }
-        let packageRoot = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(packageRoot.appendingPathComponent("shared/reference"))
-        candidates.append(URL(fileURLWithPath: "/work/shared/reference"))
-        return candidates.first {
-            FileManager.default.fileExists(atPath: $0.appendingPathComponent("GENERATOR.md").path)
-        }
-    }()
-
-    public static var referenceFilesAvailable: Bool { referenceDirectory != nil }
-
-    public struct MissingReference: Error, CustomStringConvertible {
-        public var file: String
-        public var description: String { "reference file \(file) not found (set ALPHANET_REFERENCE_DIR)" }
-    }
+    /// ../shared/reference beside the repository. Tests that read it carry
+    /// `.requires(.referenceData)`.
+    public static var referenceDirectory: URL { URL(fileURLWithPath: Paths.reference) }
 
     public static func decodeReference<T: Decodable>(_ type: T.Type, file: String) throws -> T {
-        guard let dir = referenceDirectory else { throw MissingReference(file: file) }
-        let data = try Data(contentsOf: dir.appendingPathComponent(file))
+        let data = try Data(contentsOf: referenceDirectory.appendingPathComponent(file))
         return try JSONDecoder().decode(type, from: data)
     }
 
