@@ -25,7 +25,6 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (Int32, String, String)
 /// An independent safetensors reader and writer: Python's standard library only.
 let pythonSafetensors = #"""
 import json, struct, sys
-import TestSupport
 def read(path):
     b = open(path, 'rb').read()
     n = struct.unpack('<Q', b[:8])[0]
