@@ -21,7 +21,9 @@ struct ShardFixture {
             let n = min(perShard, images - k)
             var px: [UInt8] = []
             for j in 0..<n { for _ in 0..<(size * size) { for c in 0..<3 { px.append(UInt8(10 * (k + j) + c)) } } }
-            var f = TensorFile(metadata: ["split": "train", "size": String(size), "classes": "[\"a\",\"b\"]"])
+            // Image i has label i: the class list names one class per image.
+            let names = (0..<images).map { "\"c\($0)\"" }.joined(separator: ",")
+            var f = TensorFile(metadata: ["split": "train", "size": String(size), "classes": "[\(names)]"])
             f["images"] = Tensor(px, shape: [n, size, size, 3])
             f["labels"] = Tensor((k..<(k + n)).map { Int32($0) }, shape: [n])
             try f.write(to: dir.appendingPathComponent(String(format: "train-%05d.safetensors.lz4", s)).path)
@@ -53,7 +55,7 @@ struct BatchLoaderTests {
             labels += b.labels
         }
         #expect(labels == [0, 1, 2, 3, 4])
-        #expect(loader.classes == ["a", "b"])
+        #expect(loader.classes == (0..<fx.images).map { "c\($0)" })
     }
 
     @Test func shufflingIsAPermutationAndFixedBySeed() throws {
