@@ -115,7 +115,7 @@ public final class EstimationRun {
             var request: ArchRequest
             var accuracy: SubnetAccuracy
             var cached: Bool
-            var cacheFailure: Failure?
+            var failure: Failure?
         }
         final class Shared: @unchecked Sendable {
             let first = Mutex<(any Error)?>(nil)
@@ -126,14 +126,19 @@ public final class EstimationRun {
         let shared = Shared()
         let start = monotonicSeconds()
         let estimator = self.estimator, cache = self.cache, digest = checkpointDigest, settings = data.settings
+        let checkpointPath = self.settings.checkpointPath
         let queue = OrderedWorkQueue<ArchRequest, Answer>(jobs: self.settings.jobs, work: { request, job in
             let acc = estimator.evaluate(request.arch, job: job)
             var failure: Failure?
+            if acc.nonFinite {
+                failure = .data("the subnet's logits are not finite: the checkpoint's weights or BN statistics hold NaN or infinity", at: checkpointPath)
+                return Answer(request: request, accuracy: acc, cached: false, failure: failure)
+            }
             do { try cache?.store(acc, checkpoint: digest, settings: settings, arch: request.arch) } catch { failure = (error as? Failure) ?? .io("\(error)") }
-            return Answer(request: request, accuracy: acc, cached: false, cacheFailure: failure)
+            return Answer(request: request, accuracy: acc, cached: false, failure: failure)
         }, deliver: { [self] _, answer in
             guard shared.failed == nil else { return }
-            if let f = answer.cacheFailure { shared.fail(f); return }
+            if let f = answer.failure { shared.fail(f); return }
             do { try write(annotated(answer.request, answer.accuracy)) } catch { shared.fail(error); return }
             if answer.cached { shared.progress.cached += 1 } else { shared.progress.computed += 1 }
             shared.progress.seconds = monotonicSeconds() - start
@@ -143,7 +148,7 @@ public final class EstimationRun {
         do {
             while shared.failed == nil, let request = try next() {
                 if let hit = cache?.lookup(checkpoint: digest, settings: settings, arch: request.arch) {
-                    queue.submit(ready: Answer(request: request, accuracy: hit, cached: true, cacheFailure: nil))
+                    queue.submit(ready: Answer(request: request, accuracy: hit, cached: true, failure: nil))
                 } else {
                     queue.submit(request)
                 }

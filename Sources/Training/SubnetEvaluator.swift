@@ -14,6 +14,17 @@ public struct SubnetAccuracy: Sendable, Equatable {
     /// Mean cross-entropy (no label smoothing).
     public var loss: Double
     public var images: Int
+    /// Some logit was NaN or infinite (non-finite weights or statistics): the other
+    /// fields mean nothing.
+    public var nonFinite = false
+
+    public init(acc1: Double, acc5: Double, loss: Double, images: Int, nonFinite: Bool = false) {
+        self.acc1 = acc1
+        self.acc5 = acc5
+        self.loss = loss
+        self.images = images
+        self.nonFinite = nonFinite
+    }
 }
 
 /// Evaluates subnets as the official code does before reporting accuracy:
@@ -86,12 +97,14 @@ public final class SubnetEvaluator {
         var random = SeededRandom(seed: 0)
         var top1 = 0, top5 = 0, count = 0
         var lossSum = 0.0
+        var nonFinite = false
         let classes = model.space.nClasses
         for b in batches {
             let logits = b.images.withUnsafeBufferPointer {
                 model.forward(arch: arch, input: $0, shape: Shape4(n: b.count, h: b.resolution, w: b.resolution, c: 3),
                               normalization: .runningStatistics, trainable: false, random: &random)
             }
+            if !nonFinite, logits.contains(where: { !$0.isFinite }) { nonFinite = true }
             let m = Metrics.score(logits: logits, labels: b.labels, classes: classes)
             top1 += m.top1
             top5 += m.top5
@@ -99,7 +112,8 @@ public final class SubnetEvaluator {
             count += b.count
         }
         let n = Double(max(1, count))
-        return SubnetAccuracy(acc1: 100 * Double(top1) / n, acc5: 100 * Double(top5) / n, loss: lossSum / n, images: count)
+        return SubnetAccuracy(acc1: 100 * Double(top1) / n, acc5: 100 * Double(top5) / n, loss: lossSum / n, images: count,
+                              nonFinite: nonFinite)
     }
 }
 

@@ -1,0 +1,88 @@
+import FileFormats
+import Foundation
+import Testing
+
+/// Bad values in well-formed files: each is one error line with exit 65 naming the
+/// file, never a trap, a hang or a number.
+@Suite("Bad values")
+struct BadValuesTests {
+    typealias F = TrainSupernetFixtures
+
+    /// A shard of `count` images of `height` x 16 with the given labels (int64 when any
+    /// does not fit int32) and, unless nil, the micro space's 4-class list.
+    static func writeShard(_ path: String, height: Int = 16, labels: [Int64], classes: Bool = true) throws {
+        var f = TensorFile(metadata: classes ? ["classes": "[\"c0\",\"c1\",\"c2\",\"c3\"]"] : [:])
+        f["images"] = Tensor([UInt8](repeating: 100, count: labels.count * height * 16 * 3), shape: [labels.count, height, 16, 3])
+        if labels.allSatisfy({ Int64(Int32.min)...Int64(Int32.max) ~= $0 }) {
+            f["labels"] = Tensor(labels.map { Int32($0) }, shape: [labels.count])
+        } else {
+            f["labels"] = Tensor(labels, shape: [labels.count])
+        }
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try f.write(to: path)
+    }
+
+    /// A micro-space checkpoint (step 0) and the min arch line.
+    static func checkpoint(_ h: ToolHarness) throws -> String {
+        try F.make(in: h, trainImages: 16, valImages: 16)
+        let r = try h.run("train-supernet", F.common(h) + ["--steps", "0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try #require(try h.run("sample-subnets", ["--space", h.path("micro.json"), "--min"]).lines.first)
+    }
+
+    @Test(arguments: [(Int64(255), true), (Int64(Int32.max), true), (-1, true), (Int64(1) << 32 + 1, true), (7, false)])
+    func labelsOutsideTheClassesAreBadData(label: Int64, withClassList: Bool) throws {
+        let h = try ToolHarness()
+        let arch = try Self.checkpoint(h)
+        try Self.writeShard(h.path("bad/val-00000.safetensors.lz4"), labels: [0, 1, label, 2], classes: withClassList)
+        let est = try h.run("estimate-acc", ["--checkpoint", "c.safetensors.lz4", "--calib", h.path("train"), "--val", h.path("bad"),
+                                             "--calib-batches", "1", "--batch-size", "8"], stdin: arch + "\n")
+        #expect(est.status == 65, "label \(label): \(est.stderr)")
+        #expect(est.stderr.contains("bad"), "\(est.stderr)")
+        #expect(est.stdout.isEmpty)
+        var args = F.common(h, checkpoint: "t.safetensors.lz4")
+        args[args.firstIndex(of: "--data")! + 1] = h.path("bad")
+        let train = try h.run("train-supernet", args + ["--batch-size", "4", "--steps", "1"])
+        #expect(train.status == 65, "label \(label): \(train.stderr)")
+        #expect(!F.listing(h).contains("t.safetensors.lz4"))
+    }
+
+    @Test func imagesOfHeightZeroAreBadData() throws {
+        let h = try ToolHarness()
+        let arch = try Self.checkpoint(h)
+        try Self.writeShard(h.path("flat/val-00000.safetensors.lz4"), height: 0, labels: [0, 1])
+        let est = try h.run("estimate-acc", ["--checkpoint", "c.safetensors.lz4", "--calib", h.path("flat"), "--val", h.path("val"),
+                                             "--calib-batches", "1", "--batch-size", "8"], stdin: arch + "\n")
+        #expect(est.status == 65, "\(est.stderr)")
+        #expect(est.stderr.contains("0x16"), "\(est.stderr)")
+    }
+
+    /// Shards that hold no image: an error at once, not a loop over empty epochs.
+    @Test func shardsWithoutImagesEndTrainingWithAnError() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 16, valImages: 16)
+        try Self.writeShard(h.path("empty/train-00000.safetensors.lz4"), labels: [])
+        var args = F.common(h)
+        args[args.firstIndex(of: "--data")! + 1] = h.path("empty")
+        let r = try h.run("train-supernet", args + ["--steps", "2"])
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr.contains("no images"), "\(r.stderr)")
+    }
+
+    /// A checkpoint whose weights hold NaN gives an error, never acc1 100.
+    @Test func nonFiniteWeightsAreBadData() throws {
+        let h = try ToolHarness()
+        let arch = try Self.checkpoint(h)
+        var file = try TensorFile(contentsOf: h.path("c.safetensors.lz4"))
+        let name = try #require(file.tensors.first { $0.name.hasSuffix("classifier.linear.weight") || $0.name.hasSuffix("linear.weight") }?.name)
+        let t = try #require(file[name])
+        file[name] = Tensor([Float](repeating: .nan, count: t.count), shape: t.shape)
+        try file.write(to: h.path("nan.safetensors.lz4"))
+        let r = try h.run("estimate-acc", ["--checkpoint", "nan.safetensors.lz4", "--calib", h.path("train"), "--val", h.path("val"),
+                                           "--calib-batches", "1", "--batch-size", "8", "--cache", "cache.jsonl"], stdin: arch + "\n")
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr.contains("not finite"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty, "an accuracy was printed: \(r.stdout)")
+        #expect((try? String(contentsOfFile: h.path("cache.jsonl"), encoding: .utf8)) ?? "" == "", "a non-finite result was cached")
+    }
+}
