@@ -44,3 +44,35 @@ extension JSONLinesReader {
         }
     }
 }
+
+/// An `--arch` value: an arch JSON object, or `@FILE` for the first arch line of a
+/// file (`@-`: stdin). Checked against the space at any resolution within 8...1024
+/// (the forward pass runs at whatever resolution the arch names).
+public enum ArchArgument {
+    public static func read(_ text: String, in space: SearchSpace) throws -> Arch {
+        let json: JSONValue
+        let location: String
+        if text.hasPrefix("@") {
+            var reader = try JSONLinesReader(path: String(text.dropFirst()))
+            defer { reader.close() }
+            guard let first = try reader.next() else { throw Failure.data("no arch line", at: reader.sourceName) }
+            json = first
+            location = reader.location
+        } else {
+            do { json = try JSONValue.parse(text) } catch { throw Failure.usage("\(error)", at: "--arch") }
+            location = "--arch"
+        }
+        do {
+            let a = try Arch(json: json)
+            var check = a
+            if let r = space.resolutions.first { check.resolution = r }
+            try check.validate(in: space)
+            guard a.resolution >= 8 && a.resolution <= 1024 else {
+                throw Failure.data("resolution: \(a.resolution) is outside 8...1024", at: location)
+            }
+            return a
+        } catch let e as any ReportableError {
+            throw e.located(at: location)
+        }
+    }
+}

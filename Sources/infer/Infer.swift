@@ -57,7 +57,7 @@ struct Infer: Tool {
 
     mutating func execute() throws {
         let ckpt = try checkpointOptions.load()
-        let subnet = try readArch(in: ckpt.space)
+        let subnet = try ArchArgument.read(arch, in: ckpt.space)
         let input: InferenceImages
         if transform == .eval {
             input = try InferenceImages(evalTransformOf: images, resolution: subnet.resolution)
@@ -94,36 +94,6 @@ struct Infer: Tool {
                 if l >= 0 && l < input.classes.count { line["label_name"] = .string(input.classes[l]) }
             }
             try out.write(line.jsonText + "\n")
-        }
-    }
-
-    /// The arch of --arch, checked against the space (any resolution: the
-    /// forward pass runs at whatever resolution the arch names).
-    func readArch(in space: SearchSpace) throws -> Arch {
-        let json: JSONValue
-        let location: String
-        if arch.hasPrefix("@") {
-            let path = String(arch.dropFirst())
-            var reader = try JSONLinesReader(path: path)
-            defer { reader.close() }
-            guard let first = try reader.next() else { throw Failure.data("no arch line", at: reader.sourceName) }
-            json = first
-            location = reader.location
-        } else {
-            do { json = try JSONValue.parse(arch) } catch { throw Failure.usage("\(error)", at: "--arch") }
-            location = "--arch"
-        }
-        do {
-            let a = try Arch(json: json)
-            var check = a
-            if let r = space.resolutions.first { check.resolution = r }
-            try check.validate(in: space)
-            guard a.resolution >= 8 && a.resolution <= 1024 else {
-                throw Failure.data("resolution: \(a.resolution) is outside 8...1024", at: location)
-            }
-            return a
-        } catch let e as any ReportableError {
-            throw e.located(at: location)
         }
     }
 }
