@@ -72,6 +72,9 @@ struct JSONParser {
     mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
         pos += 1
         var pairs: [(String, JSONValue)] = []
+        // Where each key is in `pairs`, so a repeated key (the last one wins, in the
+        // first one's place) costs O(1): a scan per key made big objects quadratic.
+        var index: [String: Int] = [:]
         skipWhitespace()
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(pairs) }
         while true {
@@ -83,7 +86,12 @@ struct JSONParser {
             pos += 1
             skipWhitespace()
             let v = try value(depth: depth + 1)
-            if let i = pairs.firstIndex(where: { $0.0 == key }) { pairs[i].1 = v } else { pairs.append((key, v)) }
+            if let i = index[key] {
+                pairs[i].1 = v
+            } else {
+                index[key] = pairs.count
+                pairs.append((key, v))
+            }
             skipWhitespace()
             guard pos < bytes.count else { throw fail("unexpected end in object") }
             if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }

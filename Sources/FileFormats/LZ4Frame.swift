@@ -34,10 +34,14 @@ public enum LZ4Frame {
     }
 
     /// Decompresses every frame in `input` (concatenated frames form one stream).
-    public static func decompress(_ input: [UInt8]) throws(TensorFileError) -> [UInt8] {
+    /// With `safetensors`, the output is a safetensors file whose header is checked as
+    /// soon as it is out, and whose size it bounds: a frame that decompresses beyond
+    /// that size (a decompression bomb) stops there with an error.
+    public static func decompress(_ input: [UInt8], safetensors: Bool = false) throws(TensorFileError) -> [UInt8] {
         var reader = ByteReader(bytes: input)
         var out: [UInt8] = []
-        while let frame = try readFrame(from: &reader) { out.append(contentsOf: frame) }
+        var bound = SafetensorsBound(enabled: safetensors)
+        while try readFrame(from: &reader, into: &out, bound: &bound) {}
         return out
     }
 
@@ -47,16 +51,22 @@ public enum LZ4Frame {
 
     /// Decodes exactly one frame from `reader`, consuming only its bytes, so the
     /// next frame of a stream stays in the reader. Nil at a clean end of input.
-    static func readFrame(from reader: inout ByteReader) throws(TensorFileError) -> [UInt8]? {
+    static func readFrame(from reader: inout ByteReader, safetensors: Bool = false) throws(TensorFileError) -> [UInt8]? {
+        var out: [UInt8] = []
+        var bound = SafetensorsBound(enabled: safetensors)
+        return try readFrame(from: &reader, into: &out, bound: &bound) ? out : nil
+    }
+
+    /// Decodes one frame from `reader`, appending to `out`; false at a clean end of input.
+    static func readFrame(from reader: inout ByteReader, into out: inout [UInt8], bound: inout SafetensorsBound) throws(TensorFileError) -> Bool {
         try reader.fill(atLeast: 4)
-        if reader.available == 0 { return nil }
+        if reader.available == 0 { return false }
         guard reader.available >= 4, hasMagic(reader.peek(4)) else {
             throw .badCompression("no LZ4 frame magic at byte \(reader.consumed)")
         }
         var dctx: OpaquePointer?
         try check(LZ4F_createDecompressionContext(&dctx, UInt32(LZ4F_VERSION)))
         defer { LZ4F_freeDecompressionContext(dctx) }
-        var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             try reader.fill(atLeast: 1)
@@ -71,11 +81,32 @@ public enum LZ4Frame {
             try check(hint)
             reader.skip(srcSize)
             out.append(contentsOf: chunk[0..<dstSize])
-            if hint == 0 { return out }
+            try bound.check(out)
+            if hint == 0 { return true }
             // More output may be pending even when no input was consumed.
             if srcSize == 0 && dstSize == 0 {
                 try reader.fill(atLeast: reader.available + 1)
             }
+        }
+    }
+}
+
+/// The size a safetensors file may have, learnt from its header as soon as the header
+/// is decompressed (its own length, then its tensors' data offsets).
+struct SafetensorsBound {
+    let enabled: Bool
+    private(set) var limit: Int?
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    mutating func check(_ out: [UInt8]) throws(TensorFileError) {
+        guard enabled else { return }
+        if limit == nil, out.count >= 8 {
+            let n = try TensorFile.headerLength(Array(out[0..<8]))
+            if out.count >= 8 + n { limit = try TensorFile.totalSize(headerPrefix: Array(out[0..<(8 + n)])) }
+        }
+        if let limit, out.count > limit {
+            throw .badCompression("decompresses beyond the \(limit) bytes its safetensors header describes")
         }
     }
 }

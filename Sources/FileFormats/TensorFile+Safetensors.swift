@@ -139,7 +139,7 @@ extension TensorFile {
     /// Reads a tensor file, compressed as LZ4 frames or plain, by sniffing the magic.
     public init(bytes: [UInt8]) throws(TensorFileError) {
         if LZ4Frame.hasMagic(bytes) {
-            try self.init(safetensors: LZ4Frame.decompress(bytes))
+            try self.init(safetensors: LZ4Frame.decompress(bytes, safetensors: true))
         } else {
             try self.init(safetensors: bytes)
         }

@@ -28,7 +28,7 @@ public struct TensorStreamReader {
         if reader.available == 0 { return nil }
         let file: TensorFile
         if reader.available >= 4, LZ4Frame.hasMagic(reader.peek(4)) {
-            guard let bytes = try LZ4Frame.readFrame(from: &reader) else { return nil }
+            guard let bytes = try LZ4Frame.readFrame(from: &reader, safetensors: true) else { return nil }
             file = try TensorFile(safetensors: bytes)
         } else {
             guard reader.available >= 8 else { throw .truncated("\(reader.available) stray bytes at the end of the stream") }

@@ -228,3 +228,41 @@ func sampleFile() -> TensorFile {
         #expect(throws: JSONParseError.self) { try JSONValue.parse(deep) }
     }
 }
+
+@Suite("Hostile tensor files and JSON")
+struct HostileInputTests {
+    /// An LZ4 frame that decompresses far beyond what its safetensors header describes
+    /// stops at the header's size: 64 MiB of zeros after a 16-byte tensor.
+    @Test func decompressionBeyondTheHeaderIsRefused() throws {
+        var f = TensorFile()
+        f["x"] = Tensor([Float](repeating: 1, count: 4), shape: [4])
+        let plain = f.serialized(compressed: false)
+        let bomb = LZ4Frame.compress(plain + [UInt8](repeating: 0, count: 64 << 20))
+        #expect(bomb.count < 1 << 20)
+        #expect(throws: TensorFileError.self) { try TensorFile(bytes: bomb) }
+        do { _ = try TensorFile(bytes: bomb) } catch {
+            guard case .badCompression(let why) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(why.contains("beyond the \(plain.count) bytes"), "\(why)")
+        }
+        #expect(try TensorFile(bytes: LZ4Frame.compress(plain)) == f)
+    }
+
+    /// A zero header length is refused after the first decompressed chunk, not after
+    /// decompressing everything.
+    @Test func zeroHeaderLengthIsRefusedEarly() {
+        let bomb = LZ4Frame.compress([UInt8](repeating: 0, count: 32 << 20))
+        #expect(throws: TensorFileError.badHeader("header length 0 is out of range")) { try TensorFile(bytes: bomb) }
+    }
+
+    /// Objects parse in time linear in their keys (a key scan per key made 80k keys
+    /// take 14 s); a repeated key keeps its first place and takes the last value.
+    @Test func bigObjectsAndRepeatedKeys() throws {
+        let n = 100_000
+        let text = "{" + (0..<n).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + ",\"k5\":-1}"
+        let v = try JSONValue.parse(text)
+        let pairs = try #require(v.objectValue)
+        #expect(pairs.count == n)
+        #expect(pairs[5].0 == "k5" && pairs[5].1 == .int(-1))
+        #expect(pairs[n - 1].0 == "k\(n - 1)")
+    }
+}
