@@ -51,7 +51,7 @@ static void an_set_message(char *message, size_t size, const char *text) {
     if (message && size > 0) snprintf(message, size, "%s", text);
 }
 
-int an_jpeg_decode(const uint8_t *data, size_t size, int min_short_side,
+int an_jpeg_decode(const uint8_t *data, size_t size, int min_short_side, uint64_t max_pixels,
                    uint8_t **out, int *width, int *height,
                    int *source_width, int *source_height,
                    char *message, size_t message_size) {
@@ -78,6 +78,12 @@ int an_jpeg_decode(const uint8_t *data, size_t size, int min_short_side,
     jpeg_read_header(&cinfo, TRUE);
     *source_width = (int)cinfo.image_width;
     *source_height = (int)cinfo.image_height;
+    if ((uint64_t)cinfo.image_width * cinfo.image_height > max_pixels) {
+        snprintf(message, message_size, "%ux%u is above the limit of %llu pixels",
+                 cinfo.image_width, cinfo.image_height, (unsigned long long)max_pixels);
+        jpeg_destroy_decompress(&cinfo);
+        return AN_TOO_LARGE;
+    }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     cinfo.dct_method = JDCT_ISLOW;
@@ -193,7 +199,7 @@ int an_jpeg_encode(const uint8_t *pixels, int width, int height, int channels,
 
 // ---- PNG (libpng's simplified API: no longjmp crosses this file) -----------
 
-int an_png_decode(const uint8_t *data, size_t size, uint8_t **out,
+int an_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, uint8_t **out,
                   int *width, int *height, char *message, size_t message_size) {
     png_image image;
     *out = NULL;
@@ -202,6 +208,12 @@ int an_png_decode(const uint8_t *data, size_t size, uint8_t **out,
     if (!png_image_begin_read_from_memory(&image, data, size)) {
         an_set_message(message, message_size, image.message);
         return AN_CORRUPT;
+    }
+    if ((uint64_t)image.width * image.height > max_pixels) {
+        snprintf(message, message_size, "%ux%u is above the limit of %llu pixels",
+                 (unsigned)image.width, (unsigned)image.height, (unsigned long long)max_pixels);
+        png_image_free(&image);
+        return AN_TOO_LARGE;
     }
     image.format = PNG_FORMAT_RGB;
     size_t bytes = PNG_IMAGE_SIZE(image);

@@ -50,8 +50,9 @@ public enum ImageFormat: String, Sendable {
 /// catches libjpeg's longjmp errors and returns status codes; each C function is
 /// wrapped once here and its status turned into a thrown `ImageDecodeError`.
 public enum ImageCodec {
-    /// Refuse images above this many pixels (a corrupt header must not make us
-    /// allocate gigabytes); the largest ImageNet image is ~ 40 Mpixel... far below.
+    /// Images whose header claims more pixels are refused before anything is decoded
+    /// or allocated (a tiny file can claim 60000x60000): 2^28, 268 Mpixel, far above
+    /// any ImageNet photo.
     public static let maxPixels = 1 << 28
 
     /// Decodes a JPEG or PNG to RGB. Greyscale is replicated to three channels,
@@ -71,9 +72,9 @@ public enum ImageCodec {
             message.withUnsafeMutableBufferPointer { msg in
                 switch format {
                 case .jpeg:
-                    return an_jpeg_decode(src.baseAddress, src.count, Int32(clamping: minimumShortSide), &out, &w, &h, &sw, &sh, msg.baseAddress, msg.count)
+                    return an_jpeg_decode(src.baseAddress, src.count, Int32(clamping: minimumShortSide), UInt64(maxPixels), &out, &w, &h, &sw, &sh, msg.baseAddress, msg.count)
                 case .png:
-                    return an_png_decode(src.baseAddress, src.count, &out, &w, &h, msg.baseAddress, msg.count)
+                    return an_png_decode(src.baseAddress, src.count, UInt64(maxPixels), &out, &w, &h, msg.baseAddress, msg.count)
                 }
             }
         }
@@ -82,7 +83,7 @@ public enum ImageCodec {
         switch Int(status) {
         case Int(AN_OK): break
         case Int(AN_TRUNCATED): throw .truncated("\(format.rawValue): \(why)")
-        case Int(AN_NOMEM): throw .tooLarge("\(format.rawValue): \(why)")
+        case Int(AN_NOMEM), Int(AN_TOO_LARGE): throw .tooLarge("\(format.rawValue): \(why)")
         default: throw .corrupt("\(format.rawValue): \(why)")
         }
         guard let out, w > 0, h > 0 else { throw .corrupt("\(format.rawValue): no pixels") }

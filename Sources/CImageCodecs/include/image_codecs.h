@@ -12,14 +12,16 @@ enum {
     AN_CORRUPT = 1,   // the codec rejected the data (message says why)
     AN_TRUNCATED = 2, // the data ends before the image does
     AN_NOMEM = 3,
+    AN_TOO_LARGE = 4, // the header claims more pixels than max_pixels: nothing was decoded
 };
 
 /// Decodes a JPEG to 8-bit RGB (greyscale replicated, CMYK/YCCK converted as
 /// Pillow does: R = (255-C)(255-K)/255, Adobe files stored inverted).
 /// `min_short_side` > 0 enables DCT-domain downscaling by 1/2, 1/4 or 1/8: the
 /// largest reduction whose shorter side is still >= min_short_side.
-/// On success *out holds width*height*3 bytes.
-int an_jpeg_decode(const uint8_t *data, size_t size, int min_short_side,
+/// An image whose header claims more than `max_pixels` pixels is refused before any
+/// pixel memory is allocated. On success *out holds width*height*3 bytes.
+int an_jpeg_decode(const uint8_t *data, size_t size, int min_short_side, uint64_t max_pixels,
                    uint8_t **out, int *width, int *height,
                    int *source_width, int *source_height,
                    char *message, size_t message_size);
@@ -31,7 +33,8 @@ int an_jpeg_encode(const uint8_t *pixels, int width, int height, int channels,
                    char *message, size_t message_size);
 
 /// Decodes a PNG (any bit depth, palette, grey, alpha) to 8-bit RGB; alpha is dropped.
-int an_png_decode(const uint8_t *data, size_t size, uint8_t **out,
+/// Refused, as for JPEG, when the header claims more than `max_pixels` pixels.
+int an_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, uint8_t **out,
                   int *width, int *height, char *message, size_t message_size);
 
 /// Encodes 8-bit pixels (channels 1 = grey, 3 = RGB, 4 = RGBA) as PNG.
