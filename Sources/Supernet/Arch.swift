@@ -26,6 +26,16 @@ public struct Arch: Sendable, Hashable, Codable {
 public typealias ArchError = FieldError
 
 extension Arch {
+    /// Bounds every arch of a MobileNetV3-like space keeps, whatever the space: checked
+    /// when an arch is read, so a line claiming resolution 10^9 or kernel 4 is bad data
+    /// before any FLOPs are counted or memory allocated (the space's own lists are
+    /// checked by `validate(in:)`).
+    public static let resolutionRange = 8...1024
+    public static let widthRange = 1...8192
+    public static let depthRange = 1...32
+    public static let kernelRange = 1...15
+    public static let expandRange = 1...16
+
     /// Reads the official keys of an arch JSON object; other keys are ignored.
     public init(json: JSONValue) throws(ArchError) {
         guard case .object = json else { throw ArchError(field: "arch", message: "expected a JSON object") }
@@ -45,8 +55,22 @@ extension Arch {
             }
             return out
         }
-        self.init(resolution: try int("resolution"), width: try list("width", count: 9), depth: try list("depth", count: 7),
-                  kernelSize: try list("kernel_size", count: 7), expandRatio: try list("expand_ratio", count: 7))
+        func bounded(_ key: String, _ values: [Int], _ range: ClosedRange<Int>, odd: Bool = false) throws(ArchError) -> [Int] {
+            for (i, v) in values.enumerated() {
+                guard range.contains(v) else { throw ArchError(field: "\(key)[\(i)]", message: "\(v) is outside \(range)") }
+                guard !odd || v % 2 == 1 else { throw ArchError(field: "\(key)[\(i)]", message: "\(v) is not an odd kernel size") }
+            }
+            return values
+        }
+        let resolution = try int("resolution")
+        guard Arch.resolutionRange.contains(resolution) else {
+            throw ArchError(field: "resolution", message: "\(resolution) is outside \(Arch.resolutionRange)")
+        }
+        self.init(resolution: resolution,
+                  width: try bounded("width", try list("width", count: 9), Arch.widthRange),
+                  depth: try bounded("depth", try list("depth", count: 7), Arch.depthRange),
+                  kernelSize: try bounded("kernel_size", try list("kernel_size", count: 7), Arch.kernelRange, odd: true),
+                  expandRatio: try bounded("expand_ratio", try list("expand_ratio", count: 7), Arch.expandRange))
     }
 
     /// Checks every value against the space's choice lists.

@@ -46,8 +46,8 @@ extension JSONLinesReader {
 }
 
 /// An `--arch` value: an arch JSON object, or `@FILE` for the first arch line of a
-/// file (`@-`: stdin). Checked against the space at any resolution within 8...1024
-/// (the forward pass runs at whatever resolution the arch names).
+/// file (`@-`: stdin). Checked against the space at any resolution within
+/// `Arch.resolutionRange` (the forward pass runs at whatever resolution the arch names).
 public enum ArchArgument {
     public static func read(_ text: String, in space: SearchSpace) throws -> Arch {
         let json: JSONValue
@@ -67,9 +67,6 @@ public enum ArchArgument {
             var check = a
             if let r = space.resolutions.first { check.resolution = r }
             try check.validate(in: space)
-            guard a.resolution >= 8 && a.resolution <= 1024 else {
-                throw Failure.data("resolution: \(a.resolution) is outside 8...1024", at: location)
-            }
             return a
         } catch let e as any ReportableError {
             throw e.located(at: location)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FileFormats
 import Search
+import Supernet
 import ToolSupport
 import System
 
@@ -27,6 +28,9 @@ struct PredictAcc: Tool {
     @Option(help: ArgumentHelp("Key to write (default: the predictor's target followed by _pred).", valueName: "key"))
     var key: String?
 
+    @Option(help: ArgumentHelp("Search space JSON: every arch line must be one of its subnets (without it, archs are only checked to be plausible).", valueName: "file"))
+    var space: String?
+
     mutating func execute() throws {
         let model: Predictor
         model = try Predictor(contentsOf: predictor)
@@ -45,7 +49,13 @@ struct PredictAcc: Tool {
             lines.removeAll(keepingCapacity: true)
             x.removeAll(keepingCapacity: true)
         }
+        let space = try self.space.map { try SearchSpace(contentsOf: $0) }
         while let line = try reader.next() {
+            // An arch the predictor has never seen the like of gets no number.
+            do {
+                let arch = try Arch(json: line)
+                try space.map { s throws(ArchError) in try arch.validate(in: s) }
+            } catch { throw error.located(at: reader.location) }
             do { try model.features.values(in: line, appendingTo: &x) } catch { throw error.located(at: reader.location) }
             lines.append(line)
             if lines.count == batch { try flush() }

@@ -85,4 +85,44 @@ struct BadValuesTests {
         #expect(r.stdout.isEmpty, "an accuracy was printed: \(r.stdout)")
         #expect((try? String(contentsOfFile: h.path("cache.jsonl"), encoding: .utf8)) ?? "" == "", "a non-finite result was cached")
     }
+
+    /// Archs outside any plausible space are bad data naming the field, before FLOPs are
+    /// counted or memory allocated; with --space, predict-acc checks the space's lists.
+    @Test(arguments: [("resolution", "1000000000"), ("kernel_size", "4"), ("depth", "-1")])
+    func implausibleArchsAreBadData(field: String, value: String) throws {
+        let h = try ToolHarness()
+        let space = ToolHarness.space("tiny")
+        let base = try #require(try h.run("sample-subnets", ["--space", space, "--min"]).lines.first)
+        var json = try JSONValue.parse(base)
+        if field == "resolution" {
+            json["resolution"] = .int(Int64(value) ?? 0)
+        } else {
+            var list = try #require(json[field]?.arrayValue)
+            list[2] = .int(Int64(value) ?? 0)
+            json[field] = .array(list)
+        }
+        let line = json.jsonText + "\n"
+        let flops = try h.run("count-flops", ["--space", space, "--any-resolution"], stdin: line)
+        #expect(flops.status == 65, "\(flops.stderr)")
+        #expect(flops.stderr.contains("<stdin>:1: \(field)"), "\(flops.stderr)")
+        try Data(line.utf8).write(to: URL(fileURLWithPath: h.path("bad.jsonl")))
+        let fit = try h.shell("sample-subnets --space \(space) -n 40 --seed 2 | jq -c '.acc1 = .flops' | fit-predictor --folds 0 -o p.json")
+        #expect(fit.status == 0, "\(fit.stderr)")
+        let predicted = try h.run("predict-acc", ["--predictor", "p.json", "bad.jsonl"])
+        #expect(predicted.status == 65, "\(predicted.stderr)")
+        #expect(predicted.stderr.contains("bad.jsonl:1: \(field)"), "\(predicted.stderr)")
+        #expect(predicted.stdout.isEmpty)
+    }
+
+    @Test func predictAccChecksTheSpaceWhenGivenOne() throws {
+        let h = try ToolHarness()
+        let fit = try h.shell("sample-subnets --space \(ToolHarness.space("tiny")) -n 40 --seed 2 | jq -c '.acc1 = .flops' | fit-predictor --folds 0 -o p.json")
+        #expect(fit.status == 0, "\(fit.stderr)")
+        let official = try #require(try h.run("sample-subnets", ["--space", ToolHarness.space("alphanet"), "--min"]).lines.first)
+        let loose = try h.run("predict-acc", ["--predictor", "p.json"], stdin: official + "\n")
+        #expect(loose.status == 0, "plausible, so answered without --space: \(loose.stderr)")
+        let strict = try h.run("predict-acc", ["--predictor", "p.json", "--space", ToolHarness.space("tiny")], stdin: official + "\n")
+        #expect(strict.status == 65, "\(strict.stderr)")
+        #expect(strict.stderr.contains("<stdin>:1: resolution"), "\(strict.stderr)")
+    }
 }
