@@ -21,7 +21,8 @@ struct EvoSearch: Tool {
             order, without waiting for the end of its input (estimate-acc and predict-acc fit). \
             Every arch sent counts against --budget, and no arch is sent twice. If it exits, \
             writes garbage, answers too few lines or exceeds --evaluator-timeout, evo-search \
-            names the arch in flight, saves the state, prints the front found so far and exits 1.
+            names the arch in flight, saves the state, writes the front found so far (to \
+            FILE.partial with -o FILE; nothing under FILE itself) and exits 1.
 
             --algorithm front (the default) is ours: variation around the current front, \
             screened by a surrogate refitted to every result. --algorithm official reproduces \
@@ -120,10 +121,13 @@ struct EvoSearch: Tool {
                 Diagnostics.info("generation \(report.generation): \(report.evaluations) evaluations (\(report.sent) sent\(replayed)), "
                     + "front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
             }
-        } catch let stopped as SearchRun.Interrupted {
-            // Keep what was done: the log and the front so far (the state is saved).
+        } catch var stopped as SearchRun.Interrupted {
+            // Keep what was done: the log and the front so far (the state is saved), the
+            // front never under the final name of a finished search.
             try writeLog(stopped.records)
-            try writeFront(stopped.front)
+            let partial = output.flatMap { $0 == "-" ? nil : $0 + ".partial" }
+            try writeFront(stopped.front, to: partial)
+            stopped.frontWrittenTo = partial ?? "<stdout>"
             throw stopped
         }
         if let warning { Diagnostics.warning(warning) }
@@ -132,13 +136,13 @@ struct EvoSearch: Tool {
         }
         try writeLog(run.search.records)
         let front = run.search.front
-        try writeFront(front)
+        try writeFront(front, to: output)
         let hv = ParetoFront.hypervolume(front, bounds: settings.bounds, accuracyFloor: floor)
         Diagnostics.info("done: \(run.search.records.count) evaluations, front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
     }
 
-    func writeFront(_ front: [EvaluatedArch]) throws {
-        let sink = try OutputSink(path: output)
+    func writeFront(_ front: [EvaluatedArch], to path: String?) throws {
+        let sink = try OutputSink(path: path)
         for r in front { try sink.writeLine(r.line) }
         try sink.commit()
     }

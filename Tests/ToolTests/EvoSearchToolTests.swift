@@ -173,6 +173,16 @@ enum EvoTool {
         }
     }
 
+    /// With -o FILE, a failed search leaves nothing under FILE: the front so far goes to
+    /// FILE.partial, which the error names.
+    @Test(.requires(.python3)) func failedSearchWritesItsFrontAsPartial() throws {
+        let r = try search(["--budget", "60", "-o", "front.jsonl"], evaluator: EvoTool.evaluator("exit", log: "sent.jsonl"))
+        #expect(r.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/front.jsonl"))
+        #expect(!EvoTool.lines(file: dir + "/front.jsonl.partial").isEmpty)
+        #expect(r.stderr.contains("written to front.jsonl.partial"), "\(r.stderr)")
+    }
+
     @Test func usageErrors() throws {
         let both = try EvoTool.run([EvoTool.binary, "--space", EvoTool.space, "--evaluator", "true", "--predictor", "p.json"], in: dir)
         #expect(both.status == 64)

@@ -40,9 +40,12 @@ public final class SearchRun {
         public var front: [EvaluatedArch]
         public var records: [EvaluatedArch]
         public var statePath: String?
+        /// Where the caller wrote the front so far ("<stdout>", or a `.partial` file).
+        public var frontWrittenTo: String?
         public var status: ExitStatus { .failure }
         public var message: String {
-            "\(failure.message) (\(records.count) archs evaluated; front so far, \(front.count) archs, written"
+            "\(failure.message) (\(records.count) archs evaluated; front so far, \(front.count) archs, "
+                + (frontWrittenTo.map { "written to \($0)" } ?? "not written")
                 + (statePath.map { "; state saved to \($0)" } ?? "") + ")"
         }
     }
