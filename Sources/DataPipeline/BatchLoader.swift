@@ -101,13 +101,35 @@ public final class BatchLoader: @unchecked Sendable {
         if let pending {
             pending.wait()
             result = pendingResult.withLock { $0 } ?? .success(nil)
+        } else if exhausted {
+            return nil
         } else {
             result = Result { () throws(PackError) in try state.prepare() }
         }
+        self.pending = nil
         let prepared = try result.get()
         if classes.isEmpty { classes = state.classes }
-        guard prepared != nil else { self.pending = nil; return nil }
-        // Start the following batch while the caller trains on this one.
+        guard prepared != nil else { exhausted = true; return nil }
+        startPrefetch()
+        return prepared
+    }
+
+    /// Whether `nextPrepared` would return at once (a batch, the end, or an error),
+    /// waiting at most `seconds` for it: a caller that must stay responsive (to
+    /// signals, while a pipe or FIFO stalls) polls this instead of blocking in `next`.
+    public func waitUntilReady(seconds: Double) -> Bool {
+        if exhausted { return true }
+        if pending == nil { startPrefetch() }
+        guard let pending, pending.wait(timeout: .now() + seconds) == .success else { return false }
+        pending.signal()  // leave the batch for nextPrepared
+        return true
+    }
+
+    /// True once the source returned its end.
+    private var exhausted = false
+
+    /// Prepares (and renders) the following batch on the prefetch queue.
+    private func startPrefetch() {
         let done = DispatchSemaphore(value: 0)
         pending = done
         let res = self.resolution, aug = augmentation, st = state
@@ -120,7 +142,6 @@ public final class BatchLoader: @unchecked Sendable {
             pendingResult.withLock { $0 = r }
             done.signal()
         }
-        return prepared
     }
 
     /// Renders prepared samples at `resolution` (parallel over images on the shared

@@ -7,7 +7,8 @@ import Glibc
 /// Records SIGINT and SIGTERM instead of dying on them, so long work (a training
 /// run) can stop at a safe point: save, then exit 128 + signal. Handled on a
 /// dispatch queue, so a thread blocked in `read` does not delay the record; code
-/// that blocks should poll `received` between reads (see `waitReadable`).
+/// that may wait long (for data from a pipe) waits in slices and polls `received`
+/// between them (as TrainingRun does with `TrainingSession.dataReady(within:)`).
 public final class SignalFlag: @unchecked Sendable {
     private let sources: [DispatchSourceSignal]
     private let value: Box

@@ -152,6 +152,11 @@ public final class TrainingRun {
         let start = session.step
         var validatedAt: Int?
         while session.step < target {
+            // Wait for the batch in short slices, so a signal is honoured while a pipe,
+            // a FIFO or `--data -` stalls (the prefetch thread stays blocked in read).
+            let waitStart = monotonicSeconds()
+            while !session.dataReady(within: 0.1) && stop.received == nil {}
+            let waited = monotonicSeconds() - waitStart
             if let signal = stop.received {
                 try save()
                 reporter.info("saved \(settings.checkpointPath) at step \(session.step) after signal \(signal)")
@@ -164,8 +169,10 @@ public final class TrainingRun {
                 reporter.info("the training data ended at step \(session.step)")
                 break
             }
+            // Images per second include the wait for data: a data-bound run shows it.
+            let seconds = waited + record.seconds
             window.images += record.images
-            window.seconds += record.seconds
+            window.seconds += seconds
             if record.step % settings.logEvery == 0 || record.step == target {
                 try reporter.log(.object([
                     ("step", JSONValue(record.step)),
@@ -176,7 +183,7 @@ public final class TrainingRun {
                 ]))
                 window = (0, 0)
             }
-            let rate = Double(record.images) / max(1e-9, record.seconds)
+            let rate = Double(record.images) / max(1e-9, seconds)
             reporter.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String($0.roundedTo(3)) } ?? "-") \(rate.roundedTo(1)) img/s")
             if record.step % settings.saveEvery == 0 { try save() }
             if let validation, let every = settings.validateEvery, record.step % every == 0 {

@@ -134,9 +134,16 @@ public final class TrainingSession {
         return best
     }
 
-    /// Trains one step; nil when the data is exhausted (a stream ended).
+    /// Whether the next step's batch is ready (or the data has ended), waiting at most
+    /// `seconds`: the run polls this so a signal is honoured while the data stalls.
+    public func dataReady(within seconds: Double) -> Bool {
+        loader.waitUntilReady(seconds: seconds)
+    }
+
+    /// Trains one step; nil when the data is exhausted (a stream ended). The record's
+    /// seconds count from the call (a wait for data before it is the caller's to add).
     public func runStep() throws(Failure) -> StepRecord? {
-        let start = DispatchTimeLike.now()
+        let start = monotonicSeconds()
         let batch: Batch
         do {
             guard let b = try loader.next(resolution: inputResolution) else { return nil }
@@ -161,7 +168,7 @@ public final class TrainingSession {
             throw Failure.data("the loss became \(l) at step \(step); lower the learning rate (--lr) or check the data")
         }
         return StepRecord(step: step, learningRate: lr, losses: result.losses, maxTop1: result.firstTop1, archs: archs,
-                          images: batch.count, seconds: DispatchTimeLike.now() - start)
+                          images: batch.count, seconds: monotonicSeconds() - start)
     }
 
     /// The state to save: weights, momentum, step, random state, options.
@@ -174,15 +181,6 @@ public final class TrainingSession {
         ])
         let training = TrainingState(momentum: st.momentumBuffer, step: step, randomState: random.stateWords, info: info)
         return Checkpoint(space: space, weights: model.weights, training: training)
-    }
-}
-
-/// Monotonic seconds.
-enum DispatchTimeLike {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }
 

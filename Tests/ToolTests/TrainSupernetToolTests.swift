@@ -111,6 +111,50 @@ import Testing
         #expect(now != before, "no checkpoint was saved while running with --save-every 1")
     }
 
+    /// `--data -` from a writer that sends one shard and then stalls with the pipe open:
+    /// train-supernet trains on what came, then waits for data; SIGTERM during that wait
+    /// still saves and exits 143 (the wait is sliced, the prefetch thread stays in read).
+    @Test func sigtermIsHonouredWhileTheDataStalls() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 64)
+        let shard = try Data(contentsOf: URL(fileURLWithPath: h.path("train/train-00000.safetensors.lz4")))
+        var args = F.common(h) + ["--steps", "100000", "--total-steps", "100000", "--log-every", "1", "--save-every", "1000"]
+        args[args.firstIndex(of: "--data")! + 1] = "-"
+        args[args.firstIndex(of: "--shuffle-buffer")! + 1] = "0"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ToolHarness.binDir + "/train-supernet")
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: h.dir)
+        let input = Pipe(), out = Pipe()
+        let err = URL(fileURLWithPath: h.path("stall.err"))
+        try Data().write(to: err)
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        try out.fileHandleForWriting.close()
+        try input.fileHandleForReading.close()
+        input.fileHandleForWriting.write(shard)  // 64 images = 8 batches; the pipe stays open
+        let bg = Background(process: p, stdout: out.fileHandleForReading)
+        #expect(bg.waitForLines(8).count == 8, "the 8 batches of the shard were not trained")
+        // Now blocked on the stalled pipe (a 9th step cannot come). The watchdog of
+        // waitForLines does not apply here: a hang would leave the child running, so
+        // bound the wait for its exit ourselves.
+        p.terminate()
+        let exited = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { p.waitUntilExit(); exited.signal() }
+        let inTime = exited.wait(timeout: .now() + 60) == .success
+        if !inTime { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        try input.fileHandleForWriting.close()
+        #expect(inTime, "SIGTERM was ignored while train-supernet waited for data")
+        #expect(p.terminationReason == .exit && p.terminationStatus == 143)
+        let log = try String(contentsOfFile: h.path("stall.err"), encoding: .utf8)
+        #expect(log.contains("saved c.safetensors.lz4 at step 8 after signal 15"), "\(log)")
+        args[args.firstIndex(of: "--data")! + 1] = h.path("train")
+        let check = try h.run("train-supernet", args.prefix(args.firstIndex(of: "--steps")!) + ["--steps", "8"])
+        #expect(check.stderr.contains("nothing to do"), "\(check.stderr)")
+    }
+
     @Test func optionsConflictingWithTheCheckpointAreUsageErrors() throws {
         let h = try ToolHarness()
         try F.make(in: h)
