@@ -199,8 +199,16 @@ public final class TrainingRun {
         return .finished(step: session.step)
     }
 
+    /// Writes the checkpoint, unless a weight or a momentum value is not finite (an
+    /// update from a finite loss can still overflow): then the last good file stays.
     func save() throws(Failure) {
-        try session.checkpoint().write(to: settings.checkpointPath)
+        let c = session.checkpoint()
+        let finite = c.weights.parameters.allSatisfy(\.isFinite) && c.weights.buffers.allSatisfy(\.isFinite)
+            && (c.training?.momentum.allSatisfy(\.isFinite) ?? true)
+        guard finite else {
+            throw .data("the weights became non-finite at step \(session.step); \(settings.checkpointPath) keeps the last good step; lower the learning rate (--lr) or check the data")
+        }
+        try c.write(to: settings.checkpointPath)
     }
 }
 

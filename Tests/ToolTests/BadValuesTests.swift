@@ -69,6 +69,27 @@ struct BadValuesTests {
         #expect(r.stderr.contains("no images"), "\(r.stderr)")
     }
 
+    /// A diverging run: the step whose loss or weights are not finite is never saved;
+    /// the file keeps the last good step, and the error is bad data (65).
+    /// lr 1e30: the loss of step 2 is NaN. lr 100: step 4's loss is finite but its
+    /// update overflows, and the save at step 4 is refused. Measured on the micro space.
+    @Test(arguments: ["1e30", "100"])
+    func divergingTrainingKeepsTheLastGoodCheckpoint(lr: String) throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 64, valImages: 16)
+        let r = try h.run("train-supernet", F.common(h) + ["--steps", "12", "--total-steps", "12", "--save-every", "1",
+                                                           "--lr", lr, "--lr-schedule", "constant", "--grad-clip", "0"])
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr.contains("became") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        let file = try TensorFile(contentsOf: h.path("c.safetensors.lz4"))
+        let step = try #require(file.metadata["step"].flatMap { Int($0) })
+        #expect(step >= 1 && step < 12, "saved step \(step)")
+        for (name, t) in file.tensors where t.dtype == .f32 {
+            #expect(t.floats().allSatisfy { $0.isFinite }, "\(name) holds non-finite values at step \(step)")
+        }
+        #expect(F.listing(h).filter { $0.hasPrefix("c.") } == ["c.safetensors.lz4"], "temporary files left: \(F.listing(h))")
+    }
+
     /// A checkpoint whose weights hold NaN gives an error, never acc1 100.
     @Test func nonFiniteWeightsAreBadData() throws {
         let h = try ToolHarness()
