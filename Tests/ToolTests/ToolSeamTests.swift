@@ -96,20 +96,46 @@ struct ToolSeamTests {
 
     /// Unreadable training metadata is bad data (65) and the file stays as it was,
     /// never a silent restart at step 0 with default options.
-    @Test(arguments: ["step", "training", "random_state"])
+    @Test(arguments: ["step", "training", "random_state", "batch_size 0", "batch_size -8"])
     func unreadableTrainingMetadataIsRefused(key: String) throws {
         let h = try ToolHarness()
         try F.make(in: h, trainImages: 64, valImages: 16)
         let r0 = try h.run("train-supernet", F.common(h) + ["--steps", "2", "--total-steps", "10"])
         #expect(r0.status == 0, "\(r0.stderr)")
         var file = try TensorFile(contentsOf: h.path("c.safetensors.lz4"))
-        file.metadata[key] = key == "step" ? "-3" : "{not json"
+        if key.hasPrefix("batch_size") {
+            // Well-formed JSON whose stored optimizer batch is not a batch.
+            let training = try #require(file.metadata["training"])
+            #expect(training.contains(#""batch_size":8"#), "\(training)")
+            file.metadata["training"] = training.replacingOccurrences(of: #""batch_size":8"#, with: #""batch_size":"# + key.dropFirst(11))
+        } else {
+            file.metadata[key] = key == "step" ? "-3" : "{not json"
+        }
         try file.write(to: h.path("c.safetensors.lz4"))
         let before = try Data(contentsOf: URL(fileURLWithPath: h.path("c.safetensors.lz4")))
         let r = try h.run("train-supernet", F.common(h) + ["--steps", "4"])
         #expect(r.status == 65, "\(key): \(r.stderr)")
         #expect(r.stderr.contains("c.safetensors.lz4"), "\(r.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.path("c.safetensors.lz4"))) == before)
+    }
+
+    /// A checkpoint path that is a directory is unreadable (1, as the README says), in
+    /// every tool that reads checkpoints; the message names it once.
+    @Test func checkpointPathThatIsADirectoryIsARuntimeFailure() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 16, valImages: 16)
+        try FileManager.default.createDirectory(atPath: h.path("ckdir"), withIntermediateDirectories: true)
+        let arch = try #require(try h.run("sample-subnets", ["--space", h.path("micro.json"), "--min"]).lines.first)
+        let runs = [
+            try h.run("train-supernet", F.common(h, checkpoint: "ckdir") + ["--steps", "1"]),
+            try h.run("estimate-acc", ["--checkpoint", "ckdir", "--calib", h.path("train"), "--val", h.path("val")], stdin: arch + "\n"),
+            try h.run("infer", ["--checkpoint", "ckdir", "--arch", arch, "--images", h.path("val/val-00000.safetensors.lz4")]),
+        ]
+        for r in runs {
+            #expect(r.status == 1, "\(r.stderr)")
+            #expect(r.stderr.contains("ckdir") && r.stderr.contains("directory") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stderr.components(separatedBy: "ckdir").count == 2, "named twice: \(r.stderr)")
+        }
     }
 
     /// A checkpoint in a directory that does not exist fails before the first step.
