@@ -37,6 +37,12 @@ public final class EstimationCache: Sendable {
         do { fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC) } catch {
             throw .io("cannot open the cache: \(errnoMessage())", at: path)
         }
+        // A device or a FIFO (say /dev/full) never ends when read: only regular files.
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            fd.close()
+            throw .usage("the cache must be a regular file", at: path)
+        }
         let bytes: [UInt8]
         do { bytes = try readWholeFile(path) } catch {
             fd.close()

@@ -43,6 +43,21 @@ struct EstimateAccToolTests {
         // Another validation limit is another key.
         let third = try f.estimate(EstimationFixture.minArch + "\n", ["--cache", cache, "--val-limit", "12"])
         #expect(third.stderr.contains("(0 cached)"))
+        // The record appended after the torn line was not glued onto it: both archs are cached.
+        let fourth = try f.estimate(EstimationFixture.minArch + "\n" + EstimationFixture.otherArch + "\n", ["--cache", cache, "--val-limit", "10"])
+        #expect(fourth.stderr.contains("2 archs done (2 cached)"), "\(fourth.stderr)")
+        let text = try String(contentsOfFile: cache, encoding: .utf8)
+        #expect(text.hasSuffix("\n") && text.split(separator: "\n").count == 4, "\(text)")
+    }
+
+    /// A cache that is not a regular file (a device never ends when read) is refused.
+    @Test func cacheMustBeARegularFile() throws {
+        let f = try EstimationFixture()
+        for path in ["/dev/full", "/dev/zero"] {
+            let r = try f.estimate(EstimationFixture.minArch + "\n", ["--cache", path, "--val-limit", "10"])
+            #expect(r.status == 64 && r.stderr.contains(path) && r.stderr.contains("regular file"), "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
     }
 
     @Test func malformedLineStopsAfterEarlierLines() throws {
