@@ -2,13 +2,18 @@ import Foundation
 import Testing
 
 /// Runs the built tool binaries (they sit next to the test bundle in the
-/// build directory) in a fresh temporary directory.
-struct ToolHarness {
+/// build directory) in a fresh temporary directory, removed when the last
+/// reference goes (set KEEP_TOOLTEST_DIRS=1 to keep them for a look).
+final class ToolHarness: Sendable {
     let dir: String
 
     init() throws {
         dir = NSTemporaryDirectory() + "tooltest-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        if ProcessInfo.processInfo.environment["KEEP_TOOLTEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) }
     }
 
     /// The build directory holding the tools: the directory of this test executable.
