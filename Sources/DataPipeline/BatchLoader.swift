@@ -1,4 +1,5 @@
 import Dispatch
+import FileFormats
 import Synchronization
 import NASCore
 import System
@@ -61,7 +62,9 @@ public final class BatchLoader: @unchecked Sendable {
     /// Class list of the first shard read (empty until then).
     public private(set) var classes: [String] = []
 
-    private let state: LoaderState
+    private let state: any BatchSource
+    /// The exact-epoch order, when the loader follows one.
+    public let epochOrder: EpochOrder?
     private let queue = DispatchQueue(label: "BatchLoader.prefetch")
     /// Signalled when the prefetched batch is in `pendingResult`.
     private var pending: DispatchSemaphore?
@@ -75,6 +78,21 @@ public final class BatchLoader: @unchecked Sendable {
         self.augmentation = augmentation
         state = LoaderState(reader: try ShardReader(source: source), batchSize: batchSize, augmentation: augmentation,
                             seed: seed, shuffleBuffer: shuffleBuffer, epochs: epochs, dropLast: dropLast)
+        epochOrder = nil
+    }
+
+    /// Batches in exact epochs (see `EpochOrder`), starting at global step `startStep`
+    /// with nothing read before it: `batchSize` images of rank `rank` of `ranks` per
+    /// step (the global batch is `batchSize * ranks`). Never ends.
+    public init(epochsOf catalog: ShardCatalog, batchSize: Int, resolution: Int, augmentation: Augmentation, seed: UInt64,
+                windowImages: Int, startStep: Int, rank: Int = 0, ranks: Int = 1) throws(PackError) {
+        precondition(batchSize >= 1 && resolution >= 1 && ranks >= 1 && (0..<ranks).contains(rank) && startStep >= 0)
+        self.batchSize = batchSize
+        self.resolution = resolution
+        self.augmentation = augmentation
+        let order = try EpochOrder(catalog: catalog, globalBatch: batchSize * ranks, seed: seed, windowImages: windowImages)
+        epochOrder = order
+        state = EpochState(order: order, rank: rank, ranks: ranks, augmentation: augmentation, step: startStep)
     }
 
     /// Samples of a batch with their random draws, before rendering.
@@ -217,10 +235,17 @@ final class FloatSlots: @unchecked Sendable {
     deinit { pointer.deallocate() }
 }
 
-/// The loader's reading state: touched only by one thread at a time (the
-/// caller before the first prefetch, then the prefetch queue, each waiting
-/// for the previous step to finish).
-final class LoaderState: @unchecked Sendable {
+/// What a loader draws batches from: touched only by one thread at a time (the
+/// caller before the first prefetch, then the prefetch queue, each waiting for the
+/// previous step to finish).
+protocol BatchSource: AnyObject, Sendable {
+    func prepare() throws(PackError) -> BatchLoader.PreparedBatch?
+    var classes: [String] { get }
+}
+
+/// The shuffle-buffer order: shards in order (or a seeded random order per pass),
+/// through a buffer from which a random image is drawn each time.
+final class LoaderState: BatchSource, @unchecked Sendable {
     var reader: ShardReader
     let batchSize: Int
     let augmentation: Augmentation
@@ -257,15 +282,7 @@ final class LoaderState: @unchecked Sendable {
         while !exhausted {
             if let shard = try reader.next() {
                 if classes.isEmpty { classes = shard.classes }
-                let per = shard.height * shard.width * 3
-                for i in 0..<shard.count {
-                    let px: Shard.Pixels
-                    switch shard.pixels {
-                    case let .uint8(a): px = .uint8(Array(a[(i * per)..<((i + 1) * per)]))
-                    case let .float32(a): px = .float32(Array(a[(i * per)..<((i + 1) * per)]))
-                    }
-                    buffer.append(Sample(pixels: px, width: shard.width, height: shard.height, label: shard.labels[i]))
-                }
+                buffer += samples(of: shard)
                 imagesThisPass += shard.count
                 return true
             }
@@ -303,20 +320,120 @@ final class LoaderState: @unchecked Sendable {
         return BatchLoader.PreparedBatch(samples: samples, draws: draws, rendered: nil)
     }
 
-    func draw(for s: Sample) -> SampleDraw {
-        let full = PixelBox(x0: 0, y0: 0, x1: Double(s.width), y1: Double(s.height))
-        switch augmentation {
-        case .train:
-            let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
-            return SampleDraw(box: box, flip: rng.next() & 1 == 1)
-        case .eval:
-            // The box depends on the resolution: made at render time.
-            return SampleDraw(box: full, flip: false)
-        case .none:
-            return SampleDraw(box: full, flip: false)
-        case let .padCrop(pad):
-            let px = Int(rng.next() % UInt64(2 * pad + 1)), py = Int(rng.next() % UInt64(2 * pad + 1))
-            return SampleDraw(box: full, flip: rng.next() & 1 == 1, padX: px, padY: py)
+    func draw(for s: Sample) -> SampleDraw { drawAugmentation(for: s, augmentation, &rng) }
+}
+
+/// One sample's augmentation parameters.
+func drawAugmentation(for s: Sample, _ augmentation: Augmentation, _ rng: inout SeededRandom) -> SampleDraw {
+    let full = PixelBox(x0: 0, y0: 0, x1: Double(s.width), y1: Double(s.height))
+    switch augmentation {
+    case .train:
+        let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
+        return SampleDraw(box: box, flip: rng.next() & 1 == 1)
+    case .eval:
+        // The box depends on the resolution: made at render time.
+        return SampleDraw(box: full, flip: false)
+    case .none:
+        return SampleDraw(box: full, flip: false)
+    case let .padCrop(pad):
+        let px = Int(rng.next() % UInt64(2 * pad + 1)), py = Int(rng.next() % UInt64(2 * pad + 1))
+        return SampleDraw(box: full, flip: rng.next() & 1 == 1, padX: px, padY: py)
+    }
+}
+
+/// Splits a shard into samples.
+func samples(of shard: Shard) -> [Sample] {
+    let per = shard.height * shard.width * 3
+    return (0..<shard.count).map { i in
+        let px: Shard.Pixels
+        switch shard.pixels {
+        case let .uint8(a): px = .uint8(Array(a[(i * per)..<((i + 1) * per)]))
+        case let .float32(a): px = .float32(Array(a[(i * per)..<((i + 1) * per)]))
         }
+        return Sample(pixels: px, width: shard.width, height: shard.height, label: shard.labels[i])
+    }
+}
+
+/// The exact-epoch order (`EpochOrder`): the current window's shards in memory, each
+/// batch the rank's positions of the global batch, augmentation drawn per position.
+final class EpochState: BatchSource, @unchecked Sendable {
+    let order: EpochOrder
+    let rank: Int
+    let ranks: Int
+    let augmentation: Augmentation
+    /// The global step of the next batch.
+    var step: Int
+    var classes: [String] = []
+    private var windows: [EpochOrder.Window] = []
+    private var windowsEpoch = -1
+    private var window: (index: Int, start: Int, count: Int)?
+    private var windowSamples: [Sample] = []
+    private var windowOrder: [Int32] = []
+    /// Shards of the current window, by catalog index (kept when the next window holds them).
+    private var loaded: [Int: [Sample]] = [:]
+
+    init(order: EpochOrder, rank: Int, ranks: Int, augmentation: Augmentation, step: Int) {
+        self.order = order
+        self.rank = rank
+        self.ranks = ranks
+        self.augmentation = augmentation
+        self.step = step
+    }
+
+    func prepare() throws(PackError) -> BatchLoader.PreparedBatch? {
+        let perEpoch = order.stepsPerEpoch
+        let epoch = step / perEpoch
+        let first = (step % perEpoch) * order.globalBatch
+        if windowsEpoch != epoch {
+            windows = order.windows(epoch: epoch)
+            windowsEpoch = epoch
+            window = nil
+        }
+        var samples: [Sample] = []
+        var draws: [SampleDraw] = []
+        for j in stride(from: rank, to: order.globalBatch, by: ranks) {
+            let s = try sample(epoch: epoch, position: first + j)
+            var random = order.augmentationRandom(step: step, position: j)
+            draws.append(drawAugmentation(for: s, augmentation, &random))
+            samples.append(s)
+        }
+        step += 1
+        return BatchLoader.PreparedBatch(samples: samples, draws: draws, rendered: nil)
+    }
+
+    private func sample(epoch: Int, position p: Int) throws(PackError) -> Sample {
+        if let w = window, (w.start..<(w.start + w.count)).contains(p) {
+            return windowSamples[Int(windowOrder[p - w.start])]
+        }
+        guard let index = windows.firstIndex(where: { ($0.start..<($0.start + $0.count)).contains(p) }) else {
+            preconditionFailure("EpochState: position \(p) outside epoch \(epoch)")
+        }
+        let w = windows[index]
+        var kept: [Int: [Sample]] = [:]
+        var all: [Sample] = []
+        all.reserveCapacity(w.count)
+        for s in w.shards {
+            let shardSamples: [Sample]
+            if let done = loaded[s] {
+                shardSamples = done
+            } else {
+                let path = order.catalog.entries[s].path
+                let file: TensorFile
+                do { file = try TensorFile(contentsOf: path) } catch { throw PackError(error, at: path) }
+                let shard = try Shard(file, name: path)
+                guard shard.count == order.catalog.entries[s].images else {
+                    throw PackError(.dataError, "holds \(shard.count) images where index.json says \(order.catalog.entries[s].images)", location: path)
+                }
+                if classes.isEmpty { classes = shard.classes }
+                shardSamples = DataPipeline.samples(of: shard)
+            }
+            kept[s] = shardSamples
+            all += shardSamples
+        }
+        loaded = kept
+        windowSamples = all
+        windowOrder = order.permutation(epoch: epoch, window: index, count: w.count)
+        window = (index, w.start, w.count)
+        return windowSamples[Int(windowOrder[p - w.start])]
     }
 }

@@ -12,6 +12,7 @@ import Training
 extension SamplerKind: ExpressibleByArgument {}
 extension DistillationKind: ExpressibleByArgument {}
 extension AugmentMode: ExpressibleByArgument {}
+extension DataOrderKind: ExpressibleByArgument {}
 extension LRScheduleKind: ExpressibleByArgument {}
 extension EvaluationTransform: ExpressibleByArgument {}
 extension EvaluationTransformChoice: ExpressibleByArgument {}

@@ -63,7 +63,15 @@ public struct TrainingRecipeOptions: ParsableArguments {
     @Option(help: "Augmentation: train (RandomResizedCrop + flip, official), pad-crop (pad 4, crop, flip), none (default train).")
     public var augment: AugmentMode?
 
-    @Option(name: .customLong("shuffle-buffer"), help: "Images in the shuffle buffer (default 10000).")
+    @Option(name: .customLong("data-order"), help: ArgumentHelp(
+        "Order of training images (default epochs).",
+        discussion: "epochs: every image once per epoch in a seeded random order (the official DistributedSampler), resumed at any step without re-reading; buffer: shards in random order through --shuffle-buffer (what a stream, --data -, always uses)."))
+    public var dataOrder: DataOrderKind?
+
+    @Option(name: .customLong("data-memory"), help: "MiB of decoded images the epochs order keeps (default 4096); a larger set is permuted in windows of shards this size.")
+    public var dataMemory: Int?
+
+    @Option(name: .customLong("shuffle-buffer"), help: "Images in the shuffle buffer of --data-order buffer and of streams (default 10000).")
     public var shuffleBuffer: Int?
 
     @Option(help: "Random seed (default 0).")
@@ -79,6 +87,8 @@ public struct TrainingRecipeOptions: ParsableArguments {
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
         if let n = numArch, n < 1 { throw ValidationError("--num-arch must be at least 1") }
         if let n = numTrials, n < 1 { throw ValidationError("--num-trials must be at least 1") }
+        if let m = dataMemory, !(1...(1 << 30)).contains(m) { throw ValidationError("--data-memory must be within 1...\(1 << 30) MiB") }
+        if let s = shuffleBuffer, s < 0 { throw ValidationError("--shuffle-buffer must be at least 0") }
         if let r = resolution, !(0...1024).contains(r) { throw ValidationError("--resolution must be within 0...1024 (0: each subnet's own)") }
     }
 
@@ -91,6 +101,7 @@ public struct TrainingRecipeOptions: ParsableArguments {
         (o.lr, o.lrSchedule, o.totalSteps, o.warmupSteps) = (lr, lrSchedule, totalSteps, warmupSteps)
         (o.weightDecay, o.momentum, o.gradClip) = (weightDecay, momentum, gradClip)
         (o.batchSize, o.seed, o.augment, o.shuffleBuffer, o.resolution) = (batchSize, seed, augment, shuffleBuffer, resolution)
+        (o.dataOrder, o.dataMemoryMiB) = (dataOrder, dataMemory)
         return o
     }
 }

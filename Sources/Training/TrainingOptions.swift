@@ -25,6 +25,17 @@ public enum DistillationKind: String, Sendable, CaseIterable {
     case none
 }
 
+/// The order training images are read in (`--data-order`).
+public enum DataOrderKind: String, Sendable, CaseIterable {
+    /// Exact epochs: every image once per epoch in a seeded random order (the official
+    /// DistributedSampler), resumable at any step without re-reading (see `EpochOrder`).
+    case epochs
+    /// Shards in a random order per pass through a shuffle buffer (`--shuffle-buffer`);
+    /// the only order a stream (`--data -`) can have, and that of checkpoints made before
+    /// `data_order` existed.
+    case buffer
+}
+
 /// How training images are augmented (`--augment`).
 public enum AugmentMode: String, Sendable, CaseIterable {
     /// RandomResizedCrop + horizontal flip (the official transform, without AutoAugment).
@@ -76,6 +87,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var seed: UInt64 = 0
     public var augment = AugmentMode.train
     public var shuffleBuffer = 10_000
+    public var dataOrder = DataOrderKind.epochs
+    /// Memory for the decoded images of one window of the exact-epoch order, MiB.
+    public var dataMemoryMiB = 4096
     /// Run every subnet at this resolution instead of its own (0: their own).
     public var resolution = 0
 
@@ -133,6 +147,7 @@ extension TrainingOptions {
             ("base_lr", .double(baseLR)), ("lr_schedule", .string(lrSchedule.rawValue)), ("warmup_steps", JSONValue(warmupSteps)),
             ("total_steps", JSONValue(totalSteps)), ("grad_clip", .double(gradClip)), ("batch_size", JSONValue(batchSize)),
             ("seed", .string(String(seed))), ("augment", .string(augment.rawValue)), ("shuffle_buffer", JSONValue(shuffleBuffer)),
+            ("data_order", .string(dataOrder.rawValue)), ("data_memory_mib", JSONValue(dataMemoryMiB)),
             ("resolution", JSONValue(resolution)),
         ])
     }
@@ -201,6 +216,9 @@ extension TrainingOptions {
         }
         augment = try e("augment", AugmentMode.self) ?? augment
         shuffleBuffer = try i("shuffle_buffer") ?? shuffleBuffer
+        // Checkpoints from before exact epochs were trained through the shuffle buffer.
+        dataOrder = try e("data_order", DataOrderKind.self) ?? .buffer
+        dataMemoryMiB = try i("data_memory_mib", min: 1) ?? dataMemoryMiB
         resolution = try i("resolution") ?? resolution
     }
 }

@@ -24,6 +24,8 @@ public struct TrainingOverrides: Sendable {
     public var seed: UInt64?
     public var augment: AugmentMode?
     public var shuffleBuffer: Int?
+    public var dataOrder: DataOrderKind?
+    public var dataMemoryMiB: Int?
     public var resolution: Int?
 
     public init() {}
@@ -60,6 +62,8 @@ public struct TrainingOverrides: Sendable {
         if let v = seed { o.seed = v }
         if let v = augment { o.augment = v }
         if let v = shuffleBuffer { o.shuffleBuffer = v }
+        if let v = dataOrder { o.dataOrder = v }
+        if let v = dataMemoryMiB { o.dataMemoryMiB = v }
         if let v = resolution { o.resolution = v }
         return o
     }
@@ -69,7 +73,13 @@ extension TrainingOptions {
     /// The options that differ from `other`, named as command-line options, for errors.
     public func differences(from other: TrainingOptions) -> String {
         guard let x = json.objectValue, let y = other.json.objectValue else { return "" }
-        func option(_ key: String) -> String { key == "base_lr" ? "--lr" : "--" + key.split(separator: "_").joined(separator: "-") }
+        func option(_ key: String) -> String {
+            switch key {
+            case "base_lr": "--lr"
+            case "data_memory_mib": "--data-memory"
+            default: "--" + key.split(separator: "_").joined(separator: "-")
+            }
+        }
         return zip(x, y).filter { $0.1 != $1.1 }
             .map { "\(option($0.0.0)): checkpoint \($0.0.1.jsonText), given \($0.1.1.jsonText)" }
             .joined(separator: "; ")

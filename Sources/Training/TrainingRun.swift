@@ -116,15 +116,19 @@ public final class TrainingRun {
         // Fail before the first step, not at the first save.
         try checkWritableDirectory(of: path)
         let fixed = try settings.archsPath.map { p throws(Failure) in try readArchLines(p, in: space) }
-        var target = settings.steps ?? options.totalSteps
-        if let e = settings.epochs {
-            let n = try countImages(settings.dataPath)
-            target = Int((e * Double(n) / Double(options.batchSize)).rounded(.up))
-        }
-        self.target = target
         let context = ComputeContext(workers: settings.threads)
         session = try TrainingSession(space: space, weights: weights, options: options, resume: resume,
                                       data: ShardSource.path(settings.dataPath), fixedArchs: fixed, context: context)
+        var target = settings.steps ?? options.totalSteps
+        if let e = settings.epochs {
+            if let order = session.epochOrder {
+                target = Int((e * Double(order.stepsPerEpoch)).rounded(.up))
+            } else {
+                let n = try countImages(settings.dataPath)
+                target = Int((e * Double(n) / Double(options.batchSize)).rounded(.up))
+            }
+        }
+        self.target = target
         validation = try settings.validationPath.map { v throws(Failure) in
             try TrainingValidation(valPath: v, calibPath: settings.dataPath, batchSize: options.batchSize,
                                    calibBatches: settings.calibrationBatches, valBatches: settings.validationBatches,
@@ -147,6 +151,13 @@ public final class TrainingRun {
             return .finished(step: session.step)
         }
         if resumed { reporter.info("resuming \(settings.checkpointPath) at step \(session.step)") }
+        if let order = session.epochOrder {
+            let windows = order.windows(epoch: 0).count
+            reporter.info("data: \(order.catalog.imageCount) images in \(order.catalog.entries.count) shards, epochs of \(order.stepsPerEpoch) steps of \(order.globalBatch)"
+                          + (windows > 1 ? ", permuted in \(windows) windows of at most \(order.windowImages) images (--data-memory)" : ""))
+        } else if settings.dataPath == "-", session.options.dataOrder == .epochs {
+            reporter.info("data: a stream, read in arrival order through a shuffle buffer of \(session.options.shuffleBuffer) images (exact epochs need shard files)")
+        }
         let stop = SignalFlag()
         var window: (images: Int, seconds: Double) = (0, 0)
         let start = session.step

@@ -22,11 +22,13 @@ public struct StepRecord: Sendable {
 /// checkpoint so a resumed run continues exactly where it stopped.
 ///
 /// Determinism: one `SeededRandom` (saved in the checkpoint) draws the
-/// subnets, dropout and drop-connect; the data loader is seeded by the
-/// options' seed and, on resume from shard files, replays the batches
-/// already used (reading, not rendering them) so the next batch is the one
-/// an uninterrupted run would see. A stream (`--data -`) is not replayed:
-/// a resumed run trains on whatever the stream brings next.
+/// subnets, dropout and drop-connect; the data order is seeded by the options'
+/// seed. In exact epochs (`--data-order epochs`, files) the batch of a step is a
+/// pure function of (seed, step), so a resumed run starts at its step without
+/// reading anything before it; in the shuffle-buffer order the batches already
+/// used are replayed (read, not rendered). Either way the next batch is the one
+/// an uninterrupted run would see. A stream (`--data -`) is read through the
+/// shuffle buffer and not replayed: a resumed run trains on what it brings next.
 public final class TrainingSession {
     public let space: SearchSpace
     public let model: Supernet
@@ -41,6 +43,8 @@ public final class TrainingSession {
     let inputResolution: Int
     /// The training data as errors name it.
     let dataName: String
+    /// The exact-epoch order (nil: the shuffle buffer, as for a stream).
+    public var epochOrder: EpochOrder? { loader.epochOrder }
 
     public init(space: SearchSpace, weights: SupernetWeights, options: TrainingOptions, resume: TrainingState?,
                 data: ShardSource, fixedArchs: [Arch]? = nil, context: ComputeContext) throws(Failure) {
@@ -72,14 +76,23 @@ public final class TrainingSession {
         }
         attentive = options.sampler == .uniform ? nil : AttentiveSampler(space: space, seed: options.seed)
         do {
-            loader = try BatchLoader(source: data, batchSize: options.batchSize, resolution: inputResolution,
-                                     augmentation: options.augmentation, seed: options.seed,
-                                     shuffleBuffer: options.shuffleBuffer, dropLast: true)
-            // Replay the batches an earlier run already trained on (files
-            // only: a stream brings new data, it cannot be replayed).
-            if case .stream = data {} else {
-                for _ in 0..<step {
-                    guard try loader.nextPrepared() != nil else { break }
+            var isStream = false
+            if case .stream = data { isStream = true }
+            if options.dataOrder == .epochs, !isStream {
+                let catalog = try ShardCatalog(source: data)
+                let window = Int(min(Int64(options.dataMemoryMiB) << 20 / Int64(catalog.bytesPerImage), Int64(Int32.max)))
+                loader = try BatchLoader(epochsOf: catalog, batchSize: options.batchSize, resolution: inputResolution,
+                                         augmentation: options.augmentation, seed: options.seed, windowImages: window, startStep: step)
+            } else {
+                loader = try BatchLoader(source: data, batchSize: options.batchSize, resolution: inputResolution,
+                                         augmentation: options.augmentation, seed: options.seed,
+                                         shuffleBuffer: options.shuffleBuffer, dropLast: true)
+                // Replay the batches an earlier run already trained on (files
+                // only: a stream brings new data, it cannot be replayed).
+                if !isStream {
+                    for _ in 0..<step {
+                        guard try loader.nextPrepared() != nil else { break }
+                    }
                 }
             }
         } catch {

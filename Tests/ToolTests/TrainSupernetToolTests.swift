@@ -26,6 +26,30 @@ import Testing
         #expect(a == b, "checkpoints of 4 steps and 2 + 2 steps differ")
     }
 
+    /// Exact epochs (the default order): 64 images at batch 8 are epochs of 8 steps;
+    /// `--epochs 1.5` trains 12; a run cut at step 5 (inside epoch 1) and resumed across
+    /// the epoch boundary ends bit for bit where one run does.
+    @Test func resumeAcrossAnEpochBoundaryIsExact() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 64, valImages: 16)
+        let once = try h.run("train-supernet", F.common(h, checkpoint: "once.safetensors.lz4") + ["--epochs", "1.5", "--total-steps", "12", "--log-every", "1"])
+        #expect(once.status == 0, "\(once.stderr)")
+        #expect(once.stderr.contains("data: 64 images in 1 shards, epochs of 8 steps of 8"), "\(once.stderr)")
+        #expect(once.lines.count == 12, "\(once.stdout)")
+        let first = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--steps", "5", "--total-steps", "12", "--log-every", "1"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--epochs", "1.5", "--log-every", "1"])
+        #expect(second.status == 0 && second.stderr.contains("resuming split.safetensors.lz4 at step 5"), "\(second.stderr)")
+        func stripped(_ lines: [String]) -> [String] { lines.map { $0.components(separatedBy: ",\"images_per_s\"")[0] } }
+        #expect(stripped(once.lines) == stripped(first.lines + second.lines))
+        let a = try Data(contentsOf: URL(fileURLWithPath: h.path("once.safetensors.lz4")))
+        let b = try Data(contentsOf: URL(fileURLWithPath: h.path("split.safetensors.lz4")))
+        #expect(a == b, "checkpoints of 12 steps and 5 + 7 steps differ")
+        // The order is stored with the options: another one is refused on resume.
+        let other = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--steps", "14", "--data-order", "buffer"])
+        #expect(other.status == 64 && other.stderr.contains("--data-order"), "\(other.stderr)")
+    }
+
     /// train-supernet running in the background: stdout through a pipe that the test
     /// reads line by line (one line a step with --log-every 1), stderr into `<tag>.err`.
     struct Background {
