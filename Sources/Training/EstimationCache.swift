@@ -49,18 +49,39 @@ public final class EstimationCache: Sendable {
             throw error
         }
         var loaded = State()
-        var skipped = 0
         loaded.tornTail = !bytes.isEmpty && bytes.last != 0x0A
+        let (records, skipped) = EstimationCache.records(in: bytes)
+        for r in records { loaded.results[r.key] = r.accuracy }
+        skippedLines = skipped
+        state = Mutex(loaded)
+    }
+
+    /// The readable records of cache bytes, and how many lines were not.
+    static func records(in bytes: [UInt8]) -> (records: [(key: String, accuracy: SubnetAccuracy, line: JSONValue)], skipped: Int) {
+        var out: [(key: String, accuracy: SubnetAccuracy, line: JSONValue)] = []
+        var skipped = 0
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
             guard let value = try? Array(line).withUnsafeBufferPointer({ try JSONValue.parse(bytes: $0) }),
                   let key = EstimationCache.key(of: value),
                   let acc1 = value["acc1"]?.doubleValue, let acc5 = value["acc5"]?.doubleValue,
                   let loss = value["loss"]?.doubleValue, let images = value["images"]?.intValue
             else { skipped += 1; continue }
-            loaded.results[key] = SubnetAccuracy(acc1: acc1, acc5: acc5, loss: loss, images: Int(images))
+            out.append((key, SubnetAccuracy(acc1: acc1, acc5: acc5, loss: loss, images: Int(images)), value))
         }
-        skippedLines = skipped
-        state = Mutex(loaded)
+        return (out, skipped)
+    }
+
+    /// Appends the records of another cache file (say, one per task of a job array)
+    /// that this one lacks; returns how many. Lines it cannot read are skipped, as
+    /// when opening a cache.
+    public func merge(from other: String) throws(Failure) -> Int {
+        let (records, _) = EstimationCache.records(in: try readWholeFile(other))
+        var added = 0
+        for r in records where state.withLock({ $0.results[r.key] == nil }) {
+            try append(r.line, key: r.key, result: r.accuracy)
+            added += 1
+        }
+        return added
     }
 
     deinit { fd.close() }
@@ -93,7 +114,10 @@ public final class EstimationCache: Sendable {
             ("loss", .double(result.loss)),
             ("images", JSONValue(result.images)),
         ])
-        let k = EstimationCache.key(checkpoint: checkpoint, settings: settings, arch: arch)
+        try append(record, key: EstimationCache.key(checkpoint: checkpoint, settings: settings, arch: arch), result: result)
+    }
+
+    private func append(_ record: JSONValue, key k: String, result: SubnetAccuracy) throws(Failure) {
         let failure: Int32 = state.withLock { s in
             let line = Array(((s.tornTail ? "\n" : "") + record.jsonText + "\n").utf8)
             // One write(2) of the whole line (O_APPEND); a full disk may leave a

@@ -18,12 +18,34 @@ public struct EstimationRunSettings: Sendable {
     public var threads = Cores.available
     public var transform = EvaluationTransformChoice.auto
     public var cachePath: String?
+    /// Other cache files whose records are added to the cache first.
+    public var mergeCachePaths: [String] = []
+    /// Only the arch lines of this part of the input (a job-array task).
+    public var shard: WorkShard?
 
     public init(checkpointPath: String, calibrationPath: String, validationPath: String) {
         self.checkpointPath = checkpointPath
         self.calibrationPath = calibrationPath
         self.validationPath = validationPath
     }
+}
+
+/// Part `index` of `count` of a list: the items whose 0-based position is `index`
+/// modulo `count` (`--shard i/n`, say i = $SLURM_ARRAY_TASK_ID).
+public struct WorkShard: Sendable, Equatable {
+    public var index: Int
+    public var count: Int
+
+    /// Reads "i/n" with 0 <= i < n.
+    public init(parsing text: String) throws(Failure) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (0..<n).contains(i) else {
+            throw .usage("--shard must be i/n with 0 <= i < n, not '\(text)'")
+        }
+        (index, count) = (i, n)
+    }
+
+    public func contains(_ position: Int) -> Bool { position % count == index }
 }
 
 /// One arch line to estimate: its JSON (every key kept) and the parsed arch.
@@ -49,6 +71,8 @@ public final class EstimationRun {
     public let transformReason: String?
     /// Problems worth a warning that do not stop the run.
     public let warnings: [String]
+    /// Records added to the cache from each `mergeCachePaths` file.
+    public let merged: [(path: String, records: Int)]
     private let cache: EstimationCache?
     private let estimator: AccuracyEstimator
 
@@ -70,6 +94,14 @@ public final class EstimationRun {
             ? (trainedWith.map { "trained with --augment \($0.rawValue)" } ?? "no training options in the checkpoint") : nil
         checkpointDigest = try fileSHA256(settings.checkpointPath)
         cache = try settings.cachePath.map { p throws(Failure) in try EstimationCache(path: p) }
+        var merged: [(path: String, records: Int)] = []
+        if !settings.mergeCachePaths.isEmpty {
+            guard let cache else { throw .usage("--merge-cache needs --cache, the file to merge into") }
+            for p in settings.mergeCachePaths {
+                do { merged.append((p, try cache.merge(from: p))) } catch { throw error.located(at: p) }
+            }
+        }
+        self.merged = merged
         data = try EstimationData(calibration: settings.calibrationPath, validation: settings.validationPath, batchSize: settings.batchSize,
                                   calibBatches: settings.calibrationBatches, valLimit: settings.validationLimit, transform: transform)
         try data.checkLabels(classes: checkpoint.space.nClasses)
@@ -86,9 +118,12 @@ public final class EstimationRun {
     public struct Progress: Sendable {
         public var computed = 0
         public var cached = 0
+        /// Lines left to the other parts of a `shard`.
+        public var otherShards = 0
         public var seconds = 0.0
         public var summary: String {
             "\(computed + cached) archs done (\(cached) cached), \((Double(computed) / max(1e-9, seconds / 60)).roundedTo(2)) subnets/min"
+                + (otherShards > 0 ? ", \(otherShards) left to other shards" : "")
         }
     }
 
@@ -145,8 +180,14 @@ public final class EstimationRun {
             progress(shared.progress)
         })
         var inputError: (any Error)?
+        var position = 0, otherShards = 0
         do {
             while shared.failed == nil, let request = try next() {
+                defer { position += 1 }
+                if let shard = self.settings.shard, !shard.contains(position) {
+                    otherShards += 1
+                    continue
+                }
                 if let hit = cache?.lookup(checkpoint: digest, settings: settings, arch: request.arch) {
                     queue.submit(ready: Answer(request: request, accuracy: hit, cached: true, failure: nil))
                 } else {
@@ -159,6 +200,7 @@ public final class EstimationRun {
         queue.finish()
         if let e = shared.failed { throw e }
         if let e = inputError { throw e }
+        shared.progress.otherShards = otherShards
         shared.progress.seconds = monotonicSeconds() - start
         return shared.progress
     }

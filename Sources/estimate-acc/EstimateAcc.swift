@@ -24,11 +24,17 @@ struct EstimateAcc: Tool {
             arch already measured with the same checkpoint, calibration and validation data is not \
             recomputed, and an interrupted run loses at most the archs in progress.
 
+            Without MPI, split the work over a job array: task i of n runs with --shard i/n \
+            (its lines only, in input order) and its own --cache (or one on a shared file \
+            system); afterwards one run with --cache ALL --merge-cache C0 --merge-cache C1 ... \
+            over the whole input computes nothing and prints every line in input order.
+
             Examples:
               sample-subnets --space pipelines/spaces/tiny.json --count 20 \\
                 | estimate-acc --checkpoint demo/supernet.safetensors.lz4 \\
                     --calib demo/data/train --val demo/data/val --val-limit 2000 > accs.jsonl
               evo-search ... --evaluator 'estimate-acc --checkpoint C --calib T --val V --cache acc.cache'
+              estimate-acc ... --shard $SLURM_ARRAY_TASK_ID/8 --cache acc-$SLURM_ARRAY_TASK_ID.jsonl archs.jsonl
             """)
 
     @OptionGroup var checkpointOptions: CheckpointOptions
@@ -62,6 +68,12 @@ struct EstimateAcc: Tool {
     @Option(help: ArgumentHelp("Result cache (JSON lines, created if missing): known archs are not recomputed.", valueName: "file"))
     var cache: String?
 
+    @Option(name: .customLong("merge-cache"), help: ArgumentHelp("Another cache whose records are added to --cache first (repeatable).", valueName: "file"))
+    var mergeCache: [String] = []
+
+    @Option(help: ArgumentHelp("Only the lines at 0-based positions i, i+n, i+2n, ... (a job-array task).", valueName: "i/n"))
+    var shard: String?
+
     @Argument(help: ArgumentHelp("Arch JSON lines to read ('-' or nothing: stdin).", valueName: "file"))
     var input: String?
 
@@ -80,12 +92,15 @@ struct EstimateAcc: Tool {
         settings.threads = threads.count
         settings.transform = transform
         settings.cachePath = cache
+        settings.mergeCachePaths = mergeCache
+        settings.shard = try shard.map { s throws(Failure) in try WorkShard(parsing: s) }
         var reader = try JSONLinesReader(path: input)
         defer { reader.close() }
         let run = try EstimationRun(settings)
         // Said once the inputs are known to be good, so a bad file still gives one error line.
         if let why = run.transformReason { Diagnostics.info("evaluation transform \(run.transform.rawValue) (\(why))") }
         for w in run.warnings { Diagnostics.warning(w) }
+        for m in run.merged { Diagnostics.info("merged \(m.records) records of \(m.path) into \(cache ?? "")") }
         let out = StandardOutput.shared
         var lastReport = monotonicSeconds()
         let space = run.space

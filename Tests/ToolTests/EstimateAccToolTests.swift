@@ -50,6 +50,44 @@ struct EstimateAccToolTests {
         #expect(text.hasSuffix("\n") && text.split(separator: "\n").count == 4, "\(text)")
     }
 
+    /// A job array without MPI: --shard i/n prints its lines of the input, in order and
+    /// as one process prints them; merging the tasks' caches then answers every line
+    /// from the cache, in input order.
+    @Test func shardsAndMergedCachesGiveWhatOneProcessGives() throws {
+        let f = try EstimationFixture()
+        let sampled = try f.h.run("sample-subnets", ["--space", ToolHarness.space("tiny"), "-n", "3", "--seed", "5", "--unique"])
+        #expect(sampled.status == 0, "\(sampled.stderr)")
+        let lines = [EstimationFixture.minArch, EstimationFixture.otherArch] + sampled.lines
+        let input = lines.joined(separator: "\n") + "\n"
+        let whole = try f.estimate(input, ["--val-limit", "10"])
+        #expect(whole.status == 0 && whole.lines.count == 5, "\(whole.stderr)")
+        var parts: [[String]] = []
+        for i in 0..<2 {
+            let r = try f.estimate(input, ["--val-limit", "10", "--shard", "\(i)/2", "--cache", "c\(i).jsonl"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stderr.contains(i == 0 ? "3 archs done (0 cached)" : "2 archs done (0 cached)") && r.stderr.contains(i == 0 ? "2 left to other shards" : "3 left to other shards"), "\(r.stderr)")
+            parts.append(r.lines)
+        }
+        #expect(parts[0] == [whole.lines[0], whole.lines[2], whole.lines[4]])
+        #expect(parts[1] == [whole.lines[1], whole.lines[3]])
+        let merged = try f.estimate(input, ["--val-limit", "10", "--cache", "all.jsonl", "--merge-cache", "c0.jsonl", "--merge-cache", "c1.jsonl"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.stderr.contains("merged 3 records of c0.jsonl into all.jsonl") && merged.stderr.contains("merged 2 records of c1.jsonl"), "\(merged.stderr)")
+        #expect(merged.stderr.contains("5 archs done (5 cached)"), "\(merged.stderr)")
+        #expect(merged.lines == whole.lines)
+        // Merging again adds nothing.
+        let again = try f.estimate(input, ["--val-limit", "10", "--cache", "all.jsonl", "--merge-cache", "c0.jsonl"])
+        #expect(again.stderr.contains("merged 0 records of c0.jsonl"), "\(again.stderr)")
+    }
+
+    @Test(arguments: [["--shard", "2/2"], ["--shard", "0/0"], ["--shard", "a/b"], ["--shard", "1"], ["--merge-cache", "x.jsonl"]])
+    func badShardOrMergeIsAUsageError(args: [String]) throws {
+        let f = try EstimationFixture()
+        let r = try f.estimate(EstimationFixture.minArch + "\n", args)
+        #expect(r.status == 64 && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
     /// A cache that is not a regular file (a device never ends when read) is refused.
     @Test func cacheMustBeARegularFile() throws {
         let f = try EstimationFixture()
