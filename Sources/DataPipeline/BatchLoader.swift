@@ -90,7 +90,7 @@ public final class BatchLoader: @unchecked Sendable {
         self.batchSize = batchSize
         self.resolution = resolution
         self.augmentation = augmentation
-        let order = try EpochOrder(catalog: catalog, globalBatch: batchSize * ranks, seed: seed, windowImages: windowImages)
+        let order = EpochOrder(catalog: catalog, globalBatch: batchSize * ranks, seed: seed, windowImages: windowImages)
         epochOrder = order
         state = EpochState(order: order, rank: rank, ranks: ranks, augmentation: augmentation, step: startStep)
     }
@@ -381,6 +381,7 @@ final class EpochState: BatchSource, @unchecked Sendable {
     }
 
     func prepare() throws(PackError) -> BatchLoader.PreparedBatch? {
+        try order.checkOneBatch()
         let perEpoch = order.stepsPerEpoch
         let epoch = step / perEpoch
         let first = (step % perEpoch) * order.globalBatch

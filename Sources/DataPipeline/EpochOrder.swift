@@ -91,15 +91,20 @@ public struct EpochOrder: Sendable {
 
     public var stepsPerEpoch: Int { catalog.imageCount / globalBatch }
 
-    public init(catalog: ShardCatalog, globalBatch: Int, seed: UInt64, windowImages: Int) throws(PackError) {
+    public init(catalog: ShardCatalog, globalBatch: Int, seed: UInt64, windowImages: Int) {
         precondition(globalBatch >= 1)
         self.catalog = catalog
         self.globalBatch = globalBatch
         self.seed = seed
         self.windowImages = max(windowImages, catalog.entries.map(\.images).max() ?? 1)
-        guard catalog.imageCount >= globalBatch else {
+    }
+
+    /// Fails when an epoch holds no batch (checked at the first batch, so a run with
+    /// nothing to train, such as `--steps 0`, needs no data).
+    func checkOneBatch() throws(PackError) {
+        guard stepsPerEpoch > 0 else {
             throw PackError(.dataError, "the training data holds \(catalog.imageCount) images, fewer than one batch of \(globalBatch)",
-                            location: catalog.entries.first?.path)
+                            location: catalog.entries.count == 1 ? catalog.entries[0].path : nil)
         }
     }
 

@@ -158,7 +158,8 @@ struct EpochOrderTests {
     @Test func fewerImagesThanOneBatchIsBadData() throws {
         let (fx, catalog) = try Self.fixture([3, 4])
         defer { fx.remove() }
-        #expect(throws: PackError.self) { _ = try Self.loader(catalog, batch: 8) }
+        let l = try Self.loader(catalog, batch: 8)
+        #expect(throws: PackError.self) { _ = try l.nextPrepared() }
     }
 }
 
