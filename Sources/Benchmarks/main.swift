@@ -19,6 +19,7 @@ let suites: [String: ([String]) -> Void] = [
     "predictor": { runPredictorBench(arguments: $0) },
     "train-step": { runTrainStepBench(arguments: $0) },
     "infer": { runInferBench(arguments: $0) },
+    "resume": { runResumeBench(arguments: $0) },
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
