@@ -18,12 +18,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev liblz4-dev libarchive-dev libjpeg62-turbo-dev libpng-dev).
+        // System libraries (Debian: libopenblas-dev liblz4-dev libarchive-dev libjpeg62-turbo-dev libpng-dev
+        // libopenmpi-dev).
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
         // glibc declarations missing from Swift's Glibc module (mallopt, sched_getaffinity): System.
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
+        // OpenMPI (Debian: libopenmpi-dev), wrapped call by call: its handles are macros.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi"),
         // Software prefetch for the kernels (header only).
         .systemLibrary(name: "CCPUHints", path: "Sources/CCPUHints"),
         // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
@@ -41,7 +44,9 @@ let package = Package(
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats", "System"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive", "System"]),
         .target(name: "Search", dependencies: ["Supernet", "System"]),
-        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore", "System"]),
+        // The processes of an MPI job (mpirun, srun) and their collectives.
+        .target(name: "Cluster", dependencies: ["CMPI", "System"]),
+        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore", "Cluster", "System"]),
         // Tests only: the file-free reference generator of ../shared/reference (GENERATOR.md),
         // the reference files, paths outside the package, and the dependency traits.
         .target(name: "TestSupport"),

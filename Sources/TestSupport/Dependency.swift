@@ -66,6 +66,10 @@ extension Dependency {
         isAvailable: FileManager.default.fileExists(atPath: Paths.reference + "/GENERATOR.md"),
         requiredBy: inCI)
 
+    /// OpenMPI's launcher, for the multi-process tests.
+    public static let mpirun = Dependency(name: "mpirun on PATH", hint: "Scripts/install-deps (openmpi-bin)",
+                                          isAvailable: succeeds(["mpirun", "--version"]), requiredBy: inCI)
+
     /// The evaluation oracle in ../shared, beside the repository.
     public static let oracle = Dependency(name: "../shared/oracle/oracle.py", hint: "the project's shared folder beside the repository",
                                           isAvailable: FileManager.default.fileExists(atPath: Paths.oracle), requiredBy: inCI)

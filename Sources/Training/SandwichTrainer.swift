@@ -1,3 +1,4 @@
+import Cluster
 import System
 import NASCore
 import Supernet
@@ -51,6 +52,9 @@ public final class SandwichTrainer {
     public let model: Supernet
     public var options: SandwichOptions
     public var optimizer: SGDMomentum
+    /// Data parallelism (`mpirun`): the processes whose gradients are averaged before
+    /// clipping, as DDP's all-reduce does, so every rank takes the same step. Nil: alone.
+    public var communicator: Communicator?
     private let segmentOfOffset: [Int: Int]
 
     public init(model: Supernet, options: SandwichOptions = SandwichOptions()) {
@@ -111,6 +115,21 @@ public final class SandwichTrainer {
             grad.withUnsafeBufferPointer { model.backward(logitsGradient: $0) }
             losses.append(Double(loss))
             allLogits.append(logits)
+        }
+        if let c = communicator, c.size > 1 {
+            // One all-reduce of the summed gradients, averaged; a tensor any rank used
+            // takes part in the step on every rank. Losses and top-1 are averaged for the log.
+            c.sum(model.gradients)
+            let scale = 1 / Float(c.size)
+            for i in model.gradients.indices { model.gradients[i] *= scale }
+            var flags = used.map { Int64($0 ? 1 : 0) }
+            c.max(&flags)
+            used = flags.map { $0 != 0 }
+            var metrics = losses + [top1]
+            c.sum(&metrics)
+            metrics = metrics.map { $0 / Double(c.size) }
+            losses = Array(metrics.dropLast())
+            top1 = metrics[metrics.count - 1]
         }
         var clipped = 0
         if let c = options.gradientClip {

@@ -90,13 +90,19 @@ public struct TrainingOptions: Sendable, Equatable {
     public var dataOrder = DataOrderKind.epochs
     /// Memory for the decoded images of one window of the exact-epoch order, MiB.
     public var dataMemoryMiB = 4096
+    /// Data-parallel processes (`mpirun -np`); `batchSize` is per process, as the official
+    /// per-GPU batch, so the global batch is `batchSize * ranks`.
+    public var ranks = 1
     /// Run every subnet at this resolution instead of its own (0: their own).
     public var resolution = 0
 
     public init() {}
 
     /// The learning rate the official code uses for this batch size.
-    public var scaledLR: Double { baseLR * Double(max(1, batchSize / 256)) }
+    public var scaledLR: Double { baseLR * Double(max(1, globalBatch / 256)) }
+
+    /// Images of one step over every rank.
+    public var globalBatch: Int { batchSize * ranks }
 
     public var augmentation: Augmentation { augment.augmentation }
 
@@ -148,6 +154,7 @@ extension TrainingOptions {
             ("total_steps", JSONValue(totalSteps)), ("grad_clip", .double(gradClip)), ("batch_size", JSONValue(batchSize)),
             ("seed", .string(String(seed))), ("augment", .string(augment.rawValue)), ("shuffle_buffer", JSONValue(shuffleBuffer)),
             ("data_order", .string(dataOrder.rawValue)), ("data_memory_mib", JSONValue(dataMemoryMiB)),
+            ("ranks", JSONValue(ranks)),
             ("resolution", JSONValue(resolution)),
         ])
     }
@@ -219,6 +226,7 @@ extension TrainingOptions {
         // Checkpoints from before exact epochs were trained through the shuffle buffer.
         dataOrder = try e("data_order", DataOrderKind.self) ?? .buffer
         dataMemoryMiB = try i("data_memory_mib", min: 1) ?? dataMemoryMiB
+        ranks = try i("ranks", min: 1) ?? ranks
         resolution = try i("resolution") ?? resolution
     }
 }

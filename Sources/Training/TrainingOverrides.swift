@@ -77,6 +77,7 @@ extension TrainingOptions {
             switch key {
             case "base_lr": "--lr"
             case "data_memory_mib": "--data-memory"
+            case "ranks": "ranks (mpirun -np)"
             default: "--" + key.split(separator: "_").joined(separator: "-")
             }
         }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Cluster
 import DataPipeline
 import FileFormats
 import NASCore
@@ -52,7 +53,8 @@ public struct TrainingReporter {
 public enum TrainingOutcome: Equatable, Sendable {
     /// Reached the target step, or the data ended; the checkpoint is saved.
     case finished(step: Int)
-    /// SIGINT or SIGTERM: the checkpoint is saved; the tool exits 128 + signal.
+    /// SIGINT or SIGTERM: the checkpoint is saved; the tool exits 128 + signal (0 in an
+    /// MPI job of several ranks, where the launcher reads any other status as a failure).
     case interrupted(signal: Int32, step: Int)
 }
 
@@ -70,9 +72,15 @@ public final class TrainingRun {
     /// Whether an existing checkpoint was resumed.
     public let resumed: Bool
     private let validation: TrainingValidation?
+    /// The MPI job when run by mpirun or srun (nil: a plain run). Every rank trains;
+    /// rank 0 alone writes the checkpoint, the log and messages.
+    public let communicator: Communicator?
+    var isRoot: Bool { communicator?.isRoot ?? true }
 
     public init(_ settings: TrainingRunSettings, overrides: TrainingOverrides) throws(Failure) {
         self.settings = settings
+        communicator = Communicator.world
+        let ranks = communicator?.size ?? 1
         let givenSpace = try SearchSpace(contentsOf: settings.spacePath)
         let path = settings.checkpointPath
         var space = givenSpace
@@ -95,18 +103,21 @@ public final class TrainingRun {
             if let training = c.training {
                 let stored: TrainingOptions
                 do { stored = try TrainingOptions(json: training.info["options"] ?? .object([])) } catch { throw error.located(at: path) }
-                let wanted = overrides.applied(to: stored)
+                var wanted = overrides.applied(to: stored)
+                wanted.ranks = ranks
                 guard wanted == stored else {
                     throw .usage("options differ from those the checkpoint was trained with (\(stored.differences(from: wanted))); drop them to resume, or start a new checkpoint")
                 }
                 options = stored
             } else {
                 options = overrides.applied(to: TrainingOptions())
+                options.ranks = ranks
             }
             resumed = true
         } else {
             weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0)
             options = overrides.applied(to: TrainingOptions())
+            options.ranks = ranks
             if overrides.totalSteps == nil, let s = settings.steps {
                 options.totalSteps = max(1, s)
                 options.warmupSteps = options.totalSteps * 5 / 360
@@ -118,7 +129,8 @@ public final class TrainingRun {
         let fixed = try settings.archsPath.map { p throws(Failure) in try readArchLines(p, in: space) }
         let context = ComputeContext(workers: settings.threads)
         session = try TrainingSession(space: space, weights: weights, options: options, resume: resume,
-                                      data: ShardSource.path(settings.dataPath), fixedArchs: fixed, context: context)
+                                      data: ShardSource.path(settings.dataPath), fixedArchs: fixed, context: context,
+                                      communicator: communicator)
         var target = settings.steps ?? options.totalSteps
         if let e = settings.epochs {
             if let order = session.epochOrder {
@@ -143,8 +155,12 @@ public final class TrainingRun {
         }
     }
 
-    /// Trains until `target`, reporting through `reporter`.
-    public func run(_ reporter: TrainingReporter) throws -> TrainingOutcome {
+    /// Trains until `target`, reporting through `reporter` (on rank 0 of an MPI job).
+    public func run(_ given: TrainingReporter) throws -> TrainingOutcome {
+        let reporter = isRoot ? given : TrainingReporter(log: { _ in }, info: { _ in }, progress: { _ in })
+        if let c = communicator {
+            reporter.info("an MPI job of \(c.size) rank\(c.size == 1 ? "" : "s"): global batch \(session.options.globalBatch) = \(c.size) x --batch-size \(session.options.batchSize)")
+        }
         if session.step >= target {
             reporter.info("checkpoint is at step \(session.step), nothing to do for --steps \(target)")
             if !resumed { try save() }
@@ -168,7 +184,14 @@ public final class TrainingRun {
             let waitStart = monotonicSeconds()
             while !session.dataReady(within: 0.1) && stop.received == nil {}
             let waited = monotonicSeconds() - waitStart
-            if let signal = stop.received {
+            // In a job every rank stops at the same step: the first signal any rank saw.
+            var received = stop.received
+            if let c = communicator, c.size > 1 {
+                var s = [Int64(received ?? 0)]
+                c.max(&s)
+                received = s[0] == 0 ? nil : Int32(s[0])
+            }
+            if let signal = received {
                 try save()
                 reporter.info("saved \(settings.checkpointPath) at step \(session.step) after signal \(signal)")
                 return .interrupted(signal: signal, step: session.step)
@@ -180,9 +203,11 @@ public final class TrainingRun {
                 reporter.info("the training data ended at step \(session.step)")
                 break
             }
-            // Images per second include the wait for data: a data-bound run shows it.
+            // Images per second include the wait for data: a data-bound run shows it; in a
+            // job they count every rank's images (the global batch).
             let seconds = waited + record.seconds
-            window.images += record.images
+            let images = record.images * (communicator?.size ?? 1)
+            window.images += images
             window.seconds += seconds
             if record.step % settings.logEvery == 0 || record.step == target {
                 try reporter.log(.object([
@@ -194,16 +219,16 @@ public final class TrainingRun {
                 ]))
                 window = (0, 0)
             }
-            let rate = Double(record.images) / max(1e-9, seconds)
+            let rate = Double(images) / max(1e-9, seconds)
             reporter.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String($0.roundedTo(3)) } ?? "-") \(rate.roundedTo(1)) img/s")
             if record.step % settings.saveEvery == 0 { try save() }
-            if let validation, let every = settings.validateEvery, record.step % every == 0 {
+            if let validation, isRoot, let every = settings.validateEvery, record.step % every == 0 {
                 validatedAt = record.step
                 try reporter.log(validation.run(session))
             }
         }
         try save()
-        if let validation, session.step > start, validatedAt != session.step {
+        if let validation, isRoot, session.step > start, validatedAt != session.step {
             try reporter.log(validation.run(session))
         }
         reporter.info("step \(session.step): saved \(settings.checkpointPath)")
@@ -219,7 +244,31 @@ public final class TrainingRun {
         guard finite else {
             throw .data("the weights became non-finite at step \(session.step); \(settings.checkpointPath) keeps the last good step; lower the learning rate (--lr) or check the data")
         }
+        if let comm = communicator, comm.size > 1 {
+            // Every rank took the same steps, so every rank holds the same state: checked
+            // by a hash of its bits before rank 0 writes it.
+            let h = Int64(bitPattern: TrainingRun.stateHash(c))
+            var lo = [h], hi = [h]
+            comm.min(&lo)
+            comm.max(&hi)
+            guard lo == hi else {
+                throw .io("the ranks hold different weights at step \(session.step) (a bug: please report it); \(settings.checkpointPath) keeps the last good step")
+            }
+            guard comm.isRoot else { return }
+        }
         try c.write(to: settings.checkpointPath)
+    }
+
+    /// FNV-1a over the bits of the weights, buffers and momentum.
+    static func stateHash(_ c: Checkpoint) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ values: [Float]) {
+            for v in values { h = (h ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
+        }
+        mix(c.weights.parameters)
+        mix(c.weights.buffers)
+        mix(c.training?.momentum ?? [])
+        return h
     }
 }
 

@@ -1,3 +1,4 @@
+import Cluster
 import System
 import DataPipeline
 import FileFormats
@@ -47,11 +48,14 @@ public final class TrainingSession {
     public var epochOrder: EpochOrder? { loader.epochOrder }
 
     public init(space: SearchSpace, weights: SupernetWeights, options: TrainingOptions, resume: TrainingState?,
-                data: ShardSource, fixedArchs: [Arch]? = nil, context: ComputeContext) throws(Failure) {
+                data: ShardSource, fixedArchs: [Arch]? = nil, context: ComputeContext, communicator: Communicator? = nil) throws(Failure) {
         self.space = space
         self.options = options
         model = Supernet(weights: weights, space: space, context: context)
         trainer = SandwichTrainer(model: model, options: options.sandwich)
+        let ranks = communicator?.size ?? 1
+        precondition(options.ranks == ranks, "TrainingSession: options for \(options.ranks) ranks in a job of \(ranks)")
+        if ranks > 1 { trainer.communicator = communicator }
         self.fixedArchs = fixedArchs
         dataName = data.name
         inputResolution = options.resolution > 0 ? options.resolution : (space.resolutions.max() ?? 224)
@@ -75,14 +79,18 @@ public final class TrainingSession {
             trainer.optimizer.restore(st)
         }
         attentive = options.sampler == .uniform ? nil : AttentiveSampler(space: space, seed: options.seed)
+        var isStream = false
+        if case .stream = data { isStream = true }
+        guard ranks == 1 || (options.dataOrder == .epochs && !isStream) else {
+            throw Failure.usage("a job of \(ranks) ranks splits exact epochs of shard files; \(isStream ? "a stream" : "--data-order buffer") cannot be split")
+        }
         do {
-            var isStream = false
-            if case .stream = data { isStream = true }
             if options.dataOrder == .epochs, !isStream {
                 let catalog = try ShardCatalog(source: data)
                 let window = Int(min(Int64(options.dataMemoryMiB) << 20 / Int64(catalog.bytesPerImage), Int64(Int32.max)))
                 loader = try BatchLoader(epochsOf: catalog, batchSize: options.batchSize, resolution: inputResolution,
-                                         augmentation: options.augmentation, seed: options.seed, windowImages: window, startStep: step)
+                                         augmentation: options.augmentation, seed: options.seed, windowImages: window, startStep: step,
+                                         rank: communicator?.rank ?? 0, ranks: ranks)
             } else {
                 loader = try BatchLoader(source: data, batchSize: options.batchSize, resolution: inputResolution,
                                          augmentation: options.augmentation, seed: options.seed,

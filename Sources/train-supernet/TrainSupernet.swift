@@ -96,6 +96,8 @@ struct TrainSupernet: Tool {
             progress: { Diagnostics.progress($0) }))
         if case let .interrupted(signal, _) = outcome {
             try out.flush()
+            // In an MPI job any other status than 0 reads as a failed job.
+            if (run.communicator?.size ?? 1) > 1 { return }
             throw ExitCode(128 + signal)
         }
     }

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMPI
+import System
+
+/// The processes of one MPI job (`mpirun -np N`, `srun`): this process's rank, their
+/// count, and the collective operations data-parallel training needs. `world` is nil
+/// in a plain run (not started by an MPI launcher), which then never touches MPI.
+///
+/// Only the main thread calls MPI. A rank that fails exits nonzero, and the launcher
+/// ends the whole job (OpenMPI's default error handler aborts on any MPI error too),
+/// so no rank waits for a dead one.
+public final class Communicator: Sendable {
+    public let rank: Int
+    public let size: Int
+
+    private init(rank: Int, size: Int) {
+        self.rank = rank
+        self.size = size
+    }
+
+    /// Set by the MPI launchers we know: OpenMPI's mpirun, PMIx (srun --mpi=pmix) and
+    /// PMI-1/2 (srun --mpi=pmi2, MPICH's hydra).
+    public static let launcherVariables = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"]
+
+    /// Whether this process was started by an MPI launcher.
+    public static var isLaunched: Bool { launcherVariables.contains { getenv($0) != nil } }
+
+    /// The job this process belongs to (MPI initialised on first use, finalised at
+    /// exit), or nil in a plain run.
+    public static let world: Communicator? = {
+        guard isLaunched else { return nil }
+        guard an_mpi_init() == MPI_SUCCESS else { return nil }
+        atexit { if an_mpi_initialized() != 0 { _ = an_mpi_finalize() } }
+        return Communicator(rank: Int(an_mpi_rank()), size: Int(an_mpi_size()))
+    }()
+
+    public var isRoot: Bool { rank == 0 }
+
+    /// Sums `values` over every rank, in place (each rank ends with the same sums).
+    public func sum(_ values: UnsafeMutableBufferPointer<Float>) {
+        guard size > 1, let base = values.baseAddress else { return }
+        // MPI counts are Int32: reduce in chunks.
+        var offset = 0
+        while offset < values.count {
+            let n = Swift.min(values.count - offset, 1 << 30)
+            check(an_mpi_allreduce_sum_f32(base + offset, Int32(n)), "MPI_Allreduce")
+            offset += n
+        }
+    }
+
+    public func sum(_ values: inout [Double]) {
+        guard size > 1, !values.isEmpty else { return }
+        let count = Int32(values.count)
+        let rc = values.withUnsafeMutableBufferPointer { an_mpi_allreduce_sum_f64($0.baseAddress, count) }
+        check(rc, "MPI_Allreduce")
+    }
+
+    public func max(_ values: inout [Int64]) {
+        guard size > 1, !values.isEmpty else { return }
+        let count = Int32(values.count)
+        let rc = values.withUnsafeMutableBufferPointer { an_mpi_allreduce_max_i64($0.baseAddress, count) }
+        check(rc, "MPI_Allreduce")
+    }
+
+    public func min(_ values: inout [Int64]) {
+        guard size > 1, !values.isEmpty else { return }
+        let count = Int32(values.count)
+        let rc = values.withUnsafeMutableBufferPointer { an_mpi_allreduce_min_i64($0.baseAddress, count) }
+        check(rc, "MPI_Allreduce")
+    }
+
+    public func barrier() {
+        guard size > 1 else { return }
+        check(an_mpi_barrier(), "MPI_Barrier")
+    }
+
+    /// Ends the whole job at once (a rank that cannot go on).
+    public func abort(_ code: Int32) -> Never {
+        an_mpi_abort(code)
+        exit(code)
+    }
+
+    private func check(_ rc: Int32, _ what: String) {
+        guard rc != MPI_SUCCESS else { return }
+        let message = "rank \(rank): \(what) failed (\(rc)); ending the job\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
+        abort(1)
+    }
+}
