@@ -37,6 +37,8 @@
 #   KD            alpha, kl or none [alpha]  NUM_ARCH  subnets per step [4]
 #   TRAIN_VAL_BATCHES  validation batches after each slice [8]
 #   TRAIN_FLAGS   any further train-supernet options []
+#   MPIRUN        launcher for data-parallel training, e.g. "mpirun -np 4" [none: one process];
+#                 BATCH is then per rank, so changing the rank count restarts the training
 #   CHECKPOINT    the supernet to evaluate [$(OUT)/supernet.safetensors.lz4, trained here];
 #                 point it at an imported official checkpoint to skip training
 #   -- evaluation and search --
@@ -82,6 +84,7 @@ KD ?= alpha
 NUM_ARCH ?= 4
 TRAIN_VAL_BATCHES ?= 8
 TRAIN_FLAGS ?=
+MPIRUN ?=
 CHECKPOINT ?= $(OUT)/supernet.safetensors.lz4
 N_SAMPLE ?= 512
 SEED ?= 1
@@ -106,7 +109,7 @@ ifneq ($$(file < $(SETTINGS)/$1),$2)
 $$(file > $(SETTINGS)/$1,$2)
 endif
 endef
-$(eval $(call settings,recipe,space=$(SPACE) size=$(IMAGE_SIZE) total=$(TOTAL_STEPS) batch=$(BATCH) lr=$(LR) augment=$(AUGMENT) kd=$(KD) num_arch=$(NUM_ARCH) flags=$(TRAIN_FLAGS)))
+$(eval $(call settings,recipe,space=$(SPACE) size=$(IMAGE_SIZE) total=$(TOTAL_STEPS) batch=$(BATCH) lr=$(LR) augment=$(AUGMENT) kd=$(KD) num_arch=$(NUM_ARCH) flags=$(TRAIN_FLAGS) mpirun=$(MPIRUN)))
 $(eval $(call settings,steps,$(STEPS)))
 $(eval $(call settings,sample,space=$(SPACE) n=$(N_SAMPLE) seed=$(SEED)))
 $(eval $(call settings,estimate,checkpoint=$(CHECKPOINT) data=$(DATA) calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)))
@@ -171,7 +174,7 @@ $(OUT)/supernet.safetensors.lz4: $(TRAIN) $(VAL) $(SETTINGS)/recipe $(SETTINGS)/
 	s=0; while [ $$s -lt $(STEPS) ]; do \
 		s=$$((s + $(SLICE))); [ $$s -gt $(STEPS) ] && s=$(STEPS); \
 		echo "alphanet.mk: training until step $$s of $(STEPS)" >&2; \
-		$(BIN)/train-supernet --space $(SPACE) --data $(DATA)/train --val $(DATA)/val \
+		$(MPIRUN) $(BIN)/train-supernet --space $(SPACE) --data $(DATA)/train --val $(DATA)/val \
 			--checkpoint $(OUT)/train/supernet.safetensors.lz4 --steps $$s --total-steps $(TOTAL_STEPS) \
 			--batch-size $(BATCH) --lr $(LR) --augment $(AUGMENT) --kd $(KD) --num-arch $(NUM_ARCH) \
 			--save-every $(SLICE) --val-batches $(TRAIN_VAL_BATCHES) $(TRAIN_FLAGS) \

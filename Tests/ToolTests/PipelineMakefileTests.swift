@@ -38,6 +38,17 @@ import Testing
         #expect(!r.stdout.contains("demo-data"))
     }
 
+    /// MPIRUN launches the training (and only it); the rank count belongs to the recipe.
+    @Test func mpirunLaunchesTheTraining() throws {
+        let h = try ToolHarness()
+        let r = try plan(h, ["MPIRUN=mpirun -np 4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("mpirun -np 4 \(ToolHarness.binDir)/train-supernet --space"), "\(r.stdout)")
+        #expect(r.stdout.components(separatedBy: "mpirun -np 4").count == 2, "\(r.stdout)")
+        let recipe = (try? String(contentsOfFile: h.path("out/.settings/recipe"), encoding: .utf8)) ?? ""
+        #expect(recipe.contains("mpirun=mpirun -np 4"), "the recipe settings lack the launcher: \(recipe)")
+    }
+
     @Test func missingToolsAreReportedBeforeAnythingRuns() throws {
         let h = try ToolHarness()
         let r = try h.runExecutable("/usr/bin/make", ["-n", "-C", ToolHarness.repo, "-f", "pipelines/alphanet.mk",
