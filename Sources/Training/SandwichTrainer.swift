@@ -41,6 +41,8 @@ public struct StepResult: Sendable {
     public var logits: [[Float]]
     /// Gradient elements changed by clipping.
     public var clipped: Int
+    /// Seconds in the all-reduces of a data-parallel step (0 alone).
+    public var communicationSeconds = 0.0
 }
 
 /// One AlphaNet training step as the official `train_epoch` body: the first
@@ -116,7 +118,10 @@ public final class SandwichTrainer {
             losses.append(Double(loss))
             allLogits.append(logits)
         }
+        var communication = 0.0
         if let c = communicator, c.size > 1 {
+            let start = monotonicSeconds()
+            defer { communication = monotonicSeconds() - start }
             // One all-reduce of the summed gradients, averaged; a tensor any rank used
             // takes part in the step on every rank. Losses and top-1 are averaged for the log.
             c.sum(model.gradients)
@@ -139,7 +144,7 @@ public final class SandwichTrainer {
             }
         }
         optimizer.step(parameters: model.parameters, gradients: UnsafeBufferPointer(model.gradients), learningRate: learningRate, hasGradient: used)
-        return StepResult(losses: losses, firstTop1: top1, logits: allLogits, clipped: clipped)
+        return StepResult(losses: losses, firstTop1: top1, logits: allLogits, clipped: clipped, communicationSeconds: communication)
     }
 
     /// Top-1 accuracy in percent of `[n, classes]` logits.

@@ -159,7 +159,9 @@ public final class TrainingRun {
     public func run(_ given: TrainingReporter) throws -> TrainingOutcome {
         let reporter = isRoot ? given : TrainingReporter(log: { _ in }, info: { _ in }, progress: { _ in })
         if let c = communicator {
-            reporter.info("an MPI job of \(c.size) rank\(c.size == 1 ? "" : "s"): global batch \(session.options.globalBatch) = \(c.size) x --batch-size \(session.options.batchSize)")
+            let megabytes = Double(session.model.parameters.count * 4) / 1e6
+            reporter.info("an MPI job of \(c.size) rank\(c.size == 1 ? "" : "s"): global batch \(session.options.globalBatch) = \(c.size) x --batch-size \(session.options.batchSize)"
+                          + (c.size > 1 ? "; \(megabytes.roundedTo(2)) MB of gradients all-reduced per step" : ""))
         }
         if session.step >= target {
             reporter.info("checkpoint is at step \(session.step), nothing to do for --steps \(target)")
@@ -175,7 +177,7 @@ public final class TrainingRun {
             reporter.info("data: a stream, read in arrival order through a shuffle buffer of \(session.options.shuffleBuffer) images (exact epochs need shard files)")
         }
         let stop = SignalFlag()
-        var window: (images: Int, seconds: Double) = (0, 0)
+        var window: (images: Int, seconds: Double, communication: Double, steps: Int) = (0, 0, 0, 0)
         let start = session.step
         var validatedAt: Int?
         while session.step < target {
@@ -209,15 +211,22 @@ public final class TrainingRun {
             let images = record.images * (communicator?.size ?? 1)
             window.images += images
             window.seconds += seconds
+            window.communication += record.communicationSeconds
+            window.steps += 1
             if record.step % settings.logEvery == 0 || record.step == target {
-                try reporter.log(.object([
+                var fields: [(String, JSONValue)] = [
                     ("step", JSONValue(record.step)),
                     ("lr", .double(record.learningRate)),
                     ("loss", .array(record.losses.map { .double($0.roundedTo(6)) })),
                     ("top1_max", .double(record.maxTop1.roundedTo(3))),
                     ("images_per_s", .double((Double(window.images) / max(1e-9, window.seconds)).roundedTo(2))),
-                ]))
-                window = (0, 0)
+                ]
+                if (communicator?.size ?? 1) > 1 {
+                    // Mean seconds per step in the gradient all-reduce, on rank 0.
+                    fields.append(("allreduce_s", .double((window.communication / Double(max(1, window.steps))).roundedTo(5))))
+                }
+                try reporter.log(.object(fields))
+                window = (0, 0, 0, 0)
             }
             let rate = Double(images) / max(1e-9, seconds)
             reporter.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String($0.roundedTo(3)) } ?? "-") \(rate.roundedTo(1)) img/s")

@@ -16,6 +16,8 @@ public struct StepRecord: Sendable {
     public var archs: [Arch]
     public var images: Int
     public var seconds: Double
+    /// Seconds of the step spent in all-reduces (data parallelism).
+    public var communicationSeconds = 0.0
 }
 
 /// A resumable AlphaNet supernet training run: the model, the sandwich
@@ -189,7 +191,7 @@ public final class TrainingSession {
             throw Failure.data("the loss became \(l) at step \(step); lower the learning rate (--lr) or check the data")
         }
         return StepRecord(step: step, learningRate: lr, losses: result.losses, maxTop1: result.firstTop1, archs: archs,
-                          images: batch.count, seconds: monotonicSeconds() - start)
+                          images: batch.count, seconds: monotonicSeconds() - start, communicationSeconds: result.communicationSeconds)
     }
 
     /// The state to save: weights, momentum, step, random state, options.
