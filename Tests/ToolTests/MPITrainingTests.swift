@@ -76,65 +76,8 @@ import TestSupport
         #expect(buffer.status != 0 && buffer.stderr.contains("cannot be split"), "\(buffer.stderr)")
     }
 
-    /// A job in the background, stdout through a pipe read line by line.
-    struct Job {
-        let process: Process
-        let stdout: FileHandle
-
-        /// Blocks until `count` lines came (or EOF); a watchdog kills a job that hangs.
-        func waitForLines(_ count: Int, hangLimit: Double = 600) -> [String] {
-            let pid = process.processIdentifier
-            let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + hangLimit, execute: watchdog)
-            defer { watchdog.cancel() }
-            var data = Data()
-            while data.count(where: { $0 == UInt8(ascii: "\n") }) < count {
-                let chunk = stdout.availableData
-                if chunk.isEmpty { break }
-                data.append(chunk)
-            }
-            return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        }
-
-        /// Reads stdout to its end and waits for the job, killing it after `hangLimit` s.
-        func finish(hangLimit: Double) -> (status: Int32, seconds: Double) {
-            let start = Date()
-            let pid = process.processIdentifier
-            let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + hangLimit, execute: watchdog)
-            defer { watchdog.cancel() }
-            _ = stdout.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, Date().timeIntervalSince(start))
-        }
-
-        /// The ranks: mpirun's train-supernet children.
-        var ranks: [Int32] {
-            let path = "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children"
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.filter { pid in
-                ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").hasPrefix("train-supernet")
-            }
-        }
-    }
-
-    static func start(_ h: ToolHarness, ranks: Int, _ args: [String], tag: String) throws -> Job {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["mpirun"] + mpirun(ranks, args)
-        p.currentDirectoryURL = URL(fileURLWithPath: h.dir)
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let err = URL(fileURLWithPath: h.path("\(tag).err"))
-        try Data().write(to: err)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = try FileHandle(forWritingTo: err)
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        try out.fileHandleForWriting.close()
-        return Job(process: p, stdout: out.fileHandleForReading)
+    static func start(_ h: ToolHarness, ranks: Int, _ args: [String], tag: String) throws -> BackgroundProcess {
+        try BackgroundProcess("/usr/bin/env", ["mpirun"] + mpirun(ranks, args), in: h, stderrTag: tag, environment: environment)
     }
 
     /// SIGTERM to the job's ranks (what Slurm's scancel and srun do; mpirun run from a
@@ -145,13 +88,11 @@ import TestSupport
         try F.make(in: h, trainImages: 128, valImages: 16)
         let job = try Self.start(h, ranks: 2, F.common(h) + ["--steps", "100000", "--total-steps", "100000", "--log-every", "1", "--save-every", "100000"], tag: "term")
         #expect(job.waitForLines(2).count == 2, "no steps logged")
-        let ranks = job.ranks
+        let ranks = job.children(named: "train-supernet")
         #expect(ranks.count == 2, "ranks \(ranks)")
-        let blocked = (try? String(contentsOfFile: "/proc/\(job.process.processIdentifier)/status", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("SigBlk") } ?? "?"
         for pid in ranks { kill(pid, SIGTERM) }
         let end = job.finish(hangLimit: 120)
-        let stderr = ((try? String(contentsOfFile: h.path("term.err"), encoding: .utf8)) ?? "") + "\nmpirun \(blocked)"
+        let stderr = (try? String(contentsOfFile: h.path("term.err"), encoding: .utf8)) ?? ""
         #expect(end.status == 0, "\(stderr)")
         let file = try TensorFile(contentsOf: h.path("c.safetensors.lz4"))
         let step = try #require(file.metadata["step"].flatMap { Int($0) })
@@ -166,7 +107,7 @@ import TestSupport
         try F.make(in: h, trainImages: 128, valImages: 16)
         let job = try Self.start(h, ranks: 2, F.common(h) + ["--steps", "100000", "--total-steps", "100000", "--log-every", "1", "--save-every", "2"], tag: "kill")
         #expect(job.waitForLines(3).count == 3, "no steps logged")
-        let ranks = job.ranks
+        let ranks = job.children(named: "train-supernet")
         #expect(ranks.count == 2, "ranks \(ranks)")
         if let victim = ranks.last { kill(victim, SIGKILL) }
         let end = job.finish(hangLimit: 120)

@@ -89,3 +89,83 @@ final class ToolHarness: Sendable {
 
     func path(_ name: String) -> String { dir + "/" + name }
 }
+
+/// A tool (or mpirun) running in the background: stdout through a pipe that the test
+/// reads line by line (one line a step with --log-every 1), stderr into `<tag>.err` in
+/// the harness directory.
+struct BackgroundProcess {
+    let process: Process
+    let stdout: FileHandle
+
+    init(process: Process, stdout: FileHandle) {
+        self.process = process
+        self.stdout = stdout
+    }
+
+    /// Starts `path args` in the harness directory, stdin empty.
+    init(_ path: String, _ args: [String], in h: ToolHarness, stderrTag tag: String, environment: [String: String] = [:]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: h.dir)
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let err = URL(fileURLWithPath: h.path("\(tag).err"))
+        try Data().write(to: err)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = try FileHandle(forWritingTo: err)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        try out.fileHandleForWriting.close()  // ours: the child holds its own copy
+        self.init(process: p, stdout: out.fileHandleForReading)
+    }
+
+    /// Blocks until the child has written `count` lines, and returns them. The test
+    /// acts on what the child has done, never on how long it has run: there is no
+    /// polling, and the only clock is a watchdog that kills a child still short of
+    /// `count` lines after `hangLimit` seconds, so that a hang ends the read (EOF) as a
+    /// failed expectation instead of a stuck test.
+    func waitForLines(_ count: Int, hangLimit: Double = 600) -> [String] {
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + hangLimit, execute: watchdog)
+        defer { watchdog.cancel() }
+        var data = Data()
+        while data.count(where: { $0 == UInt8(ascii: "\n") }) < count {
+            let chunk = stdout.availableData
+            if chunk.isEmpty { break }  // EOF: the child exited (or the watchdog killed it)
+            data.append(chunk)
+        }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// Reads stdout to its end (so the child never blocks on a full pipe) and waits
+    /// for the child to exit.
+    func finish() {
+        _ = stdout.readDataToEndOfFile()
+        process.waitUntilExit()
+    }
+
+    /// `finish()` with a watchdog that kills a child still running after `hangLimit`
+    /// seconds; the exit status and the seconds it took.
+    func finish(hangLimit: Double) -> (status: Int32, seconds: Double) {
+        let start = Date()
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + hangLimit, execute: watchdog)
+        defer { watchdog.cancel() }
+        finish()
+        return (process.terminationStatus, Date().timeIntervalSince(start))
+    }
+
+    /// The child's own children whose command name starts with `name` (mpirun's ranks).
+    func children(named name: String) -> [Int32] {
+        let pid = process.processIdentifier
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.filter { child in
+            ((try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8)) ?? "").hasPrefix(name)
+        }
+    }
+}

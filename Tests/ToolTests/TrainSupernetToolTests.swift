@@ -50,53 +50,8 @@ import Testing
         #expect(other.status == 64 && other.stderr.contains("--data-order"), "\(other.stderr)")
     }
 
-    /// train-supernet running in the background: stdout through a pipe that the test
-    /// reads line by line (one line a step with --log-every 1), stderr into `<tag>.err`.
-    struct Background {
-        let process: Process
-        let stdout: FileHandle
-
-        /// Blocks until the child has written `count` lines, and returns them. The test
-        /// acts on what the child has done, never on how long it has run: there is no
-        /// polling, and the only clock is a watchdog that kills a child still short of
-        /// `count` lines after `hangLimit` seconds, so that a hang ends the read (EOF) as a
-        /// failed expectation instead of a stuck test.
-        func waitForLines(_ count: Int, hangLimit: Double = 600) -> [String] {
-            let pid = process.processIdentifier
-            let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + hangLimit, execute: watchdog)
-            defer { watchdog.cancel() }
-            var data = Data()
-            while data.count(where: { $0 == UInt8(ascii: "\n") }) < count {
-                let chunk = stdout.availableData
-                if chunk.isEmpty { break }  // EOF: the child exited (or the watchdog killed it)
-                data.append(chunk)
-            }
-            return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        }
-
-        /// Reads stdout to its end (so the child never blocks on a full pipe) and waits
-        /// for the child to exit.
-        func finish() {
-            _ = stdout.readDataToEndOfFile()
-            process.waitUntilExit()
-        }
-    }
-
-    func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> Background {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: ToolHarness.binDir + "/train-supernet")
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: h.dir)
-        let err = URL(fileURLWithPath: h.path("\(tag).err"))
-        try Data().write(to: err)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = try FileHandle(forWritingTo: err)
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        try out.fileHandleForWriting.close()  // ours: the child holds its own copy
-        return Background(process: p, stdout: out.fileHandleForReading)
+    func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> BackgroundProcess {
+        try BackgroundProcess(ToolHarness.binDir + "/train-supernet", args, in: h, stderrTag: tag)
     }
 
     @Test func sigtermSavesAndExits143AndKillLeavesLastCheckpoint() throws {
@@ -159,7 +114,7 @@ import Testing
         try out.fileHandleForWriting.close()
         try input.fileHandleForReading.close()
         input.fileHandleForWriting.write(shard)  // 64 images = 8 batches; the pipe stays open
-        let bg = Background(process: p, stdout: out.fileHandleForReading)
+        let bg = BackgroundProcess(process: p, stdout: out.fileHandleForReading)
         #expect(bg.waitForLines(8).count == 8, "the 8 batches of the shard were not trained")
         // Now blocked on the stalled pipe (a 9th step cannot come). The watchdog of
         // waitForLines does not apply here: a hang would leave the child running, so
