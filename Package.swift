@@ -58,7 +58,7 @@ let package = Package(
         tool("count-flops", ["Supernet"]),
         tool("pack-imagenet", ["DataPipeline"]),
         tool("train-supernet", ["Training", "Supernet", "DataPipeline", "Search"]),
-        tool("estimate-acc", ["Training", "Supernet", "DataPipeline"]),
+        tool("estimate-acc", ["Training", "Supernet", "DataPipeline", "Cluster"]),
         tool("fit-predictor", ["Search"]),
         tool("predict-acc", ["Search"]),
         tool("evo-search", ["Search"]),

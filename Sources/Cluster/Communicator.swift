@@ -71,6 +71,22 @@ public final class Communicator: Sendable {
         check(rc, "MPI_Allreduce")
     }
 
+    /// Rank 0's `bytes` on every rank (others pass anything; they receive).
+    public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
+        guard size > 1 else { return bytes }
+        var count = [Int64(isRoot ? bytes.count : 0)]
+        check(count.withUnsafeMutableBufferPointer { an_mpi_bcast_i64($0.baseAddress, 1, 0) }, "MPI_Bcast")
+        var out = isRoot ? bytes : [UInt8](repeating: 0, count: Int(count[0]))
+        guard count[0] > 0 else { return out }
+        guard count[0] <= Int64(Int32.max) else {
+            let message = "rank \(rank): a broadcast of \(count[0]) bytes is over MPI's limit; ending the job\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            abort(1)
+        }
+        check(out.withUnsafeMutableBytes { an_mpi_bcast_bytes($0.baseAddress, Int32(count[0]), 0) }, "MPI_Bcast")
+        return out
+    }
+
     public func barrier() {
         guard size > 1 else { return }
         check(an_mpi_barrier(), "MPI_Barrier")

@@ -71,6 +71,15 @@ public struct JSONLinesReader {
         return nil
     }
 
+    /// Whether `nextLine` would return without waiting: a whole line is buffered, the
+    /// input has ended, or more bytes can be read at once (a co-process's caller waits
+    /// for an answer before it sends the next line).
+    public var isReady: Bool {
+        if atEnd || buffer[start...].contains(0x0A) { return true }
+        var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) > 0
+    }
+
     /// "file:line" of the line last returned.
     public var location: String { "\(sourceName):\(lineNumber)" }
 }

@@ -1,3 +1,4 @@
+import Cluster
 import FileFormats
 import Supernet
 import Synchronization
@@ -73,8 +74,8 @@ public final class EstimationRun {
     public let warnings: [String]
     /// Records added to the cache from each `mergeCachePaths` file.
     public let merged: [(path: String, records: Int)]
-    private let cache: EstimationCache?
-    private let estimator: AccuracyEstimator
+    let cache: EstimationCache?
+    let estimator: AccuracyEstimator
 
     public var space: SearchSpace { checkpoint.space }
 
@@ -95,7 +96,8 @@ public final class EstimationRun {
         checkpointDigest = try fileSHA256(settings.checkpointPath)
         cache = try settings.cachePath.map { p throws(Failure) in try EstimationCache(path: p) }
         var merged: [(path: String, records: Int)] = []
-        if !settings.mergeCachePaths.isEmpty {
+        // In an MPI job rank 0 alone writes the cache.
+        if !settings.mergeCachePaths.isEmpty, Communicator.world?.isRoot ?? true {
             guard let cache else { throw .usage("--merge-cache needs --cache, the file to merge into") }
             for p in settings.mergeCachePaths {
                 do { merged.append((p, try cache.merge(from: p))) } catch { throw error.located(at: p) }

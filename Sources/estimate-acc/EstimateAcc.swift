@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import FileFormats
 import ToolSupport
 import Training
@@ -23,6 +24,10 @@ struct EstimateAcc: Tool {
             --cache FILE keeps results (JSON lines, append-only, shareable between processes): an \
             arch already measured with the same checkpoint, calibration and validation data is not \
             recomputed, and an interrupted run loses at most the archs in progress.
+
+            Under mpirun (mpirun -np N estimate-acc ...) the ranks share the work: rank 0 \
+            reads the input and the cache and writes every line in input order, the lines one \
+            process writes; each rank estimates one subnet at a time (--jobs 1).
 
             Without MPI, split the work over a job array: task i of n runs with --shard i/n \
             (its lines only, in input order) and its own --cache (or one on a shared file \
@@ -80,6 +85,7 @@ struct EstimateAcc: Tool {
     func validate() throws {
         if let v = valLimit, v < 1 { throw ValidationError("--val-limit must be at least 1") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if jobs > 1, Communicator.isLaunched { throw ValidationError("--jobs must be 1 under mpirun: the ranks share the work") }
     }
 
     mutating func execute() throws {
@@ -97,26 +103,33 @@ struct EstimateAcc: Tool {
         var reader = try JSONLinesReader(path: input)
         defer { reader.close() }
         let run = try EstimationRun(settings)
+        let job = Communicator.world.flatMap { $0.size > 1 ? $0 : nil }
+        let root = job?.isRoot ?? true
         // Said once the inputs are known to be good, so a bad file still gives one error line.
-        if let why = run.transformReason { Diagnostics.info("evaluation transform \(run.transform.rawValue) (\(why))") }
-        for w in run.warnings { Diagnostics.warning(w) }
-        for m in run.merged { Diagnostics.info("merged \(m.records) records of \(m.path) into \(cache ?? "")") }
+        if root {
+            if let why = run.transformReason { Diagnostics.info("evaluation transform \(run.transform.rawValue) (\(why))") }
+            for w in run.warnings { Diagnostics.warning(w) }
+            for m in run.merged { Diagnostics.info("merged \(m.records) records of \(m.path) into \(cache ?? "")") }
+            if let job { Diagnostics.info("an MPI job of \(job.size) ranks: one subnet at a time on each") }
+        }
         let out = StandardOutput.shared
         var lastReport = monotonicSeconds()
         let space = run.space
-        let done = try run.run(
-            next: { try reader.nextArch(in: space).map { ArchRequest(line: $0.json, arch: $0.arch) } },
-            write: { line in
-                try out.write(line.jsonText + "\n")
-                try out.flush()
-            },
-            progress: { p in
-                Diagnostics.progress(p.summary)
-                if !Diagnostics.stderrIsTerminal && monotonicSeconds() - lastReport >= 30 {
-                    Diagnostics.info(p.summary)
-                    lastReport = monotonicSeconds()
-                }
-            })
+        let next = { () throws -> ArchRequest? in try reader.nextArch(in: space).map { ArchRequest(line: $0.json, arch: $0.arch) } }
+        let write = { (line: JSONValue) throws in
+            try out.write(line.jsonText + "\n")
+            try out.flush()
+        }
+        let progress = { (p: EstimationRun.Progress) in
+            Diagnostics.progress(p.summary)
+            if !Diagnostics.stderrIsTerminal && monotonicSeconds() - lastReport >= 30 {
+                Diagnostics.info(p.summary)
+                lastReport = monotonicSeconds()
+            }
+        }
+        let done = try job.map { try run.run(on: $0, next: next, ready: { reader.isReady }, write: write, progress: progress) }
+            ?? run.run(next: next, write: write, progress: progress)
+        guard root else { return }
         Diagnostics.endProgress()
         Diagnostics.info(done.summary)
     }
