@@ -66,6 +66,16 @@ extension Dependency {
         isAvailable: FileManager.default.fileExists(atPath: Paths.reference + "/GENERATOR.md"),
         requiredBy: inCI)
 
+    /// Mounting a small tmpfs (root with CAP_SYS_ADMIN), for full-disk tests: probed by
+    /// mounting one.
+    public static let tmpfs: Dependency = {
+        let dir = NSTemporaryDirectory() + "tmpfs-probe-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ok = succeeds(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", dir]) && succeeds(["umount", dir])
+        return Dependency(name: "mount -t tmpfs (root)", hint: "run the tests as root, as CI does", isAvailable: ok, requiredBy: inCI)
+    }()
+
     /// OpenMPI's launcher, for the multi-process tests.
     public static let mpirun = Dependency(name: "mpirun on PATH", hint: "Scripts/install-deps (openmpi-bin)",
                                           isAvailable: succeeds(["mpirun", "--version"]), requiredBy: inCI)

@@ -88,6 +88,33 @@ struct EstimateAccToolTests {
         #expect(r.stdout.isEmpty)
     }
 
+    /// A full disk under the cache: exit 1 saying so, the lines before it written, a torn
+    /// last record at worst; the next run (space freed) repairs the tail and loses no
+    /// record. On a 12 KiB tmpfs with 8 KiB taken.
+    @Test(.requires(.tmpfs)) func fullDiskCacheSaysSoAndTheNextRunRepairsIt() throws {
+        let f = try EstimationFixture()
+        let mnt = f.h.path("mnt")
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        let mount = try ToolHarness.execute("/usr/bin/env", ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", mnt], in: f.h.dir)
+        try #require(mount.status == 0, "\(mount.stderr)")
+        defer { _ = try? ToolHarness.execute("/usr/bin/env", ["umount", mnt], in: f.h.dir) }
+        try Data(count: 8192).write(to: URL(fileURLWithPath: mnt + "/filler"))
+        let sampled = try f.h.run("sample-subnets", ["--space", ToolHarness.space("tiny"), "-n", "8", "--seed", "3", "--unique"])
+        let input = sampled.lines.joined(separator: "\n") + "\n"
+        #expect(sampled.lines.count == 8)
+        let full = try f.estimate(input, ["--val-limit", "8", "--cache", mnt + "/cache.jsonl"])
+        #expect(full.status == 1 && full.stderr.contains("cache.jsonl: cannot append to the cache: no space left on device"), "\(full.stderr)")
+        let written = full.lines.count
+        #expect(written >= 1 && written < 8, "\(written) lines before the disk was full")
+        try FileManager.default.removeItem(atPath: mnt + "/filler")
+        let next = try f.estimate(input, ["--val-limit", "8", "--cache", mnt + "/cache.jsonl"])
+        #expect(next.status == 0 && next.stderr.contains("8 archs done (\(written) cached)"), "\(next.stderr)")
+        #expect(Array(next.lines.prefix(written)) == full.lines)
+        let again = try f.estimate(input, ["--val-limit", "8", "--cache", mnt + "/cache.jsonl"])
+        #expect(again.stderr.contains("8 archs done (8 cached)"), "\(again.stderr)")
+        #expect(again.lines == next.lines)
+    }
+
     /// A cache that is not a regular file (a device never ends when read) is refused.
     @Test func cacheMustBeARegularFile() throws {
         let f = try EstimationFixture()
