@@ -67,7 +67,7 @@ let package = Package(
 
         // Fuzz targets of the inputs users hand the tools (Scripts/fuzz builds them with
         // libFuzzer; built normally, fuzz-inputs replays files through them).
-        .executableTarget(name: "fuzz-inputs", dependencies: ["FileFormats", "Supernet", "DataPipeline", "Training", "System"], path: "Sources/Fuzz"),
+        .executableTarget(name: "fuzz-inputs", dependencies: ["FileFormats", "NASCore", "Supernet", "DataPipeline", "Training", "System"], path: "Sources/Fuzz"),
 
         // Benchmarks (release build, run through Scripts/bench).
         .executableTarget(name: "Benchmarks", dependencies: ["NASCore", "Supernet", "DataPipeline", "Search", "Training", "FileFormats", "System"]),

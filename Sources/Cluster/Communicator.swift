@@ -87,11 +87,6 @@ public final class Communicator: Sendable {
         return out
     }
 
-    public func barrier() {
-        guard size > 1 else { return }
-        check(an_mpi_barrier(), "MPI_Barrier")
-    }
-
     /// Ends the whole job at once (a rank that cannot go on).
     public func abort(_ code: Int32) -> Never {
         an_mpi_abort(code)

@@ -273,7 +273,7 @@ final class LoaderState: BatchSource, @unchecked Sendable {
 
     func shuffledOrder(_ n: Int) -> [Int] {
         var order = Array(0..<n)
-        if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        seededShuffle(&order, &rng)
         return order
     }
 

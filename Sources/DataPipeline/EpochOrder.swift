@@ -120,7 +120,7 @@ public struct EpochOrder: Sendable {
     public func windows(epoch: Int) -> [Window] {
         var random = SeededRandom.stream(seed: seed, index: 0x5348_0000_0000 | UInt64(epoch))
         var order = Array(catalog.entries.indices)
-        fisherYates(&order, &random)
+        seededShuffle(&order, &random)
         var out: [Window] = []
         var current = Window(shards: [], start: 0, count: 0)
         for s in order {
@@ -142,7 +142,7 @@ public struct EpochOrder: Sendable {
     public func permutation(epoch: Int, window index: Int, count: Int) -> [Int32] {
         var random = SeededRandom.stream(seed: seed, index: 0x5045_0000_0000 | UInt64(epoch) << 20 | UInt64(index))
         var p = (0..<Int32(count)).map { $0 }
-        fisherYates(&p, &random)
+        seededShuffle(&p, &random)
         return p
     }
 
@@ -152,8 +152,11 @@ public struct EpochOrder: Sendable {
         SeededRandom.stream(seed: seed ^ 0x4155_4745, index: UInt64(step) &* UInt64(globalBatch) &+ UInt64(position))
     }
 
-    func fisherYates<T>(_ a: inout [T], _ random: inout SeededRandom) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-    }
+}
+
+/// Fisher-Yates from the last element down, one draw per swap: the shuffle of both
+/// data orders (a seed fixes it).
+func seededShuffle<T>(_ a: inout [T], _ random: inout SeededRandom) {
+    guard a.count > 1 else { return }
+    for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(random.next() % UInt64(i + 1))) }
 }

@@ -1,5 +1,6 @@
 import DataPipeline
 import FileFormats
+import NASCore
 import Foundation
 import Supernet
 import System
@@ -128,7 +129,7 @@ struct Replay {
                 FileHandle.standardError.write(Data("fuzz-inputs: \(name) \(f)\n".utf8))
                 guard let bytes = try? readWholeFile(f) else { continue }
                 if target.run(bytes) { accepted += 1 }
-                var random = SplitMix(seed: UInt64(count))
+                var random = SeededRandom(seed: UInt64(count))  // deterministic: a failure replays
                 for _ in 0..<mutants where !bytes.isEmpty {
                     target.run(mutate(bytes, &random))
                     mutated += 1
@@ -145,7 +146,7 @@ struct Replay {
     }
 
     /// One mutant: a truncation, or 1-8 bytes flipped or set to 0x00/0xFF/0x7F.
-    static func mutate(_ bytes: [UInt8], _ random: inout SplitMix) -> [UInt8] {
+    static func mutate(_ bytes: [UInt8], _ random: inout SeededRandom) -> [UInt8] {
         var out = bytes
         if random.next() % 4 == 0 { return Array(out.prefix(Int(random.next() % UInt64(out.count)))) }
         for _ in 0...(random.next() % 8) {
@@ -158,19 +159,6 @@ struct Replay {
             }
         }
         return out
-    }
-}
-
-/// SplitMix64: the mutants' generator (deterministic, so a failure replays).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
