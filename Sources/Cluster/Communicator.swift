@@ -51,10 +51,28 @@ public final class Communicator: Sendable {
     }
 
     public func sum(_ values: inout [Double]) {
-        guard size > 1, !values.isEmpty else { return }
-        let count = Int32(values.count)
-        let rc = values.withUnsafeMutableBufferPointer { an_mpi_allreduce_sum_f64($0.baseAddress, count) }
-        check(rc, "MPI_Allreduce")
+        values.withUnsafeMutableBufferPointer { sum($0) }
+    }
+
+    public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
+        guard size > 1, let base = values.baseAddress else { return }
+        var offset = 0
+        while offset < values.count {
+            let n = Swift.min(values.count - offset, 1 << 30)
+            check(an_mpi_allreduce_sum_f64(base + offset, Int32(n)), "MPI_Allreduce")
+            offset += n
+        }
+    }
+
+    /// Rank 0's `values` on every rank, in place.
+    public func broadcast(_ values: UnsafeMutableBufferPointer<Float>) {
+        guard size > 1, let base = values.baseAddress else { return }
+        var offset = 0
+        while offset < values.count {
+            let n = Swift.min(values.count - offset, 1 << 28)
+            check(an_mpi_bcast_bytes(base + offset, Int32(4 * n), 0), "MPI_Bcast")
+            offset += n
+        }
     }
 
     public func max(_ values: inout [Int64]) {

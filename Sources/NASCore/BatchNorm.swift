@@ -22,6 +22,14 @@ import CCPUHints
 public enum BatchNorm {
     public static let eps: Float = 1e-5
 
+    /// Sums over the processes of a data-parallel job (synchronised BatchNorm,
+    /// `--sync-bn`): each process passes its own values and receives every process's
+    /// sum, the same on all of them. Called on the calling thread of the forward or
+    /// backward, in the same order on every process.
+    public protocol CrossProcessSum: AnyObject {
+        func sum(_ values: UnsafeMutableBufferPointer<Double>)
+    }
+
     /// The factor `f` of the running-statistics update for one training batch, with
     /// PyTorch's semantics: increments `batchesTracked` (`num_batches_tracked`) and
     /// returns `momentum`, or `1 / batchesTracked` when `momentum` is nil.
@@ -245,7 +253,7 @@ public enum BatchNorm {
         gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
         y: UnsafeMutableBufferPointer<Float>,
         saveMean: UnsafeMutableBufferPointer<Float>, saveInvStd: UnsafeMutableBufferPointer<Float>,
-        running: RunningUpdate? = nil, activation: Activation = .identity
+        running: RunningUpdate? = nil, activation: Activation = .identity, sync: (any CrossProcessSum)? = nil
     ) {
         let m = shape.pixels, c = shape.c
         precondition(m > 1, "BatchNorm: training needs more than one value per channel, got \(shape)")
@@ -262,6 +270,23 @@ public enum BatchNorm {
         }
         let scale = f, bias = f + c
         let g = gamma.base, b = beta.base, sm = saveMean.base, si = saveInvStd.base
+        if let sync {
+            let (mean, variance, total) = combined(acc, first: xp, pixels: m, c: c, sync)
+            for ch in 0..<c {
+                let inv = 1 / (variance[ch] + Double(eps)).squareRoot()
+                sm[ch] = Float(mean[ch])
+                si[ch] = Float(inv)
+                scale[ch] = g[ch] * Float(inv)
+                bias[ch] = b[ch] - Float(mean[ch]) * scale[ch]
+                if let running {
+                    let fr = running.factor
+                    running.mean[ch] = (1 - fr) * running.mean[ch] + fr * Float(mean[ch])
+                    running.variance[ch] = (1 - fr) * running.variance[ch] + fr * Float(variance[ch] * total / (total - 1))
+                }
+            }
+            affine(ctx, xp, y.base, m: m, c: c, scale: scale, bias: bias, activation: activation)
+            return
+        }
         let md = Double(m)
         for ch in 0..<c {
             let s1 = acc[ch] / md
@@ -279,6 +304,34 @@ public enum BatchNorm {
             }
         }
         affine(ctx, xp, y.base, m: m, c: c, scale: scale, bias: bias, activation: activation)
+    }
+
+    /// The mean and biased variance of every channel over all processes' pixels, and
+    /// their total count, from this process's shifted sums `acc` (`Σ a`, `Σ a²` with
+    /// `a = x - first`): each process's mean and sum of squared deviations, combined
+    /// exactly (Chan et al.) in two all-reduces, so no process's shift matters.
+    private static func combined(_ acc: UnsafeMutablePointer<Double>, first xp: UnsafePointer<Float>, pixels m: Int, c: Int,
+                                 _ sync: any CrossProcessSum) -> (mean: [Double], variance: [Double], total: Double) {
+        let md = Double(m)
+        var localMean = [Double](repeating: 0, count: c)
+        // [Σ_p n_p·mean_p per channel, Σ_p n_p]
+        var first = [Double](repeating: 0, count: c + 1)
+        for ch in 0..<c {
+            localMean[ch] = Double(xp[ch]) + acc[ch] / md
+            first[ch] = md * localMean[ch]
+        }
+        first[c] = md
+        first.withUnsafeMutableBufferPointer { sync.sum($0) }
+        let total = first[c]
+        let mean = (0..<c).map { first[$0] / total }
+        // Σ_p (M2_p + n_p·(mean_p - mean)²), M2_p = Σ a² - (Σ a)²/n_p
+        var second = [Double](repeating: 0, count: c)
+        for ch in 0..<c {
+            let d = localMean[ch] - mean[ch]
+            second[ch] = max(0, acc[c + ch] - acc[ch] * acc[ch] / md) + md * d * d
+        }
+        second.withUnsafeMutableBufferPointer { sync.sum($0) }
+        return (mean, second.map { $0 / total }, total)
     }
 
     /// Inference forward with the running statistics, optionally followed by
@@ -327,7 +380,7 @@ public enum BatchNorm {
         dy: UnsafeBufferPointer<Float>,
         dx: UnsafeMutableBufferPointer<Float>?,
         dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?,
-        fused: FusedActivation? = nil
+        fused: FusedActivation? = nil, sync: (any CrossProcessSum)? = nil
     ) {
         let m = shape.pixels, c = shape.c
         requireCount(x, shape.count, "x"); requireCount(dy, shape.count, "dy")
@@ -348,7 +401,7 @@ public enum BatchNorm {
                 ss[c + ch] = fused.beta[ch] - mean[ch] * ss[ch]
             }
             backwardFused(ctx, x: xp, dy: UnsafeMutablePointer(mutating: dyp), shape: shape, gamma: gamma, mean: mean, invStd: invStd,
-                          scaleShift: UnsafePointer(ss), activation: fused.activation, dx: dx, dGamma: dGamma, dBeta: dBeta)
+                          scaleShift: UnsafePointer(ss), activation: fused.activation, dx: dx, dGamma: dGamma, dBeta: dBeta, sync: sync)
             return
         }
         // acc[0..<c] = Σ dy, acc[c..<2c] = Σ dy · (x - mean).
@@ -357,25 +410,41 @@ public enum BatchNorm {
             sumGradients(xp, dyp, mp, c: c, block: block, stream: stream, a)
         }
         finishBackward(ctx, x: xp, dy: dyp, m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
-                       sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
+                       sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta, sync: sync)
     }
 
     /// `dBeta`, `dGamma` from the sums `acc` (Σ dy, Σ dy·(x - mean)), then the `dx` pass.
+    /// With `sync`, `dBeta` and `dGamma` stay this process's own (the gradient
+    /// all-reduce averages them, as every other gradient), while `dx` takes the sums and
+    /// the pixel count of every process: the forward normalised with their statistics.
     private static func finishBackward(
         _ ctx: ComputeContext, x xp: UnsafePointer<Float>, dy dyp: UnsafePointer<Float>, m: Int, c: Int,
         gamma: UnsafeBufferPointer<Float>, mean: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
         sums acc: UnsafeMutablePointer<Double>, coefficients f: UnsafeMutablePointer<Float>,
         dx: UnsafeMutableBufferPointer<Float>?,
-        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
+        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?,
+        sync: (any CrossProcessSum)? = nil
     ) {
         let mp = mean.base
-        let md = Double(m)
+        var md = Double(m)
         let ca = f, cb = f + c, cc = f + 2 * c
+        if let sync {
+            for ch in 0..<c {
+                dBeta?[ch] += Float(acc[ch])
+                dGamma?[ch] += Float(acc[c + ch] * Double(invStd[ch]))
+            }
+            var all = [Double](UnsafeBufferPointer(start: acc, count: 2 * c)) + [md]
+            all.withUnsafeMutableBufferPointer { sync.sum($0) }
+            for j in 0..<(2 * c) { acc[j] = all[j] }
+            md = all[2 * c]
+        }
         for ch in 0..<c {
             let inv = Double(invStd[ch])
             let sumDy = acc[ch], sumDyXhat = acc[c + ch] * inv
-            dBeta?[ch] += Float(sumDy)
-            dGamma?[ch] += Float(sumDyXhat)
+            if sync == nil {
+                dBeta?[ch] += Float(sumDy)
+                dGamma?[ch] += Float(sumDyXhat)
+            }
             // dx = a·(dy - mean(dy) - (x - mean)·invstd·k) with a = gamma·invstd,
             // k = mean(dy·xhat), evaluated as a·dy + b·(x - mean) + cst.
             let a = Double(gamma[ch]) * inv
@@ -407,12 +476,13 @@ public enum BatchNorm {
         gamma: UnsafeBufferPointer<Float>, mean: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
         scaleShift ss: UnsafePointer<Float>, activation act: Activation,
         dx: UnsafeMutableBufferPointer<Float>?,
-        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?
+        dGamma: UnsafeMutableBufferPointer<Float>?, dBeta: UnsafeMutableBufferPointer<Float>?,
+        sync: (any CrossProcessSum)?
     ) {
         let m = shape.pixels, c = shape.c
         let (acc, f) = act.dispatch(FusedSumsLoop(ctx: ctx, x: xp, dy: dyp, m: m, c: c, mean: mean.base, scaleShift: ss))
         finishBackward(ctx, x: xp, dy: UnsafePointer(dyp), m: m, c: c, gamma: gamma, mean: mean, invStd: invStd,
-                       sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta)
+                       sums: acc, coefficients: f, dx: dx, dGamma: dGamma, dBeta: dBeta, sync: sync)
     }
 
     /// `g = K.gradient8(x·scale + shift, dy)` written over `dy`, then Σ g and Σ g·(x - mean),

@@ -66,7 +66,8 @@ extension Supernet {
                     BatchNorm.backward(ctx, x: ro(op.x), shape: op.xs, gamma: UnsafeBufferPointer(rebasing: weight(op.gamma)[0..<c]),
                                        mean: ro(op.saveMean), invStd: ro(op.saveInvStd), dy: rog(op.y), dx: dx,
                                        dGamma: UnsafeMutableBufferPointer(rebasing: gradient(op.gamma)[0..<c]),
-                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(op.beta)[0..<c]), fused: fused)
+                                       dBeta: UnsafeMutableBufferPointer(rebasing: gradient(op.beta)[0..<c]), fused: fused,
+                                       sync: tape.normalization == .batchStatistics ? batchStatisticsSync : nil)
                 }
             case let .activation(a, x, y):
                 into(x) { dx in a.backward(ctx, x: ro(x), dy: rog(y), dx: dx, count: x.count) }

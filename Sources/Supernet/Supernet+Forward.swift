@@ -471,7 +471,8 @@ extension Supernet {
             case .batchStatistics:
                 let m = Float(space.bnMomentum)
                 let update = m > 0 ? BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: m) : nil
-                BatchNorm.forwardTraining(ctx, x: ro(op.x), shape: op.xs, gamma: g, beta: b, y: value(op.y), saveMean: value(op.saveMean), saveInvStd: value(op.saveInvStd), running: update, activation: op.activation)
+                BatchNorm.forwardTraining(ctx, x: ro(op.x), shape: op.xs, gamma: g, beta: b, y: value(op.y), saveMean: value(op.saveMean), saveInvStd: value(op.saveInvStd), running: update, activation: op.activation,
+                                          sync: batchStatisticsSync)
             case let .calibration(index):
                 let update = BatchNorm.RunningUpdate(mean: rm, variance: rv, factor: 1 / Float(max(1, index)))
                 BatchNorm.forwardTraining(ctx, x: ro(op.x), shape: op.xs, gamma: g, beta: b, y: value(op.y), saveMean: value(op.saveMean), saveInvStd: value(op.saveInvStd), running: update, activation: op.activation)

@@ -55,6 +55,11 @@ public final class Supernet {
     /// When set, forward and backward add the wall time of every op to it.
     public var profile: OpProfile?
 
+    /// Synchronised BatchNorm (`--sync-bn`): in batch-statistics passes (training) every
+    /// BN normalises with the statistics of all processes' batches, and its backward
+    /// with their gradient sums. Nil: each process its own batch (the official default).
+    public var batchStatisticsSync: (any BatchNorm.CrossProcessSum)?
+
     let arena = Arena()
     var tape = Tape()
 

@@ -74,6 +74,11 @@ public struct TrainingRecipeOptions: ParsableArguments {
     @Option(name: .customLong("shuffle-buffer"), help: "Images in the shuffle buffer of --data-order buffer and of streams (default 10000).")
     public var shuffleBuffer: Int?
 
+    @Flag(name: .customLong("sync-bn"), help: ArgumentHelp(
+        "Synchronise BatchNorm over the ranks of an MPI job.",
+        discussion: "Every training BN normalises with the statistics of the whole global batch (all-reduced per layer), so N ranks x --batch-size b compute what 1 process x N*b computes. Off by default, as the official recipe (sync_bn: False): each rank normalises its own batch. No effect in a plain run."))
+    public var syncBatchNorm = false
+
     @Option(help: "Random seed (default 0).")
     public var seed: UInt64?
 
@@ -102,6 +107,7 @@ public struct TrainingRecipeOptions: ParsableArguments {
         (o.weightDecay, o.momentum, o.gradClip) = (weightDecay, momentum, gradClip)
         (o.batchSize, o.seed, o.augment, o.shuffleBuffer, o.resolution) = (batchSize, seed, augment, shuffleBuffer, resolution)
         (o.dataOrder, o.dataMemoryMiB) = (dataOrder, dataMemory)
+        o.syncBatchNorm = syncBatchNorm ? true : nil
         return o
     }
 }

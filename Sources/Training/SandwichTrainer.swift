@@ -56,7 +56,16 @@ public final class SandwichTrainer {
     public var optimizer: SGDMomentum
     /// Data parallelism (`mpirun`): the processes whose gradients are averaged before
     /// clipping, as DDP's all-reduce does, so every rank takes the same step. Nil: alone.
-    public var communicator: Communicator?
+    public var communicator: Communicator? {
+        didSet { model.batchStatisticsSync = synchronizeBatchNorm ? communicator.map(RankSum.init) : nil }
+    }
+    /// With a communicator of more than one rank: every training BN normalises with the
+    /// statistics of all ranks' batches (`--sync-bn`). Otherwise each rank normalises its
+    /// own batch and, as DDP's `broadcast_buffers`, rank 0's running statistics are the
+    /// ones every rank keeps.
+    public var synchronizeBatchNorm = false {
+        didSet { model.batchStatisticsSync = synchronizeBatchNorm ? communicator.map(RankSum.init) : nil }
+    }
     private let segmentOfOffset: [Int: Int]
 
     public init(model: Supernet, options: SandwichOptions = SandwichOptions()) {
@@ -118,10 +127,10 @@ public final class SandwichTrainer {
             losses.append(Double(loss))
             allLogits.append(logits)
         }
-        var communication = 0.0
+        var communication = (model.batchStatisticsSync as? RankSum)?.takeSeconds() ?? 0
         if let c = communicator, c.size > 1 {
             let start = monotonicSeconds()
-            defer { communication = monotonicSeconds() - start }
+            defer { communication += monotonicSeconds() - start }
             // One all-reduce of the summed gradients, averaged; a tensor any rank used
             // takes part in the step on every rank. Losses and top-1 are averaged for the log.
             c.sum(model.gradients)
@@ -144,6 +153,12 @@ public final class SandwichTrainer {
             }
         }
         optimizer.step(parameters: model.parameters, gradients: UnsafeBufferPointer(model.gradients), learningRate: learningRate, hasGradient: used)
+        if let c = communicator, c.size > 1, model.batchStatisticsSync == nil, model.space.bnMomentum > 0 {
+            // Each rank's running statistics saw only its own batches: keep rank 0's.
+            let start = monotonicSeconds()
+            c.broadcast(model.buffers)
+            communication += monotonicSeconds() - start
+        }
         return StepResult(losses: losses, firstTop1: top1, logits: allLogits, clipped: clipped, communicationSeconds: communication)
     }
 

@@ -93,6 +93,9 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Data-parallel processes (`mpirun -np`); `batchSize` is per process, as the official
     /// per-GPU batch, so the global batch is `batchSize * ranks`.
     public var ranks = 1
+    /// Synchronised BatchNorm over the ranks (`--sync-bn`): each training BN normalises
+    /// with the global batch's statistics, so N ranks x b compute what 1 x N·b does.
+    public var syncBatchNorm = false
     /// Run every subnet at this resolution instead of its own (0: their own).
     public var resolution = 0
 
@@ -154,7 +157,7 @@ extension TrainingOptions {
             ("total_steps", JSONValue(totalSteps)), ("grad_clip", .double(gradClip)), ("batch_size", JSONValue(batchSize)),
             ("seed", .string(String(seed))), ("augment", .string(augment.rawValue)), ("shuffle_buffer", JSONValue(shuffleBuffer)),
             ("data_order", .string(dataOrder.rawValue)), ("data_memory_mib", JSONValue(dataMemoryMiB)),
-            ("ranks", JSONValue(ranks)),
+            ("ranks", JSONValue(ranks)), ("sync_bn", .bool(syncBatchNorm)),
             ("resolution", JSONValue(resolution)),
         ])
     }
@@ -227,6 +230,7 @@ extension TrainingOptions {
         dataOrder = try e("data_order", DataOrderKind.self) ?? .buffer
         dataMemoryMiB = try i("data_memory_mib", min: 1) ?? dataMemoryMiB
         ranks = try i("ranks", min: 1) ?? ranks
+        syncBatchNorm = try b("sync_bn") ?? syncBatchNorm
         resolution = try i("resolution") ?? resolution
     }
 }

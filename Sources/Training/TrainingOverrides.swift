@@ -27,6 +27,7 @@ public struct TrainingOverrides: Sendable {
     public var dataOrder: DataOrderKind?
     public var dataMemoryMiB: Int?
     public var resolution: Int?
+    public var syncBatchNorm: Bool?
 
     public init() {}
 
@@ -65,6 +66,7 @@ public struct TrainingOverrides: Sendable {
         if let v = dataOrder { o.dataOrder = v }
         if let v = dataMemoryMiB { o.dataMemoryMiB = v }
         if let v = resolution { o.resolution = v }
+        if let v = syncBatchNorm { o.syncBatchNorm = v }
         return o
     }
 }

@@ -104,11 +104,17 @@ public final class TrainingRun {
                 let stored: TrainingOptions
                 do { stored = try TrainingOptions(json: training.info["options"] ?? .object([])) } catch { throw error.located(at: path) }
                 var wanted = overrides.applied(to: stored)
-                wanted.ranks = ranks
-                guard wanted == stored else {
-                    throw .usage("options differ from those the checkpoint was trained with (\(stored.differences(from: wanted))); drop them to resume, or start a new checkpoint")
+                if ranks != stored.ranks {
+                    // Another rank count continues the same run when the global batch (and
+                    // with it the data order, the learning rate and every step) stays.
+                    try TrainingRun.splitGlobalBatch(of: stored, over: ranks, given: overrides.batchSize, into: &wanted)
                 }
-                options = stored
+                var compared = wanted
+                (compared.ranks, compared.batchSize) = (stored.ranks, stored.batchSize)
+                guard compared == stored else {
+                    throw .usage("options differ from those the checkpoint was trained with (\(stored.differences(from: compared))); drop them to resume, or start a new checkpoint")
+                }
+                options = wanted
             } else {
                 options = overrides.applied(to: TrainingOptions())
                 options.ranks = ranks
@@ -153,6 +159,27 @@ public final class TrainingRun {
                 }
             }
         }
+    }
+
+    /// The per-rank batch for resuming `stored` on `ranks` ranks with the same global
+    /// batch: `given` (`--batch-size`) if it fits, or the global batch divided evenly.
+    static func splitGlobalBatch(of stored: TrainingOptions, over ranks: Int, given: Int?, into options: inout TrainingOptions) throws(Failure) {
+        let global = stored.globalBatch
+        let trained = "the checkpoint was trained with a global batch of \(global) (\(stored.ranks) rank\(stored.ranks == 1 ? "" : "s") x --batch-size \(stored.batchSize))"
+        let batch: Int
+        if let given {
+            guard given * ranks == global else {
+                throw .usage("\(trained); \(ranks) rank\(ranks == 1 ? "" : "s") x --batch-size \(given) is \(given * ranks); " + (global % ranks == 0 ? "resume with --batch-size \(global / ranks) (or without --batch-size)" : "resume on a rank count that divides \(global)") + ", or start a new checkpoint")
+            }
+            batch = given
+        } else {
+            guard global % ranks == 0 else {
+                throw .usage("\(trained); \(ranks) ranks cannot split it evenly: resume on a rank count that divides \(global), or start a new checkpoint")
+            }
+            batch = global / ranks
+        }
+        options.ranks = ranks
+        options.batchSize = batch
     }
 
     /// Trains until `target`, reporting through `reporter` (on rank 0 of an MPI job).

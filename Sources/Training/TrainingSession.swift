@@ -57,7 +57,10 @@ public final class TrainingSession {
         trainer = SandwichTrainer(model: model, options: options.sandwich)
         let ranks = communicator?.size ?? 1
         precondition(options.ranks == ranks, "TrainingSession: options for \(options.ranks) ranks in a job of \(ranks)")
-        if ranks > 1 { trainer.communicator = communicator }
+        if ranks > 1 {
+            trainer.synchronizeBatchNorm = options.syncBatchNorm
+            trainer.communicator = communicator
+        }
         self.fixedArchs = fixedArchs
         dataName = data.name
         inputResolution = options.resolution > 0 ? options.resolution : (space.resolutions.max() ?? 224)
@@ -136,23 +139,30 @@ public final class TrainingSession {
         return out
     }
 
-    /// bestup: the candidate with the lowest minibatch loss; worstup: highest.
+    /// bestup: the candidate with the lowest minibatch loss; worstup: highest. In an MPI
+    /// job the loss is that of the global batch (the mean of the ranks' losses), so every
+    /// rank picks the same candidate, as one process with the global batch would (the
+    /// official DDP code picks on each GPU's own loss, so GPUs may train different ones).
     func pick(_ candidates: [Arch], images: [Float], shape: Shape4, labels: [Int32]) -> Arch {
-        var best = candidates[0]
-        var bestLoss = options.sampler == .attentiveBestUp ? Double.infinity : -Double.infinity
-        for c in candidates {
+        var losses = candidates.map { c in
             let logits = images.withUnsafeBufferPointer {
                 model.forward(arch: c, input: $0, shape: shape, normalization: .batchStatistics, trainable: false, random: &random)
             }
-            let loss = Double(logits.withUnsafeBufferPointer { z in
+            return Double(logits.withUnsafeBufferPointer { z in
                 labels.withUnsafeBufferPointer { y in
                     SmoothedCrossEntropy(labelSmoothing: options.labelSmoothing)(logits: z, labels: y, batch: shape.n, classes: space.nClasses)
                 }
             })
-            if options.sampler == .attentiveBestUp ? loss < bestLoss : loss > bestLoss {
-                best = c
-                bestLoss = loss
-            }
+        }
+        if let c = trainer.communicator, c.size > 1 {
+            c.sum(&losses)
+            losses = losses.map { $0 / Double(c.size) }
+        }
+        var best = candidates[0]
+        var bestLoss = options.sampler == .attentiveBestUp ? Double.infinity : -Double.infinity
+        for (c, loss) in zip(candidates, losses) where options.sampler == .attentiveBestUp ? loss < bestLoss : loss > bestLoss {
+            best = c
+            bestLoss = loss
         }
         return best
     }

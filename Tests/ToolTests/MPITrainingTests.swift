@@ -69,11 +69,73 @@ import TestSupport
         let plain = try h.run("train-supernet", F.common(h, checkpoint: "plain.safetensors.lz4") + ["--steps", "4", "--total-steps", "8", "--log-every", "1", "--batch-size", "16"])
         #expect(plain.status == 0, "\(plain.stderr)")
         #expect(Self.stripped(plain.lines) != Self.stripped(once.lines))
-        // Another rank count is refused on resume, naming it; so is an order ranks cannot split.
+        // Another rank count resumes only with the same global batch (1 x 16 here, not 1 x 8);
+        // an order ranks cannot split is refused.
         let alone = try h.run("train-supernet", F.common(h, checkpoint: "once.safetensors.lz4") + ["--steps", "6"])
-        #expect(alone.status == 64 && alone.stderr.contains("ranks (mpirun -np): checkpoint 2, given 1"), "\(alone.stderr)")
+        #expect(alone.status == 64 && alone.stderr.contains("a global batch of 16 (2 ranks x --batch-size 8); 1 rank x --batch-size 8 is 8; resume with --batch-size 16"), "\(alone.stderr)")
         let buffer = try Self.run(h, ranks: 2, F.common(h, checkpoint: "b.safetensors.lz4") + ["--steps", "2", "--data-order", "buffer"])
         #expect(buffer.status != 0 && buffer.stderr.contains("cannot be split"), "\(buffer.stderr)")
+    }
+
+    /// The tensors of two checkpoints that differ by more than `tolerance` of their norm
+    /// (relative L2), with that ratio. A tensor whose norm is rounding noise in both
+    /// (below 1e-6) counts as equal: the BN beta of each block's linear projection only
+    /// feeds linear layers and the next BN, which removes any constant shift, so its
+    /// gradient is 0 analytically and its value the sums' rounding (norm ~1e-8).
+    static func differing(_ a: String, _ b: String, in h: ToolHarness, tolerance: Double) throws -> [String] {
+        let x = try TensorFile(contentsOf: h.path(a)), y = try TensorFile(contentsOf: h.path(b))
+        let other = Dictionary(uniqueKeysWithValues: y.tensors.map { ($0.name, $0.tensor) })
+        #expect(x.tensors.count == other.count && x.tensors.count > 10)
+        func norm(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        var out: [String] = []
+        for (name, t) in x.tensors where t.dtype == .f32 {
+            guard let u = other[name] else { out.append(name); continue }
+            let p = t.floats(), q = u.floats()
+            guard p.count == q.count else { out.append(name); continue }
+            if p == q { continue }
+            let (np, nq) = (norm(p), norm(q))
+            if np < 1e-6 && nq < 1e-6 {
+                #expect(name.contains("point_linear.bn.bn.bias"), "\(name) is zero in both (\(np), \(nq))")
+                continue
+            }
+            let diff = norm(zip(p, q).map { $0 - $1 })
+            if diff > tolerance * np { out.append("\(name): \(diff / np) of norm \(np)") }
+        }
+        return out
+    }
+
+    /// `--sync-bn`: 2 ranks x batch 16 compute what 1 process x batch 32 does (every tensor
+    /// of the checkpoint within 1e-5 of its norm after 3 steps, augmentation and alpha KD
+    /// on); without it they do not. Dropout and drop-connect are off: their masks are
+    /// drawn per rank, so they cannot match a single process's. The same run cut after 2
+    /// steps and resumed alone (the global batch 32 kept: --batch-size follows) matches too.
+    @Test(.requires(.mpirun)) func syncBatchNormOnTwoRanksIsOneProcessOfTheGlobalBatch() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 128, valImages: 16)
+        let recipe = ["--augment", "train", "--dropout", "0", "--drop-connect", "0", "--total-steps", "6", "--lr", "0.5", "--log-every", "1"]
+        let one = try h.run("train-supernet", F.common(h, checkpoint: "one.safetensors.lz4") + recipe + ["--batch-size", "32", "--steps", "3", "--sync-bn"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let two = try Self.run(h, ranks: 2, F.common(h, checkpoint: "two.safetensors.lz4") + recipe + ["--batch-size", "16", "--steps", "3", "--sync-bn"])
+        #expect(two.status == 0 && two.stderr.contains("global batch 32 = 2 x --batch-size 16"), "\(two.stderr)")
+        let tolerance = 1e-5
+        let apart = try Self.differing("one.safetensors.lz4", "two.safetensors.lz4", in: h, tolerance: tolerance)
+        #expect(apart == [], "\(apart)")
+        // Each rank normalising its own half batch (the default) is a different computation.
+        let own = try Self.run(h, ranks: 2, F.common(h, checkpoint: "own.safetensors.lz4") + recipe + ["--batch-size", "16", "--steps", "3"])
+        #expect(own.status == 0, "\(own.stderr)")
+        #expect(try Self.differing("one.safetensors.lz4", "own.safetensors.lz4", in: h, tolerance: tolerance).count > 10)
+        // 2 steps on 2 ranks, the third alone: the global batch stays 32.
+        let first = try Self.run(h, ranks: 2, F.common(h, checkpoint: "moved.safetensors.lz4") + recipe + ["--batch-size", "16", "--steps", "2", "--sync-bn"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let alone = ["--space", h.path("micro.json"), "--data", h.path("train"), "--checkpoint", "moved.safetensors.lz4", "--steps", "3"]
+        let refused = try Self.run(h, ranks: 3, alone)
+        #expect(refused.status != 0 && refused.stderr.contains("3 ranks cannot split it evenly"), "\(refused.stderr)")
+        let second = try h.run("train-supernet", alone)
+        #expect(second.status == 0 && second.stderr.contains("resuming moved.safetensors.lz4 at step 2"), "\(second.stderr)")
+        let moved = try TensorFile(contentsOf: h.path("moved.safetensors.lz4"))
+        #expect(moved.metadata["training"]?.contains(#""batch_size":32"#) == true && moved.metadata["training"]?.contains(#""ranks":1"#) == true)
+        let movedApart = try Self.differing("one.safetensors.lz4", "moved.safetensors.lz4", in: h, tolerance: tolerance)
+        #expect(movedApart == [], "\(movedApart)")
     }
 
     static func start(_ h: ToolHarness, ranks: Int, _ args: [String], tag: String) throws -> BackgroundProcess {
