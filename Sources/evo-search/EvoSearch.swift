@@ -19,7 +19,9 @@ struct EvoSearch: Tool {
             The evaluator is a command started once as a co-process: it reads arch JSON lines \
             (with flops and params) on stdin and answers one JSON line with acc1 per arch, in \
             order, without waiting for the end of its input (estimate-acc and predict-acc fit). \
-            Every arch sent counts against --budget, and no arch is sent twice. If it exits, \
+            Every arch sent counts against --budget, and no arch is sent twice. \
+            --evaluators N keeps N copies of it busy (estimate-acc copies may share one --cache); \
+            an evaluator that is an MPI job (mpirun -np N estimate-acc ...) works as one. If it exits, \
             writes garbage, answers too few lines or exceeds --evaluator-timeout, evo-search \
             names the arch in flight, saves the state, writes the front found so far (to \
             FILE.partial with -o FILE; nothing under FILE itself) and exits 1.
@@ -47,6 +49,12 @@ struct EvoSearch: Tool {
 
     @Option(help: ArgumentHelp("Shell command that answers arch JSON lines with acc1 (a co-process).", valueName: "command"))
     var evaluator: String?
+
+    @Option(help: ArgumentHelp(
+        "Copies of the evaluator to keep busy at once.",
+        discussion: "Each generation's archs are dealt out round-robin and answered concurrently, in the order one evaluator would: the results are identical to --evaluators 1 for a deterministic evaluator. For a cluster, each copy can itself be a job step ('srun -n1 estimate-acc ...'), or use one evaluator that is an MPI job ('mpirun -np 8 estimate-acc ...').",
+        valueName: "n"))
+    var evaluators: Int = 1
 
     @Option(name: .customLong("evaluator-timeout"), help: ArgumentHelp("Seconds the evaluator may take per answer.", valueName: "seconds"))
     var evaluatorTimeout: Double = 600
@@ -96,6 +104,8 @@ struct EvoSearch: Tool {
     func validate() throws {
         if (predictor == nil) == (evaluator == nil) { throw ValidationError("give exactly one of --predictor and --evaluator") }
         if budget < 1 { throw ValidationError("--budget must be at least 1") }
+        if evaluators < 1 { throw ValidationError("--evaluators must be at least 1") }
+        if evaluators > 1 && predictor != nil { throw ValidationError("--evaluators is for --evaluator commands; a predictor runs in-process") }
         if !(evaluatorTimeout > 0) { throw ValidationError("--evaluator-timeout must be positive") }
         if let a = flopsMin, let b = flopsMax, a > b { throw ValidationError("--flops-min \(a) is above --flops-max \(b)") }
         if !(step > 0) { throw ValidationError("--step must be positive") }
@@ -109,8 +119,13 @@ struct EvoSearch: Tool {
         guard lo <= hi else { throw Failure.usage("--flops-min \(lo) is above the max subnet's \(hi) MFLOPs") }
         let settings = SearchSettings(algorithm: algorithm, seed: seed, bounds: FlopsBounds(min: lo, max: hi), population: population,
                                       mutate: mutate, crossover: crossover, mutateProb: mutateProb, step: step)
-        let scorer: any ArchEvaluator = try predictor.map { try Predictor(contentsOf: $0).evaluator(name: $0) }
-            ?? CommandEvaluator(command: evaluator ?? "", timeout: evaluatorTimeout)
+        let scorer: any ArchEvaluator
+        if let predictor {
+            scorer = try Predictor(contentsOf: predictor).evaluator(name: predictor)
+        } else {
+            let command = evaluator ?? "", timeout = evaluatorTimeout
+            scorer = EvaluatorPool(try (0..<evaluators).map { _ throws(EvaluatorFailure) in try CommandEvaluator(command: command, timeout: timeout) })
+        }
         let run = try SearchRun(space: space, settings: settings, budget: budget, statePath: state, evaluator: scorer)
         if run.resumed > 0 { Diagnostics.info("resuming from \(state ?? "?"): \(run.resumed) archs evaluated before") }
         let floor = hvFloor

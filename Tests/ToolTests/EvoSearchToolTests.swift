@@ -108,6 +108,33 @@ enum EvoTool {
         #expect(r.stderr.contains("evo-search: generation 0:") && r.stderr.contains("HV70"))
     }
 
+    /// `--evaluators 3`: three co-processes really start and share the work, and the
+    /// search sends, logs and finds exactly what one evaluator gives (the fake is
+    /// deterministic apart from its per-process "seen" counter, left out here).
+    @Test(.requires(.python3)) func severalEvaluatorsGiveOneEvaluatorsResults() throws {
+        let one = try search(["--budget", "120", "--log", "one.jsonl"], evaluator: EvoTool.evaluator("ok", log: "sent1.jsonl"))
+        #expect(one.status == 0, "\(one.stderr)")
+        let three = try search(["--budget", "120", "--log", "three.jsonl", "--evaluators", "3"],
+                               evaluator: "echo $$ >> pids; exec " + EvoTool.evaluator("ok", log: "sent3.jsonl"))
+        #expect(three.status == 0, "\(three.stderr)")
+        #expect(!EvoTool.front(one.stdout).isEmpty && EvoTool.front(three.stdout) == EvoTool.front(one.stdout))
+        let log1 = EvoTool.lines(file: dir + "/one.jsonl").map { EvoTool.archKey($0) + "|" + ($0["acc1"]?.jsonText ?? "?") }
+        let log3 = EvoTool.lines(file: dir + "/three.jsonl").map { EvoTool.archKey($0) + "|" + ($0["acc1"]?.jsonText ?? "?") }
+        #expect(log1.count == 120 && log3 == log1)
+        let pids = try String(contentsOfFile: dir + "/pids", encoding: .utf8).split(separator: "\n")
+        #expect(Set(pids).count == 3, "\(pids)")
+        // Each process counts its own lines: three of them, so "seen" tops out near 120 / 3.
+        let seen = EvoTool.lines(file: dir + "/three.jsonl").compactMap { $0["seen"]?.intValue }
+        #expect(seen.count == 120 && (seen.max() ?? 0) <= 45, "max seen \(seen.max() ?? 0)")
+        #expect(Set(EvoTool.lines(file: dir + "/sent3.jsonl").map(EvoTool.archKey)) == Set(EvoTool.lines(file: dir + "/sent1.jsonl").map(EvoTool.archKey)))
+        // One of them failing fails the search as one evaluator failing does.
+        let broken = try search(["--budget", "120", "--evaluators", "2", "--state", "s.json"], evaluator: EvoTool.evaluator("exit", log: "sent4.jsonl"))
+        #expect(broken.status == 1 && broken.stderr.contains("exited with status 3"), "\(broken.stderr)")
+        #expect((EvoTool.stateResults(dir + "/s.json") ?? 0) >= 24)
+        let usage = try search(["--evaluators", "0"], evaluator: EvoTool.evaluator("ok", log: "x.jsonl"))
+        #expect(usage.status == 64 && usage.stderr.contains("--evaluators must be at least 1"), "\(usage.stderr)")
+    }
+
     @Test(.requires(.python3)) func officialStartsFromTheMinSubnet() throws {
         let r = try search(["--algorithm", "official", "--population", "20", "--mutate", "8", "--crossover", "8", "--budget", "50"],
                            evaluator: EvoTool.evaluator("ok", log: "sent.jsonl"))

@@ -37,6 +37,32 @@ import TestSupport
         #expect(try String(contentsOfFile: f.h.path("mpi.jsonl"), encoding: .utf8) == cache, "the cache changed")
     }
 
+    /// A search on the supernet through more than one process: evo-search with an
+    /// evaluator that is an MPI job, and with two estimate-acc co-processes sharing one
+    /// cache, sends, logs and finds exactly what one plain estimate-acc gives.
+    @Test(.requires(.mpirun)) func evoSearchOnAnMPIEvaluatorOrSeveralFindsWhatOneFinds() throws {
+        let f = try EstimationFixture()
+        let estimate = "estimate-acc --checkpoint \(f.checkpoint) --calib \(f.train) --val \(f.val) --calib-batches 2 --batch-size 8 --val-limit 10 --threads 1"
+        func search(_ evaluator: String, _ extra: [String], log: String) throws -> (ToolHarness.Result, [String]) {
+            let args = [ToolHarness.binDir + "/evo-search", "--space", ToolHarness.space("tiny"), "--evaluator", evaluator,
+                        "--budget", "8", "--population", "4", "--seed", "2", "--log", log] + extra
+            let r = try ToolHarness.execute("/usr/bin/env", args, in: f.h.dir,
+                                            environment: MPITrainingTests.environment.merging(["PATH": ToolHarness.binDir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]) { $1 })
+            let logged = (try? String(contentsOfFile: f.h.path(log), encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
+            return (ToolHarness.Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr), logged)
+        }
+        let (one, oneLog) = try search(estimate, [], log: "one.jsonl")
+        #expect(one.status == 0 && oneLog.count == 8, "\(one.stderr)")
+        let (mpi, mpiLog) = try search("mpirun --oversubscribe -np 2 " + estimate, [], log: "mpi.jsonl")
+        #expect(mpi.status == 0, "\(mpi.stderr)")
+        #expect(mpi.stdout == one.stdout && mpiLog == oneLog)
+        let (pool, poolLog) = try search(estimate + " --cache shared.jsonl", ["--evaluators", "2"], log: "pool.jsonl")
+        #expect(pool.status == 0, "\(pool.stderr)")
+        #expect(pool.stdout == one.stdout && poolLog == oneLog)
+        let cached = try String(contentsOfFile: f.h.path("shared.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(cached.count == 8, "\(cached.count) cache records")
+    }
+
     @Test(.requires(.mpirun)) func aBadLineEndsEveryRankAfterTheLinesBefore() throws {
         let f = try EstimationFixture()
         let input = EstimationFixture.minArch + "\n{\"resolution\": 24, \"width\": [1]}\n" + EstimationFixture.otherArch + "\n"
