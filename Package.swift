@@ -40,7 +40,10 @@ let package = Package(
         // the worker pool, cores, signals, the allocator's settings.
         .target(name: "System", dependencies: ["CSystem"]),
         .target(name: "FileFormats", dependencies: ["CLZ4", "System"]),
-        .target(name: "NASCore", dependencies: ["COpenBLAS", "CCPUHints", "System"]),
+        // The kernels are optimised in debug builds too: unoptimised SIMD generics run
+        // 50-100x slower, which made the tool tests spend most of their time in them.
+        .target(name: "NASCore", dependencies: ["COpenBLAS", "CCPUHints", "System"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats", "System"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive", "System"]),
         .target(name: "Search", dependencies: ["Supernet", "System"]),
