@@ -30,4 +30,5 @@ static inline int an_mpi_bcast_bytes(void *buffer, int count, int root) {
 static inline int an_mpi_bcast_i64(int64_t *buffer, int count, int root) {
     return MPI_Bcast(buffer, count, MPI_INT64_T, root, MPI_COMM_WORLD);
 }
+static inline int an_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 static inline void an_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }

@@ -105,6 +105,12 @@ public final class Communicator: Sendable {
         return out
     }
 
+    /// Returns once every rank has called it.
+    public func barrier() {
+        guard size > 1 else { return }
+        check(an_mpi_barrier(), "MPI_Barrier")
+    }
+
     /// Ends the whole job at once (a rank that cannot go on).
     public func abort(_ code: Int32) -> Never {
         an_mpi_abort(code)

@@ -41,8 +41,10 @@ public struct StepResult: Sendable {
     public var logits: [[Float]]
     /// Gradient elements changed by clipping.
     public var clipped: Int
-    /// Seconds in the all-reduces of a data-parallel step (0 alone).
+    /// Seconds in the all-reduces of a data-parallel step (0 alone), waits excluded.
     public var communicationSeconds = 0.0
+    /// Seconds this rank waited for the slowest one before the gradient all-reduce.
+    public var waitSeconds = 0.0
 }
 
 /// One AlphaNet training step as the official `train_epoch` body: the first
@@ -128,8 +130,13 @@ public final class SandwichTrainer {
             allLogits.append(logits)
         }
         var communication = (model.batchStatisticsSync as? RankSum)?.takeSeconds() ?? 0
+        var wait = 0.0
         if let c = communicator, c.size > 1 {
+            // The wait for the slowest rank apart from the transfer: a barrier first.
+            let arrival = monotonicSeconds()
+            c.barrier()
             let start = monotonicSeconds()
+            wait = start - arrival
             defer { communication += monotonicSeconds() - start }
             // One all-reduce of the summed gradients, averaged; a tensor any rank used
             // takes part in the step on every rank. Losses and top-1 are averaged for the log.
@@ -159,7 +166,7 @@ public final class SandwichTrainer {
             c.broadcast(model.buffers)
             communication += monotonicSeconds() - start
         }
-        return StepResult(losses: losses, firstTop1: top1, logits: allLogits, clipped: clipped, communicationSeconds: communication)
+        return StepResult(losses: losses, firstTop1: top1, logits: allLogits, clipped: clipped, communicationSeconds: communication, waitSeconds: wait)
     }
 
     /// Top-1 accuracy in percent of `[n, classes]` logits.

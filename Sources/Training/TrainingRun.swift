@@ -204,7 +204,7 @@ public final class TrainingRun {
             reporter.info("data: a stream, read in arrival order through a shuffle buffer of \(session.options.shuffleBuffer) images (exact epochs need shard files)")
         }
         let stop = SignalFlag()
-        var window: (images: Int, seconds: Double, communication: Double, steps: Int) = (0, 0, 0, 0)
+        var window: (images: Int, seconds: Double, communication: Double, wait: Double, steps: Int) = (0, 0, 0, 0, 0)
         let start = session.step
         var validatedAt: Int?
         while session.step < target {
@@ -239,6 +239,7 @@ public final class TrainingRun {
             window.images += images
             window.seconds += seconds
             window.communication += record.communicationSeconds
+            window.wait += record.waitSeconds
             window.steps += 1
             if record.step % settings.logEvery == 0 || record.step == target {
                 var fields: [(String, JSONValue)] = [
@@ -249,11 +250,14 @@ public final class TrainingRun {
                     ("images_per_s", .double((Double(window.images) / max(1e-9, window.seconds)).roundedTo(2))),
                 ]
                 if (communicator?.size ?? 1) > 1 {
-                    // Mean seconds per step in the gradient all-reduce, on rank 0.
-                    fields.append(("allreduce_s", .double((window.communication / Double(max(1, window.steps))).roundedTo(5))))
+                    // Mean seconds per step on rank 0 in the all-reduces (transfer) and in
+                    // waiting for the slowest rank before the gradient all-reduce.
+                    let steps = Double(max(1, window.steps))
+                    fields.append(("allreduce_s", .double((window.communication / steps).roundedTo(5))))
+                    fields.append(("allreduce_wait_s", .double((window.wait / steps).roundedTo(5))))
                 }
                 try reporter.log(.object(fields))
-                window = (0, 0, 0, 0)
+                window = (0, 0, 0, 0, 0)
             }
             let rate = Double(images) / max(1e-9, seconds)
             reporter.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String($0.roundedTo(3)) } ?? "-") \(rate.roundedTo(1)) img/s")

@@ -16,8 +16,10 @@ public struct StepRecord: Sendable {
     public var archs: [Arch]
     public var images: Int
     public var seconds: Double
-    /// Seconds of the step spent in all-reduces (data parallelism).
+    /// Seconds of the step spent in all-reduces (data parallelism), and waiting for the
+    /// slowest rank before the gradient all-reduce.
     public var communicationSeconds = 0.0
+    public var waitSeconds = 0.0
 }
 
 /// A resumable AlphaNet supernet training run: the model, the sandwich
@@ -201,7 +203,7 @@ public final class TrainingSession {
             throw Failure.data("the loss became \(l) at step \(step); lower the learning rate (--lr) or check the data")
         }
         return StepRecord(step: step, learningRate: lr, losses: result.losses, maxTop1: result.firstTop1, archs: archs,
-                          images: batch.count, seconds: monotonicSeconds() - start, communicationSeconds: result.communicationSeconds)
+                          images: batch.count, seconds: monotonicSeconds() - start, communicationSeconds: result.communicationSeconds, waitSeconds: result.waitSeconds)
     }
 
     /// The state to save: weights, momentum, step, random state, options.

@@ -53,6 +53,8 @@ import TestSupport
         for line in once.lines {
             let losses = try #require(try JSONValue.parse(line)["loss"]?.arrayValue).compactMap(\.doubleValue)
             #expect(losses.count == 4 && losses.allSatisfy(\.isFinite), "\(line)")
+            let seconds = try JSONValue.parse(line)
+            #expect((seconds["allreduce_s"]?.doubleValue ?? -1) >= 0 && (seconds["allreduce_wait_s"]?.doubleValue ?? -1) >= 0, "\(line)")
         }
         let file = try TensorFile(contentsOf: h.path("once.safetensors.lz4"))
         #expect(file.metadata["step"] == "4")
