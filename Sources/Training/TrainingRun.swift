@@ -40,12 +40,54 @@ public struct TrainingRunSettings: Sendable {
 public struct TrainingReporter {
     public var log: (JSONValue) throws -> Void
     public var info: (String) -> Void
+    /// A progress line (steps/s, images/s, ETA), at most once per `progressInterval`
+    /// seconds: an updating line on a terminal wants it often, a log file seldom.
     public var progress: (String) -> Void
+    public var progressInterval: Double
 
-    public init(log: @escaping (JSONValue) throws -> Void, info: @escaping (String) -> Void, progress: @escaping (String) -> Void) {
+    public init(log: @escaping (JSONValue) throws -> Void, info: @escaping (String) -> Void, progress: @escaping (String) -> Void,
+                progressInterval: Double = 1) {
         self.log = log
         self.info = info
         self.progress = progress
+        self.progressInterval = progressInterval
+    }
+}
+
+/// The progress text of a run: step, rate and time to the target, from the steps and
+/// images since the run (this invocation) began.
+struct TrainingProgress {
+    let target: Int, startStep: Int, startTime: Double
+    var lastShown = -Double.infinity
+    var images = 0
+
+    init(target: Int, startStep: Int, now: Double) {
+        self.target = target
+        self.startStep = startStep
+        startTime = now
+    }
+
+    /// The line for `step` if one is due `interval` seconds after the last (and always
+    /// at the target), else nil.
+    mutating func line(step: Int, loss: Double?, now: Double, interval: Double) -> String? {
+        guard now - lastShown >= interval || step >= target else { return nil }
+        lastShown = now
+        let elapsed = max(1e-9, now - startTime), done = Double(step - startStep)
+        let stepsPerSecond = done / elapsed
+        let eta = stepsPerSecond > 0 ? Double(target - step) / stepsPerSecond : .infinity
+        let percent = 100 * Double(step) / Double(max(1, target))
+        return "step \(step)/\(target) (\(percent.roundedTo(1))%), \(stepsPerSecond.roundedTo(2)) steps/s, "
+            + "\((Double(images) / elapsed).roundedTo(1)) images/s, ETA \(Self.duration(eta))"
+            + (loss.map { ", loss \($0.roundedTo(3))" } ?? "")
+    }
+
+    /// 3725 -> "1h02m05s", 65 -> "1m05s", 7 -> "7s".
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "-" }
+        let s = Int(seconds.rounded()), h = s / 3600, m = s / 60 % 60, r = s % 60
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        if h > 0 { return "\(h)h\(two(m))m\(two(r))s" }
+        return m > 0 ? "\(m)m\(two(r))s" : "\(r)s"
     }
 }
 
@@ -184,7 +226,7 @@ public final class TrainingRun {
 
     /// Trains until `target`, reporting through `reporter` (on rank 0 of an MPI job).
     public func run(_ given: TrainingReporter) throws -> TrainingOutcome {
-        let reporter = isRoot ? given : TrainingReporter(log: { _ in }, info: { _ in }, progress: { _ in })
+        let reporter = isRoot ? given : TrainingReporter(log: { _ in }, info: { _ in }, progress: { _ in }, progressInterval: .infinity)
         if let c = communicator {
             let megabytes = Double(session.model.parameters.count * 4) / 1e6
             reporter.info("an MPI job of \(c.size) rank\(c.size == 1 ? "" : "s"): global batch \(session.options.globalBatch) = \(c.size) x --batch-size \(session.options.batchSize)"
@@ -206,6 +248,7 @@ public final class TrainingRun {
         let stop = SignalFlag()
         var window: (images: Int, seconds: Double, communication: Double, wait: Double, steps: Int) = (0, 0, 0, 0, 0)
         let start = session.step
+        var meter = TrainingProgress(target: target, startStep: start, now: monotonicSeconds())
         var validatedAt: Int?
         while session.step < target {
             // Wait for the batch in short slices, so a signal is honoured while a pipe,
@@ -259,8 +302,10 @@ public final class TrainingRun {
                 try reporter.log(.object(fields))
                 window = (0, 0, 0, 0, 0)
             }
-            let rate = Double(images) / max(1e-9, seconds)
-            reporter.progress("step \(record.step)/\(target) loss \(record.losses.first.map { String($0.roundedTo(3)) } ?? "-") \(rate.roundedTo(1)) img/s")
+            meter.images += images
+            if let line = meter.line(step: record.step, loss: record.losses.first, now: monotonicSeconds(), interval: reporter.progressInterval) {
+                reporter.progress(line)
+            }
             if record.step % settings.saveEvery == 0 { try save() }
             if let validation, isRoot, let every = settings.validateEvery, record.step % every == 0 {
                 validatedAt = record.step

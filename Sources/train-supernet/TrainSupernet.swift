@@ -20,7 +20,9 @@ struct TrainSupernet: Tool {
             the weights, momentum, step, random state and every option. Options given again on \
             resume must match the checkpoint's. SIGINT/SIGTERM save a checkpoint, then exit 130/143.
 
-            stdout: a JSON line every --log-every steps. stderr: progress.
+            stdout: a JSON line every --log-every steps. stderr: messages and progress (step, \
+            steps/s, images/s, ETA to --steps): one updating line on a terminal, else a line \
+            every 10 s.
 
             Examples:
               train-supernet --space pipelines/spaces/tiny.json --data demo/data/train \\
@@ -93,7 +95,10 @@ struct TrainSupernet: Tool {
                 try out.flush()
             },
             info: { Diagnostics.endProgress(); Diagnostics.info($0) },
-            progress: { Diagnostics.progress($0) }))
+            // On a terminal one line that updates every second; elsewhere (make, a log
+            // file) a plain line every 10 s.
+            progress: { Diagnostics.stderrIsTerminal ? Diagnostics.progress($0) : Diagnostics.info($0) },
+            progressInterval: Diagnostics.stderrIsTerminal ? 1 : 10))
         if case let .interrupted(signal, _) = outcome {
             try out.flush()
             // In an MPI job any other status than 0 reads as a failed job.

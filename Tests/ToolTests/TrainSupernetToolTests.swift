@@ -18,6 +18,11 @@ import Testing
         let second = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--steps", "4", "--log-every", "2"])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stderr.contains("resuming"))
+        // Progress on stderr (not a terminal: plain lines), always at the target, with
+        // rates and the time left; counted from the resumed step.
+        #expect(once.stderr.contains("train-supernet: step 4/4 (100.0%), ") && once.stderr.contains(" steps/s, ")
+                && once.stderr.contains(" images/s, ETA 0s, loss "), "\(once.stderr)")
+        #expect(second.stderr.contains("step 4/4 (100.0%)") && !second.stderr.contains("\r"), "\(second.stderr)")
         // The step logs agree line for line (the throughput field aside).
         func stripped(_ lines: [String]) -> [String] { lines.map { $0.components(separatedBy: ",\"images_per_s\"")[0] } }
         #expect(stripped(once.lines) == stripped(first.lines + second.lines))
