@@ -19,10 +19,12 @@ public struct AttentiveSampler: Sendable {
     /// Per bucket, per gene (resolution, 9 widths, 7 kernels, 7 depths, 7 expands), value weights.
     let genes: [Int: [[(value: Int, weight: Double)]]]
 
+    /// `step`: the FLOPs bucket width in MFLOPs (official `discretize_step`); nil: the
+    /// default width of `space`, `defaultStep(for:)`.
     public init(space: SearchSpace, step: Double? = nil, tableSize: Int = 10_000, seed: UInt64 = 0) {
         self.space = space
-        let lo = space.minArch.flops(in: space), hi = space.maxArch.flops(in: space)
-        let s = step ?? max(0.1, ((hi - lo) / 60 * 10).rounded() / 10)
+        let s = step ?? AttentiveSampler.defaultStep(for: space)
+        precondition(s > 0, "AttentiveSampler: the FLOPs bucket width must be positive")
         self.step = s
         var sampler = ArchSampler(space: space, seed: seed)
         var counts: [Int: Int] = [:]
@@ -37,6 +39,26 @@ public struct AttentiveSampler: Sendable {
         }
         buckets = counts.keys.sorted().map { ($0, Double(counts[$0] ?? 0) / Double(tableSize)) }
         genes = geneCounts.mapValues { $0.map { m in m.keys.sorted().map { ($0, Double(m[$0] ?? 0)) } } }
+    }
+
+    /// The official 25 MFLOPs where the space spans at least 40 such buckets (the official
+    /// space: about 70), else a 60th of the span (rounded to 0.1 MFLOPs), so a small space
+    /// still has buckets to choose between.
+    public static func defaultStep(for space: SearchSpace) -> Double {
+        let span = space.maxArch.flops(in: space) - space.minArch.flops(in: space)
+        return span >= 25 * 40 ? 25 : max(0.1, (span / 60 * 10).rounded() / 10)
+    }
+
+    /// The buckets (rounded MFLOPs) and their probabilities, ascending.
+    public var table: [(flops: Int, probability: Double)] { buckets.map { ($0.flops, $0.weight) } }
+
+    /// The candidate AttentiveNAS trains of those scored by `losses` (their minibatch
+    /// losses): bestup the lowest loss, worstup the highest; on a tie the first, as the
+    /// official `max(enumerate(-loss))` / `min(...)`.
+    public static func select(losses: [Double], worstUp: Bool) -> Int {
+        var best = 0
+        for (i, l) in losses.enumerated() where worstUp ? l > losses[best] : l < losses[best] { best = i }
+        return best
     }
 
     static func round(_ flops: Double, _ step: Double) -> Int { Int((flops / step).rounded() * step) }

@@ -21,6 +21,12 @@ public struct TrainingRecipeOptions: ParsableArguments {
     @Option(name: .customLong("num-trials"), help: "Candidates per attentive draw (default 3).")
     public var numTrials: Int?
 
+    @Option(name: .customLong("flops-bucket"), help: ArgumentHelp(
+        "Width of the attentive samplers' FLOPs buckets, MFLOPs (official discretize_step: 25).",
+        discussion: "Default: 25 where the space spans at least 40 such buckets (the official space), else a 60th of its FLOPs span.",
+        valueName: "mflops"))
+    public var flopsBucket: Double?
+
     @Option(help: "Distillation loss of the other subnets: AlphaNet's adaptive alpha-divergence, in-place KL, or labels only (default alpha).")
     public var kd: DistillationKind?
 
@@ -92,6 +98,7 @@ public struct TrainingRecipeOptions: ParsableArguments {
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
         if let n = numArch, n < 1 { throw ValidationError("--num-arch must be at least 1") }
         if let n = numTrials, n < 1 { throw ValidationError("--num-trials must be at least 1") }
+        if let b = flopsBucket, !(b > 0 && b.isFinite) { throw ValidationError("--flops-bucket must be a positive number of MFLOPs") }
         if let m = dataMemory, !(1...(1 << 30)).contains(m) { throw ValidationError("--data-memory must be within 1...\(1 << 30) MiB") }
         if let s = shuffleBuffer, s < 0 { throw ValidationError("--shuffle-buffer must be at least 0") }
         if let r = resolution, !(0...1024).contains(r) { throw ValidationError("--resolution must be within 0...1024 (0: each subnet's own)") }
@@ -101,6 +108,7 @@ public struct TrainingRecipeOptions: ParsableArguments {
     public var overrides: TrainingOverrides {
         var o = TrainingOverrides()
         (o.numArch, o.sampler, o.numTrials, o.kd) = (numArch, sampler, numTrials, kd)
+        o.flopsBucket = flopsBucket
         (o.alphaMin, o.alphaMax, o.iwClip) = (alphaMin, alphaMax, iwClip)
         (o.labelSmoothing, o.dropout, o.dropConnect) = (labelSmoothing, dropout, dropConnect)
         (o.lr, o.lrSchedule, o.totalSteps, o.warmupSteps) = (lr, lrSchedule, totalSteps, warmupSteps)

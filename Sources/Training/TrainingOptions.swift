@@ -67,6 +67,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var numArch = 4
     public var sampler = SamplerKind.uniform
     public var numTrials = 3
+    /// Width of the attentive sampler's FLOPs buckets, MFLOPs (official
+    /// `discretize_step` 25); 0: `AttentiveSampler.defaultStep` of the space.
+    public var flopsBucket = 0.0
     public var distillation = Distillation.alphaNet
     public var labelSmoothing = 0.1
     public var dropout = 0.2
@@ -149,6 +152,7 @@ extension TrainingOptions {
         }
         return .object([
             ("num_arch", JSONValue(numArch)), ("sampler", .string(sampler.rawValue)), ("num_trials", JSONValue(numTrials)),
+            ("flops_bucket", .double(flopsBucket)),
         ] + kd + [
             ("label_smoothing", .double(labelSmoothing)), ("dropout", .double(dropout)), ("drop_connect", .double(dropConnect)),
             ("drop_connect_only_last_two_stages", .bool(dropConnectOnlyLastTwoStages)),
@@ -200,6 +204,8 @@ extension TrainingOptions {
         numArch = try i("num_arch", min: 1) ?? numArch
         sampler = try e("sampler", SamplerKind.self) ?? sampler
         numTrials = try i("num_trials", min: 1) ?? numTrials
+        flopsBucket = try d("flops_bucket") ?? flopsBucket
+        guard flopsBucket >= 0 else { throw bad("flops_bucket", "at least 0") }
         switch try e("kd", DistillationKind.self) ?? .alpha {
         case .kl: distillation = .kl
         case .none: distillation = .none

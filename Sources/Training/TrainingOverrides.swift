@@ -6,6 +6,7 @@ public struct TrainingOverrides: Sendable {
     public var numArch: Int?
     public var sampler: SamplerKind?
     public var numTrials: Int?
+    public var flopsBucket: Double?
     public var kd: DistillationKind?
     public var alphaMin: Double?
     public var alphaMax: Double?
@@ -38,6 +39,7 @@ public struct TrainingOverrides: Sendable {
         if let v = numArch { o.numArch = v }
         if let v = sampler { o.sampler = v }
         if let v = numTrials { o.numTrials = v }
+        if let v = flopsBucket { o.flopsBucket = v }
         // Alpha bounds alone change the alpha loss the run already has.
         let alphaGiven = alphaMin != nil || alphaMax != nil || iwClip != nil
         switch kd ?? (alphaGiven && base.distillationKind == .alpha ? .alpha : nil) {

@@ -85,7 +85,8 @@ public final class TrainingSession {
             }
             trainer.optimizer.restore(st)
         }
-        attentive = options.sampler == .uniform ? nil : AttentiveSampler(space: space, seed: options.seed)
+        attentive = options.sampler == .uniform ? nil
+            : AttentiveSampler(space: space, step: options.flopsBucket > 0 ? options.flopsBucket : nil, seed: options.seed)
         var isStream = false
         if case .stream = data { isStream = true }
         guard ranks == 1 || (options.dataOrder == .epochs && !isStream) else {
@@ -160,13 +161,7 @@ public final class TrainingSession {
             c.sum(&losses)
             losses = losses.map { $0 / Double(c.size) }
         }
-        var best = candidates[0]
-        var bestLoss = options.sampler == .attentiveBestUp ? Double.infinity : -Double.infinity
-        for (c, loss) in zip(candidates, losses) where options.sampler == .attentiveBestUp ? loss < bestLoss : loss > bestLoss {
-            best = c
-            bestLoss = loss
-        }
-        return best
+        return candidates[AttentiveSampler.select(losses: losses, worstUp: options.sampler == .attentiveWorstUp)]
     }
 
     /// Whether the next step's batch is ready (or the data has ended), waiting at most

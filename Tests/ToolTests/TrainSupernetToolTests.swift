@@ -180,6 +180,7 @@ import Testing
             ["--kd", "kl"],
             ["--kd", "none"],
             ["--sampler", "attentive-bestup"],
+            ["--sampler", "attentive-worstup", "--flops-bucket", "0.5", "--num-trials", "2"],
         ]
         for (i, v) in variants.enumerated() {
             let r = try h.run("train-supernet", F.common(h, checkpoint: "v\(i).safetensors.lz4") + ["--steps", "2", "--log-every", "1"] + v)
@@ -190,6 +191,10 @@ import Testing
             let losses = last["loss"]?.arrayValue?.compactMap(\.doubleValue) ?? []
             #expect(losses.count == 4 && losses.allSatisfy(\.isFinite), "\(v): \(r.lines)")
         }
+        let worst = try TensorFile(contentsOf: h.path("v4.safetensors.lz4"))
+        #expect(worst.metadata["training"]?.contains(#""flops_bucket":0.5"#) == true, "\(worst.metadata["training"] ?? "")")
+        let bad = try h.run("train-supernet", F.common(h, checkpoint: "bad.safetensors.lz4") + ["--steps", "1", "--flops-bucket", "0"])
+        #expect(bad.status == 64 && bad.stderr.contains("--flops-bucket must be a positive number"), "\(bad.stderr)")
     }
 
     @Test func itLearns() throws {
