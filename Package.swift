@@ -64,6 +64,7 @@ let package = Package(
         tool("estimate-acc", ["Training", "Supernet", "DataPipeline", "Cluster"]),
         tool("fit-predictor", ["Search"]),
         tool("predict-acc", ["Search"]),
+        tool("pareto-front", ["Search"]),
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
         tool("plot-pareto", ["Plotting", "FileFormats"]),

@@ -2,7 +2,9 @@
 #
 #   data (shards) -> supernet checkpoint (trained in slices) -> sampled subnets with
 #   estimated accuracy -> accuracy predictor -> evolutionary search on the predictor
-#   -> the searched front re-estimated on the supernet (pareto.jsonl) -> plot.
+#   -> the searched archs re-estimated on the supernet (search-acc.jsonl) -> the front of
+#   everything measured (pareto.jsonl: no sampled or searched subnet beats a point of it)
+#   -> plot.
 #
 #   make -f pipelines/alphanet.mk            # demo data, tiny space (< 20 min on 2 cores)
 #   make -f pipelines/alphanet.mk quick      # the same chain with tiny budgets (minutes), in $(OUT)/quick
@@ -127,7 +129,7 @@ PNG_CONVERT = if command -v rsvg-convert >/dev/null; then rsvg-convert -o $@.tmp
 PNG := $(if $(shell command -v rsvg-convert || command -v convert),$(OUT)/pareto.png)
 
 # The tools must be built; checked when make starts, unless only cleaning.
-TOOLS := pack-imagenet train-supernet sample-subnets fit-predictor predict-acc evo-search plot-pareto
+TOOLS := pack-imagenet train-supernet sample-subnets fit-predictor predict-acc evo-search pareto-front plot-pareto
 MISSING := $(filter-out $(wildcard $(TOOLS:%=$(BIN)/%) $(ESTIMATE_ACC)),$(TOOLS:%=$(BIN)/%) $(ESTIMATE_ACC))
 ifneq ($(MISSING),)
 ifneq ($(filter-out clean-results,$(or $(MAKECMDGOALS),all)),)
@@ -205,15 +207,22 @@ $(OUT)/search-front.jsonl: $(OUT)/predictor.json $(SETTINGS)/search
 		$(if $(FLOPS_MIN),--flops-min $(FLOPS_MIN)) $(if $(FLOPS_MAX),--flops-max $(FLOPS_MAX)) \
 		--state $(OUT)/search.state -o $@
 
-# The front re-estimated on the supernet: acc1_pred is the predictor's value the search
-# saw, acc1 (acc5, loss) the supernet's.
-$(OUT)/pareto.jsonl: $(OUT)/search-front.jsonl $(OUT)/predictor.json $(CHECKPOINT) $(VAL) $(SETTINGS)/estimate
+# The searched archs re-estimated on the supernet: acc1_pred is the predictor's value the
+# search saw, acc1 (acc5, loss) the supernet's.
+$(OUT)/search-acc.jsonl: $(OUT)/search-front.jsonl $(OUT)/predictor.json $(CHECKPOINT) $(VAL) $(SETTINGS)/estimate
 	$(BIN)/predict-acc --predictor $(OUT)/predictor.json $< | $(ESTIMATE) > $@.tmp
 	mv $@.tmp $@
 
+# The front of what was measured, all on the same images: a searched arch that the
+# supernet scores below a sampled subnet with no more FLOPs (the min subnet, say) is not
+# part of it, and a sampled subnet that no searched arch beats is.
+$(OUT)/pareto.jsonl: $(OUT)/search-acc.jsonl $(OUT)/subnets-acc.jsonl
+	$(BIN)/pareto-front $^ > $@.tmp
+	mv $@.tmp $@
+
 # --- plot ------------------------------------------------------------------------------
-$(OUT)/pareto.svg: $(OUT)/subnets-acc.jsonl $(OUT)/pareto.jsonl
-	$(BIN)/plot-pareto --points $(OUT)/subnets-acc.jsonl --front $(OUT)/pareto.jsonl \
+$(OUT)/pareto.svg: $(OUT)/subnets-acc.jsonl $(OUT)/search-acc.jsonl $(OUT)/pareto.jsonl
+	$(BIN)/plot-pareto --points $(OUT)/subnets-acc.jsonl --searched $(OUT)/search-acc.jsonl --front $(OUT)/pareto.jsonl \
 		--title "AlphaNet: top-1 vs MFLOPs ($(notdir $(SPACE)), checkpoint $(notdir $(CHECKPOINT)))" -o $@
 
 $(OUT)/pareto.png: $(OUT)/pareto.svg
@@ -222,4 +231,4 @@ $(OUT)/pareto.png: $(OUT)/pareto.svg
 # Removes the results but keeps the data and the checkpoint.
 clean-results:
 	rm -rf $(OUT)/subnets.jsonl $(OUT)/subnets-acc.jsonl $(OUT)/predictor.json $(OUT)/predictor-report.txt \
-		$(OUT)/search-front.jsonl $(OUT)/search.state $(OUT)/pareto.jsonl $(OUT)/pareto.svg $(OUT)/pareto.png
+		$(OUT)/search-front.jsonl $(OUT)/search.state $(OUT)/search-acc.jsonl $(OUT)/pareto.jsonl $(OUT)/pareto.svg $(OUT)/pareto.png

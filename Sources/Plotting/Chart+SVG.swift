@@ -9,7 +9,7 @@ extension Chart {
         let left = 72.0, right = 24.0, top = 44.0, bottom = 60.0
         let plotW = width - left - right, plotH = height - top - bottom
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
-        let xs = all.map(\.x), ys = all.map(\.y)
+        let xs = all.map(\.x), ys = all.flatMap { [$0.y - $0.yError, $0.y + $0.yError] }
         // 3% padding so that markers on the extremes stay inside the frame.
         func padded(_ v: [Double]) -> Ticks {
             let lo = v.min() ?? 0, hi = v.max() ?? 1, pad = (hi - lo) * 0.03
@@ -45,9 +45,16 @@ extension Chart {
         for s in series {
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }
             o += "<g class=\"series\" data-name=\"\(escaped(s.name))\">\n"
+            // Error bars under the points: a vertical line with caps.
+            for p in pts where p.yError > 0 {
+                let x = px(p.x), y0 = py(p.y - p.yError), y1 = py(p.y + p.yError)
+                o += "<path class=\"error-bar\" d=\"M\(n(x)),\(n(y0)) L\(n(x)),\(n(y1)) M\(n(x - 3)),\(n(y0)) L\(n(x + 3)),\(n(y0)) M\(n(x - 3)),\(n(y1)) L\(n(x + 3)),\(n(y1))\" stroke=\"\(s.color)\" stroke-width=\"1.2\" fill=\"none\" stroke-opacity=\"0.8\"/>\n"
+            }
             switch s.style {
             case .points(let r):
                 for p in pts { o += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"\(n(r))\" fill=\"\(s.color)\" fill-opacity=\"0.55\"/>\n" }
+            case .rings(let r):
+                for p in pts { o += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"\(n(r))\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.5\"/>\n" }
             case .line(let w):
                 let path = pts.map { "\(n(px($0.x))),\(n(py($0.y)))" }.joined(separator: " ")
                 o += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"\(n(w))\" stroke-linejoin=\"round\"/>\n"
@@ -80,6 +87,7 @@ extension Chart {
                 let cy = by + 5 + rowH * (Double(i) + 0.5), sx = bx + 10
                 switch s.style {
                 case .points(let r): o += "<circle cx=\"\(n(sx + 10))\" cy=\"\(n(cy))\" r=\"\(n(max(r, 3)))\" fill=\"\(s.color)\" fill-opacity=\"0.55\"/>\n"
+                case .rings(let r): o += "<circle cx=\"\(n(sx + 10))\" cy=\"\(n(cy))\" r=\"\(n(max(r, 3)))\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.5\"/>\n"
                 case .line(let w): o += "<line x1=\"\(n(sx))\" y1=\"\(n(cy))\" x2=\"\(n(sx + 20))\" y2=\"\(n(cy))\" stroke=\"\(s.color)\" stroke-width=\"\(n(w))\"/>\n"
                 case .markers: o += "<path d=\"M\(n(sx + 10)),\(n(cy - 6)) L\(n(sx + 16)),\(n(cy)) L\(n(sx + 10)),\(n(cy + 6)) L\(n(sx + 4)),\(n(cy)) Z\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\"/>\n"
                 }

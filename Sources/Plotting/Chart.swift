@@ -29,6 +29,8 @@ public struct Series: Sendable {
         case line(width: Double)
         /// Large outlined diamonds, each with its own text label.
         case markers
+        /// Unfilled circles of this radius.
+        case rings(radius: Double)
     }
 
     public var name: String
@@ -50,11 +52,14 @@ public struct Point: Sendable, Equatable {
     public var y: Double
     /// Text drawn next to a marker (markers only).
     public var label: String
+    /// Half the height of the point's error bar (e.g. a 95% interval); 0: none.
+    public var yError: Double
 
-    public init(x: Double, y: Double, label: String = "") {
+    public init(x: Double, y: Double, label: String = "", yError: Double = 0) {
         self.x = x
         self.y = y
         self.label = label
+        self.yError = yError
     }
 }
 

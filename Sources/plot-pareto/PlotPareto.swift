@@ -10,9 +10,12 @@ struct PlotPareto: Tool {
         commandName: "plot-pareto",
         abstract: "Draw accuracy vs FLOPs of arch JSON lines as an SVG picture.",
         discussion: """
-            Pareto mode (--points and/or --front): the --points lines as dots, the --front \
-            lines as a line in order of FLOPs, and the --points lines with the fewest and the \
-            most FLOPs marked as the min and max subnets (sample-subnets --min --max writes them).
+            Pareto mode (--points and/or --front): the --points lines as dots, the --searched \
+            lines as rings, the --front lines as a line in order of FLOPs, and the --points \
+            lines with the fewest and the most FLOPs marked as the min and max subnets \
+            (sample-subnets --min --max writes them). The front and the min/max marks carry \
+            error bars, the 95% interval of each accuracy from the number of validation images \
+            it was measured on (estimate-acc's val_images).
 
             History mode (--history): one line per model through its accuracy at each \
             checkpoint, models told apart by --group and coloured by --color-by, as written by \
@@ -31,6 +34,9 @@ struct PlotPareto: Tool {
 
     @Option(help: ArgumentHelp("Arch JSON lines to draw as a line (e.g. the searched front).", valueName: "file"))
     var front: String?
+
+    @Option(help: ArgumentHelp("Arch JSON lines to draw as rings (e.g. the searched archs, re-measured).", valueName: "file"))
+    var searched: String?
 
     @Option(help: ArgumentHelp("History JSON lines (Scripts/reevaluate) to draw as one line per model.", valueName: "file"))
     var history: String?
@@ -60,9 +66,9 @@ struct PlotPareto: Tool {
     var output: String?
 
     func validate() throws {
-        if history != nil && (points != nil || front != nil) { throw ValidationError("give --history, or --points/--front, not both") }
+        if history != nil && (points != nil || front != nil || searched != nil) { throw ValidationError("give --history, or --points/--front/--searched, not both") }
         if history == nil && points == nil && front == nil { throw ValidationError("give --points, --front or --history") }
-        if points == "-" && front == "-" { throw ValidationError("only one input can be stdin") }
+        if [points, front, searched].filter({ $0 == "-" }).count > 1 { throw ValidationError("only one input can be stdin") }
     }
 
     mutating func execute() throws {
@@ -75,7 +81,7 @@ struct PlotPareto: Tool {
         } else {
             let xKey = x ?? "flops"
             chart = Chart.pareto(sampled: try points.map(Self.readLines) ?? [], front: try front.map(Self.readLines) ?? [],
-                                 xKey: xKey, yKey: y, title: title ?? "Accuracy vs FLOPs",
+                                 searched: try searched.map(Self.readLines) ?? [], xKey: xKey, yKey: y, title: title ?? "Accuracy vs FLOPs",
                                  xLabel: xLabel ?? Self.label(xKey), yLabel: yLabel ?? Self.label(y))
         }
         if chart.series.allSatisfy({ $0.points.isEmpty }) {

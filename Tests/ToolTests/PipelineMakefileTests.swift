@@ -13,7 +13,7 @@ import Testing
         let h = try ToolHarness()
         let r = try plan(h, [])
         #expect(r.status == 0, "\(r.stderr)")
-        let order = ["Scripts/demo-data", "train-supernet", "estimate-acc", "fit-predictor", "evo-search", "predict-acc", "plot-pareto"]
+        let order = ["Scripts/demo-data", "train-supernet", "estimate-acc", "fit-predictor", "evo-search", "predict-acc", "pareto-front", "plot-pareto"]
         var last = r.stdout.startIndex
         for tool in order {
             guard let at = r.stdout.range(of: tool, range: last..<r.stdout.endIndex) else {

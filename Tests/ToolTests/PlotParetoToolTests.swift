@@ -37,11 +37,41 @@ import Testing
         #expect(counts["svg"] == 1)
         #expect(counts["polyline"] == 1)
         #expect((counts["circle"] ?? 0) >= 20 + 5)
-        for text in ["min subnet", "max subnet", "sampled subnets (20)", "searched front (5)", "MFLOPs per image", "top-1 accuracy (%)"] {
+        for text in ["min subnet", "max subnet", "sampled subnets (20)", "front (5)", "MFLOPs per image", "top-1 accuracy (%)"] {
             #expect(svg.contains(text), "missing \(text)")
         }
+        // Without val_images there is no interval to draw.
+        #expect(!svg.contains("error-bar") && !svg.contains("95%"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir).sorted() == ["f.jsonl", "p.svg", "s.jsonl"])
     }
+
+    /// Accuracies measured on N images get error bars of their 95% interval: on the
+    /// front and the min/max marks (not the cloud of sampled dots); --searched draws rings.
+    @Test func measuredAccuraciesGetTheirIntervals() throws {
+        let h = try ToolHarness()
+        let sampled = (0..<10).map { i in "{\"flops\":\(10 + i * 5),\"acc1\":\(80 + Double(i)),\"val_images\":400}" }
+        try (sampled.joined(separator: "\n") + "\n").write(toFile: h.path("s.jsonl"), atomically: true, encoding: .utf8)
+        // acc1 90 on 400 images: 1.96 * sqrt(0.9 * 0.1 / 400) = 2.94 points either side.
+        try "{\"flops\":30,\"acc1\":90,\"val_images\":400}\n{\"flops\":60,\"acc1\":91,\"val_images\":10000}\n".write(toFile: h.path("f.jsonl"), atomically: true, encoding: .utf8)
+        try "{\"flops\":20,\"acc1\":70}\n{\"flops\":40,\"acc1\":72}\n{\"flops\":50,\"acc1\":75}\n".write(toFile: h.path("r.jsonl"), atomically: true, encoding: .utf8)
+        let r = try h.run("plot-pareto", ["--points", "s.jsonl", "--front", "f.jsonl", "--searched", "r.jsonl", "-o", "p.svg"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let svg = try String(contentsOfFile: h.path("p.svg"), encoding: .utf8)
+        _ = try elements(svg)
+        // Two front points and the two marks.
+        #expect(svg.components(separatedBy: "class=\"error-bar\"").count - 1 == 4)
+        #expect(svg.contains("front (2, bars: 95% intervals)") && svg.contains("searched archs, measured (3)"))
+        #expect(svg.components(separatedBy: "fill=\"none\" stroke=\"\(Palette1.orange)\"").count - 1 == 3 + 1, "3 rings and the legend's")
+        // The bars scale with the interval: 90% on 400 images against 91% on 10,000 is
+        // sqrt(0.09 / 400) / sqrt(0.0819 / 10000) = 5.24 times as tall.
+        let heights = svg.components(separatedBy: "class=\"error-bar\" d=\"M").dropFirst().map { part -> Double in
+            let coords = part.prefix { $0 != " " }.split(separator: ",")
+            let lineTo = part.split(separator: " ")[1].dropFirst().split(separator: ",")
+            return abs((Double(lineTo[1]) ?? 0) - (Double(coords[1]) ?? 0))
+        }
+        #expect(heights.count == 4 && heights[0] / heights[1] > 5.1 && heights[0] / heights[1] < 5.4, "\(heights)")
+    }
+    enum Palette1 { static let orange = "#ff7f0e" }
 
     @Test func historyModeDrawsOneLinePerModel() throws {
         let h = try ToolHarness()
