@@ -40,14 +40,7 @@ public final class Communicator: Sendable {
 
     /// Sums `values` over every rank, in place (each rank ends with the same sums).
     public func sum(_ values: UnsafeMutableBufferPointer<Float>) {
-        guard size > 1, let base = values.baseAddress else { return }
-        // MPI counts are Int32: reduce in chunks.
-        var offset = 0
-        while offset < values.count {
-            let n = Swift.min(values.count - offset, 1 << 30)
-            check(an_mpi_allreduce_sum_f32(base + offset, Int32(n)), "MPI_Allreduce")
-            offset += n
-        }
+        inChunks(values, of: 1 << 30) { check(an_mpi_allreduce_sum_f32($0, $1), "MPI_Allreduce") }
     }
 
     public func sum(_ values: inout [Double]) {
@@ -55,22 +48,22 @@ public final class Communicator: Sendable {
     }
 
     public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
-        guard size > 1, let base = values.baseAddress else { return }
-        var offset = 0
-        while offset < values.count {
-            let n = Swift.min(values.count - offset, 1 << 30)
-            check(an_mpi_allreduce_sum_f64(base + offset, Int32(n)), "MPI_Allreduce")
-            offset += n
-        }
+        inChunks(values, of: 1 << 30) { check(an_mpi_allreduce_sum_f64($0, $1), "MPI_Allreduce") }
     }
 
     /// Rank 0's `values` on every rank, in place.
     public func broadcast(_ values: UnsafeMutableBufferPointer<Float>) {
+        inChunks(values, of: 1 << 28) { check(an_mpi_bcast_bytes($0, 4 * $1, 0), "MPI_Bcast") }
+    }
+
+    /// `body(start, count)` over consecutive pieces of at most `limit` elements (MPI
+    /// counts are Int32); nothing alone, where every rank already holds the result.
+    private func inChunks<T>(_ values: UnsafeMutableBufferPointer<T>, of limit: Int, _ body: (UnsafeMutablePointer<T>, Int32) -> Void) {
         guard size > 1, let base = values.baseAddress else { return }
         var offset = 0
         while offset < values.count {
-            let n = Swift.min(values.count - offset, 1 << 28)
-            check(an_mpi_bcast_bytes(base + offset, Int32(4 * n), 0), "MPI_Bcast")
+            let n = Swift.min(values.count - offset, limit)
+            body(base + offset, Int32(n))
             offset += n
         }
     }
