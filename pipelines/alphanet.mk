@@ -6,7 +6,7 @@
 #   everything measured (pareto.jsonl: no sampled or searched subnet beats a point of it)
 #   -> plot.
 #
-#   make -f pipelines/alphanet.mk            # demo data, tiny space (< 20 min on 2 cores)
+#   make -f pipelines/alphanet.mk            # demo data, tiny space (9-27 min on 2 cores, BENCHMARKS.md)
 #   make -f pipelines/alphanet.mk quick      # the same chain with tiny budgets (minutes), in $(OUT)/quick
 #   make -f pipelines/alphanet.mk -j2        # independent steps in parallel (data/training vs sampling)
 #   make -f pipelines/alphanet.mk STEPS=600  # train further: only what depends on the checkpoint re-runs
@@ -55,7 +55,7 @@
 #   FLOPS_MIN, FLOPS_MAX  FLOPs bounds of the search [the min and max subnets']
 #
 # Outputs under $(OUT): supernet.safetensors.lz4 (+ train/log.jsonl), subnets.jsonl,
-# subnets-acc.jsonl, predictor.json, search-front.jsonl, pareto.jsonl, pareto.svg
+# subnets-acc.jsonl, predictor.json, search-front.jsonl, search-acc.jsonl, pareto.jsonl, pareto.svg
 # (and pareto.png where rsvg-convert or ImageMagick is installed), estimate-cache.jsonl.
 
 # The demo's training recipe (its variables win over the defaults below); not for ImageNet.

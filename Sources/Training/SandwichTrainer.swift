@@ -58,15 +58,15 @@ public final class SandwichTrainer {
     public var optimizer: SGDMomentum
     /// Data parallelism (`mpirun`): the processes whose gradients are averaged before
     /// clipping, as DDP's all-reduce does, so every rank takes the same step. Nil: alone.
-    public var communicator: Communicator? {
-        didSet { model.batchStatisticsSync = synchronizeBatchNorm ? communicator.map(RankSum.init) : nil }
-    }
+    public var communicator: Communicator? { didSet { attachBatchNormSync() } }
     /// With a communicator of more than one rank: every training BN normalises with the
     /// statistics of all ranks' batches (`--sync-bn`). Otherwise each rank normalises its
     /// own batch and, as DDP's `broadcast_buffers`, rank 0's running statistics are the
     /// ones every rank keeps.
-    public var synchronizeBatchNorm = false {
-        didSet { model.batchStatisticsSync = synchronizeBatchNorm ? communicator.map(RankSum.init) : nil }
+    public var synchronizeBatchNorm = false { didSet { attachBatchNormSync() } }
+
+    private func attachBatchNormSync() {
+        model.batchStatisticsSync = synchronizeBatchNorm ? communicator.map(RankSum.init) : nil
     }
     private let segmentOfOffset: [Int: Int]
 

@@ -140,6 +140,22 @@ import TestSupport
         #expect(movedApart == [], "\(movedApart)")
     }
 
+    /// A space whose BN keeps running statistics in training (bn_momentum 0.1, unlike the
+    /// official 0): each rank's would follow its own half batch, so rank 0's are kept, as
+    /// DDP's broadcast_buffers does; without that the ranks' states differ and the save
+    /// refuses them.
+    @Test(.requires(.mpirun)) func runningStatisticsOfTwoRanksAreRankZeros() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 64, valImages: 16)
+        try F.microSpace.replacingOccurrences(of: #""bn_momentum": 0.0"#, with: #""bn_momentum": 0.1"#)
+            .write(toFile: h.path("micro.json"), atomically: true, encoding: .utf8)
+        let r = try Self.run(h, ranks: 2, F.common(h) + ["--steps", "3", "--log-every", "1"])
+        #expect(r.status == 0 && r.lines.count == 3, "\(r.stderr)")
+        let file = try TensorFile(contentsOf: h.path("c.safetensors.lz4"))
+        let mean = try #require(file.tensors.first { $0.name == "first_conv.bn.bn.running_mean" }?.tensor.floats())
+        #expect(mean.contains { $0 != 0 }, "the running mean never moved")
+    }
+
     static func start(_ h: ToolHarness, ranks: Int, _ args: [String], tag: String) throws -> BackgroundProcess {
         try BackgroundProcess("/usr/bin/env", ["mpirun"] + mpirun(ranks, args), in: h, stderrTag: tag, environment: environment)
     }
