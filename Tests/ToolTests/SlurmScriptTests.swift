@@ -6,7 +6,7 @@ import TestSupport
 /// The sbatch scripts of Scripts/slurm, run by bash as Slurm would run them on one
 /// node: the training script with its launcher set to `mpirun --oversubscribe -np 2`
 /// (srun needs a Slurm cluster), the evaluation array task by task with the variables
-/// Slurm sets, then its merge step.
+/// Slurm sets for --array=1-3, then its merge step.
 @Suite(.serialized) struct SlurmScriptTests {
     static let scripts = ToolHarness.repo + "/Scripts/slurm"
 
@@ -46,7 +46,7 @@ import TestSupport
         #expect(single.status == 0 && single.lines.count == 5, "\(single.stderr)")
         for task in 0..<3 {
             let r = try Self.sbatch(f.h, "estimate-array.sbatch", ["acc", "archs.jsonl"] + options,
-                                    environment: ["SLURM_ARRAY_TASK_ID": String(task), "SLURM_ARRAY_TASK_COUNT": "3"])
+                                    environment: ["SLURM_ARRAY_TASK_ID": String(task + 1), "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"])
             #expect(r.status == 0, "task \(task): \(r.stderr)")
             let part = try String(contentsOfFile: f.h.path("acc/part.\(task).jsonl"), encoding: .utf8).split(separator: "\n").map(String.init)
             #expect(part == stride(from: task, to: 5, by: 3).map { single.lines[$0] }, "task \(task)")
