@@ -35,7 +35,7 @@
 #                 Changing it or any other training variable restarts the training.
 #   SLICE         steps per training slice; a checkpoint and a validation line after each [80]
 #   BATCH         images per step [64]      LR  base learning rate [0.1]
-#   AUGMENT       train, pad-crop or none [pad-crop]
+#   AUGMENT       train, auto-augment-tf, pad-crop or none [pad-crop]
 #   KD            alpha, kl or none [alpha]  NUM_ARCH  subnets per step [4]
 #   TRAIN_VAL_BATCHES  validation batches after each slice [8]
 #   TRAIN_FLAGS   any further train-supernet options []

@@ -6,6 +6,9 @@ public enum Augmentation: Sendable, Equatable {
     /// (bicubic, antialiased as PIL) + `RandomHorizontalFlip()`: the official
     /// AttentiveNAS/AlphaNet training transform.
     case train
+    /// `.train`, then the official AutoAugment (`AutoAugment`, policy v0) on the 8-bit
+    /// crop: the official `augment: auto_augment_tf` transform.
+    case trainAutoAugment
     /// `Resize(int(res / 0.875))` (shorter side) + `CenterCrop(res)`: the
     /// official evaluation transform (256 -> 224 at res 224). Pack the
     /// validation set with `--size 256` and evaluate at 224: the crop is then
@@ -27,6 +30,8 @@ struct SampleDraw: Sendable {
     var flip: Bool
     var padX = 0
     var padY = 0
+    /// The AutoAugment draws (`.trainAutoAugment` only).
+    var autoAugment: AutoAugment.Draw?
 }
 
 enum AugmentationDraws {

@@ -195,6 +195,13 @@ public final class BatchLoader: @unchecked Sendable {
             // Resampled uint8 data: clamp to 0...255 (as PIL's 8-bit result), then normalise.
             let m = ImageNetNormalization.mean, sd = ImageNetNormalization.std
             let inv = sd.map { 1 / $0 }
+            if let policy = d.autoAugment {
+                // AutoAugment works on the 8-bit crop, as the official PIL pipeline.
+                let bytes = (0..<per).map { UInt8(min(max(out[$0].rounded(), 0), 255)) }
+                let augmented = AutoAugment.apply(policy, to: RGBImage(width: resolution, height: resolution, pixels: bytes))
+                for i in 0..<per { out[i] = (Float(augmented.pixels[i]) - m[i % 3]) * inv[i % 3] }
+                return
+            }
             for p in 0..<(resolution * resolution) {
                 for c in 0..<3 {
                     let v = min(max(out[p * 3 + c].rounded(), 0), 255)
@@ -282,6 +289,7 @@ final class LoaderState: BatchSource, @unchecked Sendable {
         while !exhausted {
             if let shard = try reader.next() {
                 if classes.isEmpty { classes = shard.classes }
+                try checkAugmentable(shard, augmentation, location: reader.lastShardName)
                 buffer += samples(of: shard)
                 imagesThisPass += shard.count
                 return true
@@ -330,6 +338,11 @@ func drawAugmentation(for s: Sample, _ augmentation: Augmentation, _ rng: inout 
     case .train:
         let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
         return SampleDraw(box: box, flip: rng.next() & 1 == 1)
+    case .trainAutoAugment:
+        // The crop and flip drawn exactly as `.train` draws them, then the policy's.
+        let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
+        let flip = rng.next() & 1 == 1
+        return SampleDraw(box: box, flip: flip, autoAugment: AutoAugment.Draw(&rng))
     case .eval:
         // The box depends on the resolution: made at render time.
         return SampleDraw(box: full, flip: false)
@@ -339,6 +352,12 @@ func drawAugmentation(for s: Sample, _ augmentation: Augmentation, _ rng: inout 
         let px = Int(rng.next() % UInt64(2 * pad + 1)), py = Int(rng.next() % UInt64(2 * pad + 1))
         return SampleDraw(box: full, flip: rng.next() & 1 == 1, padX: px, padY: py)
     }
+}
+
+/// AutoAugment's operations are defined on 8-bit images: float shards are refused.
+func checkAugmentable(_ shard: Shard, _ augmentation: Augmentation, location: String) throws(PackError) {
+    guard augmentation == .trainAutoAugment, case .float32 = shard.pixels else { return }
+    throw PackError(.dataError, "holds float32 images; AutoAugment (--augment auto-augment-tf) needs uint8 shards", location: location)
 }
 
 /// Splits a shard into samples.
@@ -426,6 +445,7 @@ final class EpochState: BatchSource, @unchecked Sendable {
                     throw PackError(.dataError, "holds \(shard.count) images where index.json says \(order.catalog.entries[s].images)", location: path)
                 }
                 if classes.isEmpty { classes = shard.classes }
+                try checkAugmentable(shard, augmentation, location: path)
                 shardSamples = DataPipeline.samples(of: shard)
             }
             kept[s] = shardSamples

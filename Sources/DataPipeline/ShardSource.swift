@@ -106,8 +106,11 @@ public struct ShardReader {
     private var files: [String]?
     private var position = 0
     private var stream: TensorStreamReader?
+    /// The name errors give the shard `next` returned last (its path, or the stream's shard).
+    public private(set) var lastShardName: String
 
     public init(source: ShardSource) throws(PackError) {
+        lastShardName = source.name
         self.source = source
         files = try source.shardFiles()
         if case let .stream(fd, name) = source { stream = TensorStreamReader(fileDescriptor: fd, sourceName: name) }
@@ -131,12 +134,14 @@ public struct ShardReader {
             let path = files[position]
             position += 1
             let file: TensorFile
+            lastShardName = path
             do { file = try TensorFile(contentsOf: path) } catch { throw PackError(error, at: path) }
             return try Shard(file, name: path)
         }
         guard var s = stream else { return nil }
         defer { stream = s }
         let name = "\(s.sourceName) (shard \(s.index + 1))"
+        lastShardName = name
         let file: TensorFile
         do {
             guard let f = try s.next() else { return nil }

@@ -6,7 +6,7 @@ import Testing
 ///
 /// Where the dependency is missing the test is skipped, and Swift Testing's report
 /// names it and how to install it. Where it is required (`requiredBy`: under CI, i.e.
-/// `CI=true`, for python3 and ../shared; `ALPHANET_REQUIRE_TORCH=1` for torch, which
+/// `CI=true`, for python3, Pillow and ../shared; `ALPHANET_REQUIRE_TORCH=1` for torch, which
 /// `.ci/run` sets) a skip would hide a broken setup, so the trait's condition throws
 /// instead and Swift Testing fails the test with that message. A test body never
 /// checks for its dependencies itself: no early `return`, no silent pass.
@@ -52,6 +52,11 @@ extension Trait where Self == ConditionTrait {
 extension Dependency {
     public static let python3 = Dependency(name: "python3 on PATH", hint: "Scripts/install-deps",
                                            isAvailable: succeeds(["python3", "-c", ""]), requiredBy: inCI)
+
+    /// Pillow, for the tests that compare our image operations with it; required under
+    /// CI (`.ci/run` installs it with `Scripts/install-deps --with-torch`).
+    public static let pillow = Dependency(name: "python3 with Pillow", hint: "Scripts/install-deps --with-torch (pip install pillow)",
+                                          isAvailable: succeeds(["python3", "-c", "import PIL"]), requiredBy: inCI)
 
     /// Checked by importing it, so it implies python3.
     public static let torch = Dependency(name: "python3 with torch", hint: "Scripts/install-deps --with-torch",

@@ -66,7 +66,7 @@ public struct TrainingRecipeOptions: ParsableArguments {
     @Option(name: .customLong("grad-clip"), help: "Clip gradients by value; 0 turns it off (default 1.0).")
     public var gradClip: Double?
 
-    @Option(help: "Augmentation: train (RandomResizedCrop + flip, official), pad-crop (pad 4, crop, flip), none (default train).")
+    @Option(help: ArgumentHelp("Augmentation (default train).", discussion: "train: RandomResizedCrop + flip (the official `default`); auto-augment-tf: train, then AutoAugment's ImageNet policy v0 (the official `auto_augment_tf`, AlphaNet's recipe); pad-crop: pad 4, crop, flip; none: images as stored."))
     public var augment: AugmentMode?
 
     @Option(name: .customLong("data-order"), help: ArgumentHelp(

@@ -21,7 +21,7 @@ public enum EvaluationTransform: String, CaseIterable, Sendable {
 
     /// The transform that matches a training augmentation (`TrainingOptions.augment`).
     public static func matching(_ augment: AugmentMode) -> EvaluationTransform {
-        augment == .train ? .eval : .resize
+        augment == .train || augment == .autoAugmentTF ? .eval : .resize
     }
 }
 

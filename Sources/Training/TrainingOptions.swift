@@ -40,6 +40,9 @@ public enum DataOrderKind: String, Sendable, CaseIterable {
 public enum AugmentMode: String, Sendable, CaseIterable {
     /// RandomResizedCrop + horizontal flip (the official transform, without AutoAugment).
     case train
+    /// `train`, then AutoAugment's ImageNet policy v0 on the crop: the official
+    /// `augment: auto_augment_tf` (AlphaNet's and AttentiveNAS's ImageNet recipe).
+    case autoAugmentTF = "auto-augment-tf"
     /// Pad 4, random crop, flip (the demo recipe).
     case padCrop = "pad-crop"
     /// Images as stored.
@@ -48,6 +51,7 @@ public enum AugmentMode: String, Sendable, CaseIterable {
     public var augmentation: Augmentation {
         switch self {
         case .train: .train
+        case .autoAugmentTF: .trainAutoAugment
         case .padCrop: .padCrop(pad: 4)
         case .none: .none
         }

@@ -35,7 +35,7 @@ struct TrainSupernet: Tool {
     @Option(help: ArgumentHelp("Training shards: a directory, a shard file, or '-' for a shard stream on stdin.", valueName: "shards"))
     var data: String
 
-    @Option(help: ArgumentHelp("Validation shards: evaluate the min and max subnets (after BN recalibration) every --val-every steps and at the end, under the evaluation transform that matches --augment (train: the official centre crop; none, pad-crop: the whole image).", valueName: "shards"))
+    @Option(help: ArgumentHelp("Validation shards: evaluate the min and max subnets (after BN recalibration) every --val-every steps and at the end, under the evaluation transform that matches --augment (train, auto-augment-tf: the official centre crop; none, pad-crop: the whole image).", valueName: "shards"))
     var val: String?
 
     @Option(help: ArgumentHelp("Checkpoint file: resumed if it exists (a train-supernet checkpoint, or a plain state_dict to start from), written atomically every --save-every steps and at the end.", valueName: "file"))

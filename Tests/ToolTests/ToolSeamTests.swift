@@ -13,7 +13,7 @@ struct ToolSeamTests {
     /// allowed values, and --help lists them.
     @Test(arguments: [
         ("train-supernet", "--kd", ["alpha", "kl", "none"]),
-        ("train-supernet", "--augment", ["train", "pad-crop", "none"]),
+        ("train-supernet", "--augment", ["train", "auto-augment-tf", "pad-crop", "none"]),
         ("train-supernet", "--lr-schedule", ["warmup-cosine", "constant"]),
         ("train-supernet", "--sampler", ["uniform", "attentive-bestup", "attentive-worstup"]),
         ("estimate-acc", "--transform", ["auto", "eval", "resize"]),

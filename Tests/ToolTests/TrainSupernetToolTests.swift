@@ -55,6 +55,35 @@ import Testing
         #expect(other.status == 64 && other.stderr.contains("--data-order"), "\(other.stderr)")
     }
 
+    /// `--augment auto-augment-tf` (the official AutoAugment recipe) through the binaries:
+    /// a run cut in two ends bit for bit where one run does (the policy's draws are made
+    /// per position, like the crops), training differs from `--augment train`, and
+    /// estimate-acc evaluates the checkpoint under the official centre crop.
+    @Test func autoAugmentResumesExactlyAndEvaluatesWithTheCentreCrop() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 32, valImages: 16)
+        func args(_ checkpoint: String, _ augment: String = "auto-augment-tf") -> [String] {
+            F.common(h, checkpoint: checkpoint).map { $0 == "none" ? augment : $0 } + ["--log-every", "1"]
+        }
+        let once = try h.run("train-supernet", args("once.safetensors.lz4") + ["--steps", "4", "--total-steps", "4"])
+        #expect(once.status == 0, "\(once.stderr)")
+        let first = try h.run("train-supernet", args("split.safetensors.lz4") + ["--steps", "2", "--total-steps", "4"])
+        let second = try h.run("train-supernet", args("split.safetensors.lz4") + ["--steps", "4"])
+        #expect(first.status == 0 && second.status == 0, "\(first.stderr)\(second.stderr)")
+        let a = try Data(contentsOf: URL(fileURLWithPath: h.path("once.safetensors.lz4")))
+        let b = try Data(contentsOf: URL(fileURLWithPath: h.path("split.safetensors.lz4")))
+        #expect(a == b, "auto-augment-tf: checkpoints of 4 steps and 2 + 2 steps differ")
+        let plain = try h.run("train-supernet", args("plain.safetensors.lz4", "train") + ["--steps", "4", "--total-steps", "4"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        func losses(_ lines: [String]) -> [String] { lines.map { $0.components(separatedBy: ",\"images_per_s\"")[0] } }
+        #expect(losses(plain.lines) != losses(once.lines), "AutoAugment changed no step's loss")
+        let arch = try #require(try h.run("sample-subnets", ["--space", h.path("micro.json"), "--min"]).lines.first)
+        let est = try h.run("estimate-acc", ["--checkpoint", "once.safetensors.lz4", "--calib", h.path("train"), "--val", h.path("val"),
+                                             "--calib-batches", "1", "--batch-size", "8"], stdin: arch + "\n")
+        #expect(est.status == 0 && est.lines.count == 1, "\(est.stderr)")
+        #expect(est.stderr.contains("evaluation transform eval") && est.lines[0].contains("\"eval_transform\":\"eval\""), "\(est.stderr) \(est.stdout)")
+    }
+
     func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> BackgroundProcess {
         try BackgroundProcess(ToolHarness.binDir + "/train-supernet", args, in: h, stderrTag: tag)
     }
