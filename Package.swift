@@ -65,6 +65,7 @@ let package = Package(
         tool("fit-predictor", ["Search"]),
         tool("predict-acc", ["Search"]),
         tool("pareto-front", ["Search"]),
+        tool("compare-runs", ["Search"]),
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
         tool("plot-pareto", ["Plotting", "FileFormats"]),

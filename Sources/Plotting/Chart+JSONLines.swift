@@ -56,9 +56,10 @@ extension Chart {
     /// The history picture: one line per model (lines with equal `groupKey`
     /// values, in file order), coloured by the value of `colorKey` (e.g. the
     /// set a model belongs to, "pareto" or "sample"), one legend row per
-    /// colour. Each line's points are sorted by x.
+    /// colour. Each line's points are sorted by x, with error bars of half-length
+    /// the number under `yErrorKey` where given.
     public static func history(_ lines: [JSONValue], xKey: String, yKey: String, groupKey: String, colorKey: String,
-                               title: String, xLabel: String, yLabel: String) -> Chart {
+                               yErrorKey: String? = nil, title: String, xLabel: String, yLabel: String) -> Chart {
         var groups: [String: [Point]] = [:], groupOrder: [String] = [], groupColor: [String: String] = [:]
         var colorOrder: [String] = []
         for l in lines {
@@ -67,7 +68,8 @@ extension Chart {
             let c = l[colorKey].map { $0.stringValue ?? $0.jsonText } ?? ""
             if groups[g] == nil { groupOrder.append(g); groupColor[g] = c }
             if !colorOrder.contains(c) { colorOrder.append(c) }
-            groups[g, default: []].append(Point(x: x, y: y))
+            let e = yErrorKey.flatMap { number(l, $0) }.map { Swift.max(0, $0) } ?? 0
+            groups[g, default: []].append(Point(x: x, y: y, yError: e))
         }
         var chart = Chart(title: title, xLabel: xLabel, yLabel: yLabel)
         var named = Set<String>()

@@ -47,6 +47,9 @@ struct PlotPareto: Tool {
     @Option(help: ArgumentHelp("Key of the y value.", valueName: "key"))
     var y: String = "acc1"
 
+    @Option(name: .customLong("y-error"), help: ArgumentHelp("History: key of each point's error bar half-length (e.g. acc1_std of compare-runs).", valueName: "key"))
+    var yError: String?
+
     @Option(help: ArgumentHelp("History: key that names a model.", valueName: "key"))
     var group: String = "arch_id"
 
@@ -68,6 +71,7 @@ struct PlotPareto: Tool {
     func validate() throws {
         if history != nil && (points != nil || front != nil || searched != nil) { throw ValidationError("give --history, or --points/--front/--searched, not both") }
         if history == nil && points == nil && front == nil { throw ValidationError("give --points, --front or --history") }
+        if history == nil && yError != nil { throw ValidationError("--y-error goes with --history") }
         if [points, front, searched].filter({ $0 == "-" }).count > 1 { throw ValidationError("only one input can be stdin") }
     }
 
@@ -76,7 +80,7 @@ struct PlotPareto: Tool {
         if let history {
             let xKey = x ?? "step"
             chart = Chart.history(try Self.readLines(history), xKey: xKey, yKey: y, groupKey: group, colorKey: colorBy,
-                                  title: title ?? "Accuracy of each model over training",
+                                  yErrorKey: yError, title: title ?? "Accuracy of each model over training",
                                   xLabel: xLabel ?? Self.label(xKey), yLabel: yLabel ?? Self.label(y))
         } else {
             let xKey = x ?? "flops"
