@@ -66,6 +66,7 @@ let package = Package(
         tool("predict-acc", ["Search"]),
         tool("pareto-front", ["Search"]),
         tool("compare-runs", ["Search"]),
+        tool("rank-correlation", ["Search", "Supernet"]),
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
         tool("plot-pareto", ["Plotting", "FileFormats"]),
