@@ -66,6 +66,8 @@ public final class EstimationRun {
     public let settings: EstimationRunSettings
     public let checkpoint: Checkpoint
     public let checkpointDigest: String
+    /// The one arch a stand-alone checkpoint serves (nil: a supernet, any arch).
+    public let standaloneArch: Arch?
     public let data: EstimationData
     public let transform: EvaluationTransform
     /// Why `transform` was chosen, for `--transform auto` (nil otherwise).
@@ -83,6 +85,7 @@ public final class EstimationRun {
         self.settings = settings
         let given = try settings.spacePath.map { p throws(Failure) in try SearchSpace(contentsOf: p) }
         checkpoint = try Checkpoint(contentsOf: settings.checkpointPath, space: given)
+        do { standaloneArch = try checkpoint.standaloneArch() } catch { throw error.located(at: settings.checkpointPath) }
         var trainedWith: AugmentMode?
         if let text = checkpoint.training?.info["options"]?["augment"]?.stringValue {
             guard let mode = AugmentMode(rawValue: text) else {
@@ -127,6 +130,13 @@ public final class EstimationRun {
             "\(computed + cached) archs done (\(cached) cached), \((Double(computed) / max(1e-9, seconds / 60)).roundedTo(2)) subnets/min"
                 + (otherShards > 0 ? ", \(otherShards) left to other shards" : "")
         }
+    }
+
+    /// The request for an arch line read at `location`; bad data when the checkpoint
+    /// cannot evaluate the arch (a stand-alone checkpoint and another arch).
+    public func request(line: JSONValue, arch: Arch, location: String) throws(Failure) -> ArchRequest {
+        if let why = Checkpoint.refusal(of: arch, standalone: standaloneArch) { throw .data(why, at: location) }
+        return ArchRequest(line: line, arch: arch)
     }
 
     /// `line` with the estimate and its provenance added (every other key kept).

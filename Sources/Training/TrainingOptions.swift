@@ -105,6 +105,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var syncBatchNorm = false
     /// Run every subnet at this resolution instead of its own (0: their own).
     public var resolution = 0
+    /// Stand-alone training (`--arch`): this one subnet every step, on the labels
+    /// (no sandwich, no distillation); nil: a supernet.
+    public var standaloneArch: Arch?
 
     public init() {}
 
@@ -167,6 +170,7 @@ extension TrainingOptions {
             ("data_order", .string(dataOrder.rawValue)), ("data_memory_mib", JSONValue(dataMemoryMiB)),
             ("ranks", JSONValue(ranks)), ("sync_bn", .bool(syncBatchNorm)),
             ("resolution", JSONValue(resolution)),
+            ("standalone_arch", standaloneArch.map { $0.merged() } ?? .null),
         ])
     }
 
@@ -242,5 +246,8 @@ extension TrainingOptions {
         ranks = try i("ranks", min: 1) ?? ranks
         syncBatchNorm = try b("sync_bn") ?? syncBatchNorm
         resolution = try i("resolution") ?? resolution
+        if let v = json["standalone_arch"], v != .null {
+            do { standaloneArch = try Arch(json: v) } catch { throw bad("standalone_arch", "an arch (\(error))") }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Supernet
 import System
 
 /// The training options a user gave (nil: not given). Over a fresh run they replace
@@ -29,6 +30,8 @@ public struct TrainingOverrides: Sendable {
     public var dataMemoryMiB: Int?
     public var resolution: Int?
     public var syncBatchNorm: Bool?
+    /// `--arch`: train this subnet stand-alone.
+    public var standaloneArch: Arch?
 
     public init() {}
 
@@ -69,6 +72,7 @@ public struct TrainingOverrides: Sendable {
         if let v = dataMemoryMiB { o.dataMemoryMiB = v }
         if let v = resolution { o.resolution = v }
         if let v = syncBatchNorm { o.syncBatchNorm = v }
+        if let v = standaloneArch { o.standaloneArch = v }
         return o
     }
 }
@@ -82,6 +86,7 @@ extension TrainingOptions {
             case "base_lr": "--lr"
             case "data_memory_mib": "--data-memory"
             case "ranks": "ranks (mpirun -np)"
+            case "standalone_arch": "--arch"
             default: "--" + key.split(separator: "_").joined(separator: "-")
             }
         }

@@ -238,6 +238,9 @@ public final class TrainingRun {
             return .finished(step: session.step)
         }
         if resumed { reporter.info("resuming \(settings.checkpointPath) at step \(session.step)") }
+        if let only = session.options.standaloneArch {
+            reporter.info("stand-alone training of one subnet (\(only.flops(in: session.space).roundedTo(2)) MFLOPs) on the labels: no sandwich, no distillation")
+        }
         if let order = session.epochOrder {
             let windows = order.windows(epoch: 0).count
             reporter.info("data: \(order.catalog.imageCount) images in \(order.catalog.entries.count) shards, epochs of \(order.stepsPerEpoch) steps of \(order.globalBatch)"
@@ -427,6 +430,13 @@ struct TrainingValidation {
     func run(_ session: TrainingSession) -> JSONValue {
         let ev = SubnetEvaluator(model: session.model, calibration: calibration, validation: validation, augmentation: transform.augmentation)
         let space = session.space
+        if let only = session.options.standaloneArch {
+            let r = ev.evaluate(only)
+            return .object([
+                ("step", JSONValue(session.step)), ("val_acc1", .double(r.acc1.roundedTo(3))),
+                ("val_loss", .double(r.loss.roundedTo(5))), ("val_images", JSONValue(r.images)),
+            ])
+        }
         var maxArch = space.maxArch, minArch = space.minArch
         if session.options.resolution > 0 {
             maxArch.resolution = session.options.resolution

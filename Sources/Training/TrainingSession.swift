@@ -65,7 +65,9 @@ public final class TrainingSession {
         }
         self.fixedArchs = fixedArchs
         dataName = data.name
-        inputResolution = options.resolution > 0 ? options.resolution : (space.resolutions.max() ?? 224)
+        // A stand-alone subnet's images are rendered at its own resolution.
+        inputResolution = options.resolution > 0 ? options.resolution
+            : options.standaloneArch?.resolution ?? (space.resolutions.max() ?? 224)
         step = resume?.step ?? 0
         if let r = resume, r.randomState.count == 4 {
             random = SeededRandom(state: r.randomState)
@@ -120,8 +122,10 @@ public final class TrainingSession {
     public var classes: [String] { loader.classes }
 
     /// The subnets of the next step: the largest, `numArch - 2` random ones,
-    /// the smallest (sandwich rule), or the next `numArch` of `fixedArchs`.
+    /// the smallest (sandwich rule), or the next `numArch` of `fixedArchs`, or the
+    /// stand-alone subnet alone (which the trainer then trains on the labels).
     func archs(for images: [Float], shape: Shape4, labels: [Int32]) -> [Arch] {
+        if let only = options.standaloneArch { return [only] }
         let n = options.numArch
         if let fixed = fixedArchs, !fixed.isEmpty {
             return (0..<n).map { fixed[(step * n + $0) % fixed.count] }

@@ -115,7 +115,9 @@ struct EstimateAcc: Tool {
         let out = StandardOutput.shared
         var lastReport = monotonicSeconds()
         let space = run.space
-        let next = { () throws -> ArchRequest? in try reader.nextArch(in: space).map { ArchRequest(line: $0.json, arch: $0.arch) } }
+        let next = { () throws -> ArchRequest? in
+            try reader.nextArch(in: space).map { a throws in try run.request(line: a.json, arch: a.arch, location: a.location) }
+        }
         let write = { (line: JSONValue) throws in
             try out.write(line.jsonText + "\n")
             try out.flush()

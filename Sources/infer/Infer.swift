@@ -58,6 +58,9 @@ struct Infer: Tool {
     mutating func execute() throws {
         let ckpt = try checkpointOptions.load()
         let subnet = try ArchArgument.read(arch, in: ckpt.space)
+        if let why = Checkpoint.refusal(of: subnet, standalone: try ckpt.standaloneArch()) {
+            throw Failure.data(why, at: arch.hasPrefix("@") ? String(arch.dropFirst()) : "--arch")
+        }
         let input: InferenceImages
         if transform == .eval {
             input = try InferenceImages(evalTransformOf: images, resolution: subnet.resolution)

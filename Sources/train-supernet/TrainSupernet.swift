@@ -52,6 +52,9 @@ struct TrainSupernet: Tool {
     @Option(help: ArgumentHelp("Fixed subnets: arch JSON lines, --num-arch per step, cycled (for exact tests).", valueName: "file"))
     var archs: String?
 
+    @Option(help: ArgumentHelp("Stand-alone training: this one subnet (an arch JSON object, or @FILE for a file's first arch line) from scratch, on the labels, every step; no sandwich, no distillation (--kd, --num-arch and --sampler do not apply). The checkpoint serves this arch only.", valueName: "json|@file"))
+    var arch: String?
+
     @Option(name: .customLong("save-every"), help: "Save a checkpoint every this many steps.")
     var saveEvery = 100
 
@@ -73,6 +76,7 @@ struct TrainSupernet: Tool {
         if let s = steps, s < 0 { throw ValidationError("--steps must be at least 0") }
         if saveEvery < 1 || logEvery < 1 || calibBatches < 1 { throw ValidationError("--save-every, --log-every and --calib-batches must be at least 1") }
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
+        if arch != nil && archs != nil { throw ValidationError("give --arch (one subnet stand-alone) or --archs (fixed subnets of a supernet), not both") }
     }
 
     mutating func execute() throws {
@@ -87,7 +91,11 @@ struct TrainSupernet: Tool {
         settings.validationBatches = valBatches
         settings.calibrationBatches = calibBatches
         settings.threads = threads.count
-        let run = try TrainingRun(settings, overrides: recipe.overrides)
+        var overrides = recipe.overrides
+        if let arch {
+            overrides.standaloneArch = try ArchArgument.read(arch, in: try spaceOptions.load())
+        }
+        let run = try TrainingRun(settings, overrides: overrides)
         let out = StandardOutput.shared
         let outcome = try run.run(TrainingReporter(
             log: { line in

@@ -84,6 +84,55 @@ import Testing
         #expect(est.stderr.contains("evaluation transform eval") && est.lines[0].contains("\"eval_transform\":\"eval\""), "\(est.stderr) \(est.stdout)")
     }
 
+    /// `--arch`: one subnet trained from scratch on the labels, resumable bit for bit; its
+    /// checkpoint serves that arch in estimate-acc and infer and refuses any other, naming
+    /// the field; resuming it as another arch or a supernet checkpoint as a subnet is refused.
+    @Test func standaloneTrainingServesOnlyItsArch() throws {
+        let h = try ToolHarness()
+        try F.make(in: h, trainImages: 32, valImages: 16)
+        let lines = try h.run("sample-subnets", ["--space", h.path("micro.json"), "--min", "--max"]).lines
+        let (small, large) = (lines[0], lines[1])
+        func args(_ c: String) -> [String] { F.common(h, checkpoint: c) + ["--arch", small, "--log-every", "1"] }
+        let once = try h.run("train-supernet", args("once.safetensors.lz4") + ["--steps", "4", "--total-steps", "4", "--val", h.path("val"), "--calib-batches", "1"])
+        #expect(once.status == 0, "\(once.stderr)")
+        #expect(once.stderr.contains("stand-alone training of one subnet"), "\(once.stderr)")
+        let steps = once.lines.filter { $0.contains("\"lr\"") }
+        #expect(steps.count == 4 && steps.allSatisfy { $0.contains("\"loss\":[") && !$0.contains("\"loss\":[\"") })
+        let loss = try JSONValue.parse(steps[0])["loss"]?.arrayValue?.count
+        #expect(loss == 1, "one subnet per step: \(steps[0])")
+        #expect(once.lines.last?.contains("\"val_acc1\"") == true && once.lines.last?.contains("val_acc1_max") == false, "\(once.stdout)")
+        let first = try h.run("train-supernet", args("split.safetensors.lz4") + ["--steps", "2", "--total-steps", "4"])
+        let second = try h.run("train-supernet", F.common(h, checkpoint: "split.safetensors.lz4") + ["--steps", "4", "--log-every", "1"])
+        #expect(first.status == 0 && second.status == 0, "\(first.stderr)\(second.stderr)")
+        let a = try Data(contentsOf: URL(fileURLWithPath: h.path("once.safetensors.lz4")))
+        let b = try Data(contentsOf: URL(fileURLWithPath: h.path("split.safetensors.lz4")))
+        #expect(a == b, "stand-alone: 4 steps and 2 + 2 steps differ")
+        // Resumed as another arch: refused, naming --arch.
+        let other = try h.run("train-supernet", F.common(h, checkpoint: "once.safetensors.lz4") + ["--steps", "6", "--arch", large])
+        #expect(other.status == 64 && other.stderr.contains("--arch"), "\(other.stderr)")
+        // Its arch is served, others refused naming the file and the field.
+        let est = try h.run("estimate-acc", ["--checkpoint", "once.safetensors.lz4", "--calib", h.path("train"), "--val", h.path("val"),
+                                             "--calib-batches", "1", "--batch-size", "8"], stdin: small + "\n")
+        #expect(est.status == 0 && est.lines.count == 1, "\(est.stderr)")
+        let refused = try h.run("estimate-acc", ["--checkpoint", "once.safetensors.lz4", "--calib", h.path("train"), "--val", h.path("val"),
+                                                 "--calib-batches", "1", "--batch-size", "8"], stdin: small + "\n" + large + "\n")
+        // The micro space has one resolution: its min and max subnets differ first in width.
+        #expect(refused.status == 65 && refused.stderr.contains("<stdin>:2: ") && refused.stderr.contains("stand-alone")
+                && refused.stderr.contains("'width' is "), "\(refused.stderr)")
+        #expect(refused.lines.count <= 1)
+        let inferOK = try h.run("infer", ["--checkpoint", "once.safetensors.lz4", "--arch", small, "--images", h.path("val/val-00000.safetensors.lz4")])
+        #expect(inferOK.status == 0, "\(inferOK.stderr)")
+        let inferNo = try h.run("infer", ["--checkpoint", "once.safetensors.lz4", "--arch", large, "--images", h.path("val/val-00000.safetensors.lz4")])
+        #expect(inferNo.status == 65 && inferNo.stderr.contains("infer: error: --arch: ") && inferNo.stderr.contains("serves only that arch"), "\(inferNo.stderr)")
+        // A supernet checkpoint cannot become a stand-alone one.
+        let net = try h.run("train-supernet", F.common(h, checkpoint: "net.safetensors.lz4") + ["--steps", "1", "--total-steps", "4"])
+        #expect(net.status == 0, "\(net.stderr)")
+        let asSubnet = try h.run("train-supernet", F.common(h, checkpoint: "net.safetensors.lz4") + ["--steps", "2", "--arch", small])
+        #expect(asSubnet.status == 64 && asSubnet.stderr.contains("--arch"), "\(asSubnet.stderr)")
+        let both = try h.run("train-supernet", F.common(h, checkpoint: "x.safetensors.lz4") + ["--arch", small, "--archs", "a.jsonl"])
+        #expect(both.status == 64 && both.stderr.contains("not both"), "\(both.stderr)")
+    }
+
     func start(_ h: ToolHarness, _ args: [String], tag: String) throws -> BackgroundProcess {
         try BackgroundProcess(ToolHarness.binDir + "/train-supernet", args, in: h, stderrTag: tag)
     }
