@@ -21,7 +21,7 @@
 #   SEEDS [0 1 2]   KDS [alpha kl none]   ATTENTIVE  the attentive arm on the NAS space [yes]
 #   STEPS [300] per run, the whole schedule   BATCH [32]   LR [0.015]   WARMUP [30]
 #   GRAD_CLIP [1.0: the official clipping, which alpha KD needs]   NUM_ARCH [3]   AUGMENT [none]
-#   CALIB_BATCHES [8]   EVAL_BATCH [128]   VAL_LIMIT [0 = all 10,000]   N_FRONT [8]
+#   CALIB_BATCHES [8]   EVAL_BATCH [128]   VAL_LIMIT [0 = all 10,000]   N_FRONT [4]
 #   ARCH_POOL [200]   ARCH_SEED [7]   THREADS  kernel threads per tool [all cores]
 #   NAS_SPACE [pipelines/spaces/tiny.json]   SLIM_SPACE [pipelines/spaces/slimmable.json]
 
@@ -42,7 +42,7 @@ AUGMENT ?= none
 CALIB_BATCHES ?= 8
 EVAL_BATCH ?= 128
 VAL_LIMIT ?= 0
-N_FRONT ?= 8
+N_FRONT ?= 4
 ARCH_POOL ?= 200
 ARCH_SEED ?= 7
 THREADS ?=

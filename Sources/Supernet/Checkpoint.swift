@@ -72,6 +72,10 @@ public struct Checkpoint: Sendable {
     public var space: SearchSpace
     public var weights: SupernetWeights
     public var training: TrainingState?
+    /// Read from an exported subnet (`ExportedSubnet`): the one arch its weights hold.
+    public var exportedArch: Arch?
+    /// An exported subnet's metadata (its writer's keys: transform, normalisation, ...).
+    public var exportedMetadata: [String: String] = [:]
 
     public init(space: SearchSpace, weights: SupernetWeights, training: TrainingState? = nil) {
         self.space = space
@@ -115,6 +119,16 @@ public struct Checkpoint: Sendable {
     /// a file of model tensors alone (an official state_dict converted to
     /// safetensors, optionally with a `module.` prefix) needs `space`.
     public init(file: TensorFile, space given: SearchSpace? = nil) throws(Failure) {
+        if ExportedSubnet.isExported(file) {
+            let (space, arch, weights) = try ExportedSubnet.read(file)
+            if let given, given.json["supernet_config"] != space.json["supernet_config"] {
+                throw .data("the subnet was exported from another search space than the one given")
+            }
+            self.init(space: space, weights: weights)
+            exportedArch = arch
+            exportedMetadata = file.metadata
+            return
+        }
         var space = given
         if space == nil, let text = file.metadata["space"] {
             do {

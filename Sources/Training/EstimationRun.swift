@@ -66,8 +66,8 @@ public final class EstimationRun {
     public let settings: EstimationRunSettings
     public let checkpoint: Checkpoint
     public let checkpointDigest: String
-    /// The one arch a stand-alone checkpoint serves (nil: a supernet, any arch).
-    public let standaloneArch: Arch?
+    /// The one arch a stand-alone checkpoint or an exported subnet serves (nil: a supernet, any arch).
+    public let servedArch: ServedArch?
     public let data: EstimationData
     public let transform: EvaluationTransform
     /// Why `transform` was chosen, for `--transform auto` (nil otherwise).
@@ -85,7 +85,7 @@ public final class EstimationRun {
         self.settings = settings
         let given = try settings.spacePath.map { p throws(Failure) in try SearchSpace(contentsOf: p) }
         checkpoint = try Checkpoint(contentsOf: settings.checkpointPath, space: given)
-        do { standaloneArch = try checkpoint.standaloneArch() } catch { throw error.located(at: settings.checkpointPath) }
+        do { servedArch = try checkpoint.servedArch() } catch { throw error.located(at: settings.checkpointPath) }
         var trainedWith: AugmentMode?
         if let text = checkpoint.training?.info["options"]?["augment"]?.stringValue {
             guard let mode = AugmentMode(rawValue: text) else {
@@ -93,9 +93,15 @@ public final class EstimationRun {
             }
             trainedWith = mode
         }
-        transform = settings.transform.resolved(trainedWith: trainedWith)
-        transformReason = settings.transform == .auto
-            ? (trainedWith.map { "trained with --augment \($0.rawValue)" } ?? "no training options in the checkpoint") : nil
+        if settings.transform == .auto, trainedWith == nil, let t = checkpoint.exportedMetadata["eval_transform"].flatMap(EvaluationTransform.init(rawValue:)) {
+            // An exported subnet names the transform it was exported for.
+            transform = t
+            transformReason = "the exported subnet's eval_transform"
+        } else {
+            transform = settings.transform.resolved(trainedWith: trainedWith)
+            transformReason = settings.transform == .auto
+                ? (trainedWith.map { "trained with --augment \($0.rawValue)" } ?? "no training options in the checkpoint") : nil
+        }
         checkpointDigest = try fileSHA256(settings.checkpointPath)
         cache = try settings.cachePath.map { p throws(Failure) in try EstimationCache(path: p) }
         var merged: [(path: String, records: Int)] = []
@@ -135,7 +141,7 @@ public final class EstimationRun {
     /// The request for an arch line read at `location`; bad data when the checkpoint
     /// cannot evaluate the arch (a stand-alone checkpoint and another arch).
     public func request(line: JSONValue, arch: Arch, location: String) throws(Failure) -> ArchRequest {
-        if let why = Checkpoint.refusal(of: arch, standalone: standaloneArch) { throw .data(why, at: location) }
+        if let why = Checkpoint.refusal(of: arch, served: servedArch) { throw .data(why, at: location) }
         return ArchRequest(line: line, arch: arch)
     }
 

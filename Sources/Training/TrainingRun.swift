@@ -21,6 +21,9 @@ public struct TrainingRunSettings: Sendable {
     public var epochs: Double?
     /// Fixed subnets (arch JSON lines), cycled `numArch` per step.
     public var archsPath: String?
+    /// A new run starts from these weights (a supernet checkpoint or an exported subnet)
+    /// instead of the initialisation (`--init`: fine-tuning).
+    public var initPath: String?
     public var saveEvery = 100
     public var logEvery = 10
     public var validateEvery: Int?
@@ -139,6 +142,12 @@ public final class TrainingRun {
             guard c.space.json["supernet_config"] == givenSpace.json["supernet_config"] || c.space == givenSpace else {
                 throw .data("the checkpoint was trained on another search space than \(settings.spacePath)", at: path)
             }
+            if c.exportedArch != nil {
+                throw .usage("is an exported subnet, not a training checkpoint: fine-tune it with --init \(path) --arch ARCH --checkpoint NEW", at: path)
+            }
+            if settings.initPath != nil {
+                throw .usage("the checkpoint exists, so this run resumes it; --init only starts a new one (give a new --checkpoint)", at: path)
+            }
             space = c.space
             weights = c.weights
             resume = c.training
@@ -162,6 +171,27 @@ public final class TrainingRun {
                 options.ranks = ranks
             }
             resumed = true
+        } else if let initPath = settings.initPath {
+            // Fine-tuning: a new run (step 0, fresh momentum) from another run's weights.
+            let c = try Checkpoint(contentsOf: initPath, space: nil)
+            guard c.space.json["supernet_config"] == givenSpace.json["supernet_config"] else {
+                throw .data("was trained on another search space than \(settings.spacePath)", at: initPath)
+            }
+            if let served = try c.servedArch() {
+                guard let wanted = overrides.standaloneArch else {
+                    throw .usage("holds one subnet only: fine-tune it as that subnet with --arch", at: initPath)
+                }
+                if let why = Checkpoint.refusal(of: wanted, served: served) { throw .usage(why, at: initPath) }
+            }
+            space = c.space
+            weights = c.weights
+            options = overrides.applied(to: TrainingOptions())
+            options.ranks = ranks
+            if overrides.totalSteps == nil, let s = settings.steps {
+                options.totalSteps = max(1, s)
+                options.warmupSteps = options.totalSteps * 5 / 360
+            }
+            resumed = false
         } else {
             weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0)
             options = overrides.applied(to: TrainingOptions())

@@ -27,10 +27,17 @@ struct Infer: Tool {
               infer --checkpoint C --arch '{"resolution":32,...}' --images x.safetensors -o logits.safetensors.lz4
             """)
 
-    @OptionGroup var checkpointOptions: CheckpointOptions
+    @Option(help: ArgumentHelp("Supernet checkpoint (train-supernet's, or an official state_dict converted to safetensors).", valueName: "file"))
+    var checkpoint: String?
 
-    @Option(help: ArgumentHelp("The subnet: an arch JSON object, or @FILE for the first arch line of a file ('@-': stdin).", valueName: "json|@file"))
-    var arch: String
+    @Option(help: ArgumentHelp("Search space JSON (default: the one stored in the checkpoint; needed for a plain state_dict).", valueName: "file"))
+    var space: String?
+
+    @Option(help: ArgumentHelp("An exported subnet (export-subnet) to run instead of a checkpoint: its arch, its BN statistics, its evaluation transform by default.", valueName: "file"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("The subnet: an arch JSON object, or @FILE for the first arch line of a file ('@-': stdin); with --model, default its own.", valueName: "json|@file"))
+    var arch: String?
 
     @Option(help: ArgumentHelp("Tensor file with an `images` tensor (a shard, or float32 [N,H,W,3]).", valueName: "file"))
     var images: String
@@ -43,8 +50,8 @@ struct Infer: Tool {
 
     @OptionGroup var batches: EvaluationBatchOptions
 
-    @Option(help: "Input transform: resize (bicubic to the arch's resolution) or eval (shards only: resize to resolution/0.875 and centre-crop, as estimate-acc --transform eval). --calib images take the same transform.")
-    var transform: EvaluationTransform = .resize
+    @Option(help: "Input transform: resize (bicubic to the arch's resolution) or eval (shards only: resize to resolution/0.875 and centre-crop, as estimate-acc --transform eval); default resize, or an exported model's own. --calib images take the same transform.")
+    var transform: EvaluationTransform?
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write the logits to this tensor file (.safetensors.lz4 or .safetensors).", valueName: "file"))
     var output: String?
@@ -53,14 +60,31 @@ struct Infer: Tool {
 
     func validate() throws {
         if calib != nil && bn == .batch { throw ValidationError("--calib recalibrates the running statistics; it does not go with --bn batch") }
+        if (checkpoint == nil) == (model == nil) { throw ValidationError("give --checkpoint (a supernet) or --model (an exported subnet)") }
+        if checkpoint != nil && arch == nil { throw ValidationError("--checkpoint needs --arch, the subnet to run") }
+        if model != nil && space != nil { throw ValidationError("an exported model holds its space: drop --space") }
     }
 
     mutating func execute() throws {
-        let ckpt = try checkpointOptions.load()
-        let subnet = try ArchArgument.read(arch, in: ckpt.space)
-        if let why = Checkpoint.refusal(of: subnet, standalone: try ckpt.standaloneArch()) {
-            throw Failure.data(why, at: arch.hasPrefix("@") ? String(arch.dropFirst()) : "--arch")
+        let ckpt: Checkpoint
+        if let model {
+            let file = try TensorFile(contentsOf: model)
+            guard ExportedSubnet.isExported(file) else { throw Failure.data("not an exported subnet (export-subnet writes them; a checkpoint goes with --checkpoint)", at: model) }
+            do { ckpt = try Checkpoint(file: file) } catch { throw error.located(at: model) }
+        } else {
+            ckpt = try loadCheckpoint(checkpoint ?? "", space: space)
         }
+        let served = try ckpt.servedArch()
+        let subnet: Arch
+        if let arch {
+            subnet = try ArchArgument.read(arch, in: ckpt.space)
+            if let why = Checkpoint.refusal(of: subnet, served: served) {
+                throw Failure.data(why, at: arch.hasPrefix("@") ? String(arch.dropFirst()) : "--arch")
+            }
+        } else {
+            subnet = served?.arch ?? ckpt.space.maxArch
+        }
+        let transform = self.transform ?? ckpt.exportedMetadata["eval_transform"].flatMap(EvaluationTransform.init(rawValue:)) ?? .resize
         let input: InferenceImages
         if transform == .eval {
             input = try InferenceImages(evalTransformOf: images, resolution: subnet.resolution)

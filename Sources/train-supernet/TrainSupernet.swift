@@ -55,6 +55,9 @@ struct TrainSupernet: Tool {
     @Option(help: ArgumentHelp("Stand-alone training: this one subnet (an arch JSON object, or @FILE for a file's first arch line) from scratch, on the labels, every step; no sandwich, no distillation (--kd, --num-arch and --sampler do not apply). The checkpoint serves this arch only.", valueName: "json|@file"))
     var arch: String?
 
+    @Option(name: .customLong("init"), help: ArgumentHelp("Start a new run from these weights instead of the initialisation: a supernet checkpoint, or an exported subnet (export-subnet) with its --arch. Fine-tuning: --arch A --init C trains subnet A from C's weights.", valueName: "file"))
+    var initFrom: String?
+
     @Option(name: .customLong("save-every"), help: "Save a checkpoint every this many steps.")
     var saveEvery = 100
 
@@ -85,6 +88,7 @@ struct TrainSupernet: Tool {
         settings.steps = steps
         settings.epochs = epochs
         settings.archsPath = archs
+        settings.initPath = initFrom
         settings.saveEvery = saveEvery
         settings.logEvery = logEvery
         settings.validateEvery = valEvery

@@ -1,0 +1,78 @@
+import DataPipeline
+import FileFormats
+import NASCore
+import Supernet
+import System
+
+/// `export-subnet` as a library: a subnet of a checkpoint as a model of its own
+/// (`ExportedSubnet`), its BN statistics recalibrated on given images exactly as
+/// estimate-acc recalibrates (the first `batches` batches of `batchSize` of the shards,
+/// in file order, under `transform`), or the checkpoint's own when none are given.
+public struct SubnetExport {
+    public var checkpointPath: String
+    public var spacePath: String?
+    public var calibrationPath: String?
+    public var calibrationBatches = 64
+    public var batchSize = 256
+    public var transform = EvaluationTransformChoice.auto
+    public var threads = Cores.available
+
+    public init(checkpointPath: String) { self.checkpointPath = checkpointPath }
+
+    /// What an export made.
+    public struct Result {
+        public var file: TensorFile
+        public var arch: Arch
+        public var transform: EvaluationTransform
+        /// Problems worth a warning (no calibration).
+        public var warnings: [String]
+    }
+
+    /// The checkpoint to export from (its space, the arch it serves if only one).
+    public func loadCheckpoint() throws(Failure) -> Checkpoint {
+        let given = try spacePath.map { p throws(Failure) in try SearchSpace(contentsOf: p) }
+        return try Checkpoint(contentsOf: checkpointPath, space: given)
+    }
+
+    public func export(_ arch: Arch, from checkpoint: Checkpoint) throws(Failure) -> Result {
+        if let why = Checkpoint.refusal(of: arch, served: try checkpoint.servedArch()) { throw .data(why, at: checkpointPath) }
+        var trainedWith: AugmentMode?
+        if let text = checkpoint.training?.info["options"]?["augment"]?.stringValue { trainedWith = AugmentMode(rawValue: text) }
+        let chosen: EvaluationTransform
+        if transform == .auto, trainedWith == nil, let t = checkpoint.exportedMetadata["eval_transform"].flatMap(EvaluationTransform.init(rawValue:)) {
+            chosen = t
+        } else {
+            chosen = transform.resolved(trainedWith: trainedWith)
+        }
+        let model = Supernet(weights: checkpoint.weights, space: checkpoint.space, context: ComputeContext(workers: threads))
+        var warnings: [String] = []
+        var meta: [String: String] = [:]
+        if let calibrationPath {
+            try EstimationInference.recalibrate(model: model, arch: arch, calibration: calibrationPath, batchSize: batchSize,
+                                                batches: calibrationBatches, transform: chosen)
+            meta["calibration"] = JSONValue.object([
+                ("shards", .string(calibrationPath)), ("batches", JSONValue(calibrationBatches)), ("batch_size", JSONValue(batchSize)),
+                ("transform", .string(chosen.rawValue)),
+            ]).jsonText
+        } else {
+            warnings.append("no --calib: the BN statistics are the checkpoint's running ones; a supernet's are not any subnet's own, so recalibrate (--calib SHARDS) for the accuracy estimate-acc measures")
+            meta["calibration"] = "none: the checkpoint's running statistics"
+        }
+        let r = arch.resolution
+        meta["resolution"] = String(r)
+        meta["input"] = "RGB images, \(r)x\(r); each value v in 0...255 becomes (v - mean) / std per channel; this engine takes NHWC, ONNX NCHW"
+        meta["normalization"] = JSONValue.object([
+            ("mean", .array(ImageNetNormalization.mean.map { .double(Double($0)) })), ("std", .array(ImageNetNormalization.std.map { .double(Double($0)) })),
+        ]).jsonText
+        meta["eval_transform"] = chosen.rawValue
+        meta["eval_transform_description"] = chosen == .eval
+            ? "resize the shorter side to int(\(r) / 0.875) = \(Int(Double(r) / 0.875 + 1e-9)) (bicubic), centre crop \(r)x\(r)"
+            : "resize the whole image to \(r)x\(r) (bicubic)"
+        meta["source_checkpoint_sha256"] = try fileSHA256(checkpointPath)
+        if let classes = checkpoint.training?.info["classes"]?.stringValue, !classes.isEmpty { meta["classes"] = classes }
+        meta["flops"] = String(arch.flops(in: checkpoint.space).roundedTo(4))
+        meta["params"] = String(arch.params(in: checkpoint.space).roundedTo(4))
+        let file = ExportedSubnet.file(arch: arch, space: checkpoint.space, weights: model.weights, metadata: meta)
+        return Result(file: file, arch: arch, transform: chosen, warnings: warnings)
+    }
+}
