@@ -70,6 +70,7 @@ let package = Package(
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
         tool("export-subnet", ["Training", "Supernet"]),
+        tool("measure-latency", ["Training", "Supernet"]),
         tool("plot-pareto", ["Plotting", "FileFormats"]),
 
         // Fuzz targets of the inputs users hand the tools (Scripts/fuzz builds them with
