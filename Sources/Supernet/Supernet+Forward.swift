@@ -190,6 +190,9 @@ struct Tape {
     var input = Buf(id: -1, offset: 0, count: 0)
     var trainable = false
     var normalization = NormalizationMode.runningStatistics
+    /// Index of the first op of each segment after the first: the stem (with the input
+    /// resize) is segment 0, each active block one more, the head the last.
+    var segmentStarts: [Int] = []
 }
 
 /// Plans arena offsets: bump allocation while a backward pass will need every
@@ -245,6 +248,28 @@ extension Supernet {
     ///   - normalization: batch statistics (training), running statistics
     ///     (evaluation) or calibration.
     ///   - regularization: dropout and drop-connect (training of the largest subnet).
+    /// An evaluation-mode forward pass (running statistics) timed per segment: the
+    /// nanoseconds of the stem (with the input's resize), of each active block in order,
+    /// and of the head (pooling, feature mix, classifier), `arch.blocks(in:).count + 2`
+    /// values. For latency tables (`LatencyTable`).
+    public func segmentNanoseconds(arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4) -> [UInt64] {
+        precondition(inShape.c == 3 && inShape.h == inShape.w && input.count >= inShape.count)
+        tape = plan(arch: arch, inShape: inShape, normalization: .runningStatistics, trainable: false, regularization: .none)
+        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
+        let v = arena.values
+        for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
+        var random = SeededRandom(seed: 0)
+        var times = [UInt64](repeating: 0, count: tape.segmentStarts.count + 1)
+        var segment = 0
+        for (i, op) in tape.ops.enumerated() {
+            while segment < tape.segmentStarts.count && i >= tape.segmentStarts[segment] { segment += 1 }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            execute(op, random: &random)
+            times[segment] += DispatchTime.now().uptimeNanoseconds - t0
+        }
+        return times
+    }
+
     public func forward<G: RandomNumberGenerator>(
         arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4,
         normalization: NormalizationMode, trainable: Bool,
@@ -324,6 +349,7 @@ extension Supernet {
         xs = stemShape
 
         // MBConv blocks.
+        t.segmentStarts.append(t.ops.count)
         let totalBlocks = layout.blocks.count
         let lastTwo = Set(layout.blocks.indices.filter { layout.blocks[$0].stage >= space.stages.count - 2 })
         for b in arch.blocks(in: space) {
@@ -400,6 +426,7 @@ extension Supernet {
             p.release(local + [x])
             x = y
             xs = os
+            t.segmentStarts.append(t.ops.count)
         }
 
         // Head: final expand 1x1 + BN + act, global pooling, feature mix 1x1 + act, dropout, classifier.

@@ -20,6 +20,12 @@ struct MeasureLatency: Tool {
             initialised supernet of --space is timed. Every other key of a line is kept. \
             Times depend on what else the machine runs: measure on a quiet machine.
 
+            Latency tables: --table-out FILE also times every segment (the stem, each block, \
+            the head) of the input archs at the first --batch size and writes a table of them \
+            (once-for-all style); --table FILE then predicts instead of timing: each line gets \
+            `latency_ms_pred` (the sum of its segments' entries, unseen ones from a fit on \
+            MFLOPs) and `latency_table_hits` (how many of its segments the table holds).
+
             Example:
               sample-subnets --space S -n 50 --seed 1 | measure-latency --space S --batch 1,64 > latency.jsonl
             """)
@@ -42,6 +48,12 @@ struct MeasureLatency: Tool {
     @Option(help: "Timed passes per batch size (default 10).")
     var `repeat`: Int = 10
 
+    @Option(name: .customLong("table-out"), help: ArgumentHelp("Also build a latency table from the input archs' segments and write it here (JSON).", valueName: "file"))
+    var tableOut: String?
+
+    @Option(help: ArgumentHelp("Predict from this latency table instead of timing (adds latency_ms_pred).", valueName: "file"))
+    var table: String?
+
     @Argument(help: ArgumentHelp("Arch JSON lines ('-' or nothing: stdin).", valueName: "file"))
     var input: String?
 
@@ -58,6 +70,7 @@ struct MeasureLatency: Tool {
             throw ValidationError("--batch must be positive integers separated by commas, e.g. 1,64")
         }
         if warmup < 0 || `repeat` < 1 { throw ValidationError("--warmup must be at least 0 and --repeat at least 1") }
+        if table != nil && tableOut != nil { throw ValidationError("give --table (predict) or --table-out (measure and build), not both") }
     }
 
     mutating func execute() throws {
@@ -70,13 +83,31 @@ struct MeasureLatency: Tool {
             ckpt = Checkpoint(space: s, weights: SupernetInitializer.initialWeights(space: s, seed: 0))
         }
         let served = try ckpt.servedArch()
-        let meter = LatencyMeter(checkpoint: ckpt, threads: threads.count)
         var reader = try JSONLinesReader(path: input)
         defer { reader.close() }
         let out = StandardOutput.shared
         var count = 0
+        if let table {
+            let t: LatencyTable
+            do { t = try LatencyTable(json: try JSONValue.parse(String(decoding: try readWholeFile(table), as: UTF8.self))) } catch let e as Failure {
+                throw e.located(at: table)
+            } catch { throw Failure.data("\(error)", at: table) }
+            while let line = try reader.nextArch(in: ckpt.space, anyResolution: true) {
+                let p = t.predict(line.arch, in: ckpt.space)
+                var result = line.json
+                result["latency_ms_pred"] = .double(p.ms.roundedTo(4))
+                result["latency_table_hits"] = .string("\(p.measuredSegments)/\(p.segments)")
+                try out.write(result.jsonText + "\n")
+                count += 1
+            }
+            Diagnostics.info("\(count) archs predicted from \(table) (batch \(t.batch), \(t.threads) threads, \(t.entries.count) entries)")
+            return
+        }
+        let meter = LatencyMeter(checkpoint: ckpt, threads: threads.count)
+        var measured: [Arch] = []
         while let line = try reader.nextArch(in: ckpt.space, anyResolution: true) {
             if let why = Checkpoint.refusal(of: line.arch, served: served) { throw Failure.data(why, at: line.location) }
+            measured.append(line.arch)
             var result = line.json
             var table: [(String, JSONValue)] = []
             var first: Double?
@@ -97,5 +128,12 @@ struct MeasureLatency: Tool {
         }
         Diagnostics.endProgress()
         Diagnostics.info("\(count) archs timed at batch \(batch), \(threads.count) threads")
+        if let tableOut {
+            let t = meter.table(for: measured, batch: batchSizes[0], warmup: warmup, repeats: `repeat`, threads: threads.count)
+            let sink = try OutputSink(path: tableOut)
+            try sink.write(t.json.jsonText + "\n")
+            try sink.commit()
+            Diagnostics.info("wrote \(tableOut): \(t.entries.count) segment entries at batch \(t.batch)")
+        }
     }
 }

@@ -25,6 +25,33 @@ struct MeasureLatencyToolTests {
         #expect(r.stderr.contains("3 archs timed"))
     }
 
+    /// --table-out times every segment of the input archs; --table predicts from it: the
+    /// archs it was built on hit every segment, others get fitted predictions.
+    @Test func latencyTableIsBuiltAndPredictsEveryArch() throws {
+        let h = try ToolHarness()
+        let s = ToolHarness.space("tiny")
+        let build = try h.run("sample-subnets", ["--space", s, "--min", "--max", "-n", "4", "--seed", "2"])
+        let measured = try h.run("measure-latency", ["--space", s, "--batch", "2", "--warmup", "1", "--repeat", "2", "--threads", "1", "--table-out", "t.json"],
+                                 stdin: build.stdout)
+        #expect(measured.status == 0 && measured.lines.count == 6 && measured.stderr.contains("wrote t.json"), "\(measured.stderr)")
+        let table = try JSONValue.parse(try String(contentsOfFile: h.path("t.json"), encoding: .utf8))
+        #expect(table["format"]?.stringValue == "alphanet-latency-table" && table["batch"]?.intValue == 2 && (table["entries"]?.objectValue?.count ?? 0) > 6)
+        let again = try h.run("measure-latency", ["--space", s, "--table", "t.json"], stdin: build.stdout)
+        #expect(again.status == 0 && again.lines.count == 6, "\(again.stderr)")
+        for line in again.lines {
+            let j = try JSONValue.parse(line)
+            let hits = (j["latency_table_hits"]?.stringValue ?? "").split(separator: "/")
+            #expect(hits.count == 2 && hits[0] == hits[1] && (j["latency_ms_pred"]?.doubleValue ?? 0) > 0 && j["latency_ms"] == nil, "\(line)")
+        }
+        let fresh = try h.run("sample-subnets", ["--space", s, "-n", "5", "--seed", "9"])
+        let predicted = try h.run("measure-latency", ["--space", s, "--table", "t.json"], stdin: fresh.stdout)
+        #expect(predicted.status == 0 && predicted.lines.count == 5)
+        #expect(try predicted.lines.allSatisfy { (try JSONValue.parse($0)["latency_ms_pred"]?.doubleValue ?? 0) > 0 })
+        try Data("{\"format\":\"x\"}".utf8).write(to: URL(fileURLWithPath: h.path("bad.json")))
+        let bad = try h.run("measure-latency", ["--space", s, "--table", "bad.json"], stdin: fresh.stdout)
+        #expect(bad.status == 65 && bad.stderr.contains("bad.json") && bad.stderr.contains("latency table"), "\(bad.stderr)")
+    }
+
     @Test func badInputIsAClearError() throws {
         let f = try EstimationFixture()
         let arch = EstimationFixture.minArch
