@@ -20,6 +20,7 @@ extension EstimationInference.BNMode: ExpressibleByArgument {}
 extension PredictorModelKind: ExpressibleByArgument {}
 extension MLPActivation: ExpressibleByArgument {}
 extension SearchAlgorithmKind: ExpressibleByArgument {}
+extension SearchObjectiveKind: ExpressibleByArgument {}
 
 /// `--threads N`: the kernel threads of this process. (`--jobs`, where a tool has it,
 /// counts work items at once: subnets for estimate-acc, images for pack-imagenet.)

@@ -14,7 +14,9 @@ struct EvoSearch: Tool {
             Writes the final Pareto front (archs no other evaluated arch beats on both FLOPs and \
             acc1, within the FLOPs bounds) as arch JSON lines sorted by FLOPs, with flops, params, \
             acc1 and every key the evaluator returned. Progress (generation, evaluations, \
-            hypervolume) goes to stderr.
+            hypervolume) goes to stderr. With --objective latency the cost is the latency a \
+            table from measure-latency --table-out predicts: bounds (--latency-min/-max), front, \
+            sort order and hypervolume are in milliseconds, and each line gets latency_ms_pred.
 
             The evaluator is a command started once as a co-process: it reads arch JSON lines \
             (with flops and params) on stdin and answers one JSON line with acc1 per arch, in \
@@ -68,6 +70,18 @@ struct EvoSearch: Tool {
     @Option(name: .customLong("flops-max"), help: ArgumentHelp("Upper FLOPs bound (default: the max subnet's).", valueName: "mflops"))
     var flopsMax: Double?
 
+    @Option(help: ArgumentHelp("The cost axis of the search: flops (MFLOPs) or latency (milliseconds predicted by --latency-table).", valueName: "objective"))
+    var objective: SearchObjectiveKind = .flops
+
+    @Option(name: .customLong("latency-table"), help: ArgumentHelp("Latency table (measure-latency --table-out) for --objective latency.", valueName: "file"))
+    var latencyTable: String?
+
+    @Option(name: .customLong("latency-min"), help: ArgumentHelp("Lower latency bound, ms (default: the min subnet's predicted latency).", valueName: "ms"))
+    var latencyMin: Double?
+
+    @Option(name: .customLong("latency-max"), help: ArgumentHelp("Upper latency bound, ms (default: the max subnet's predicted latency).", valueName: "ms"))
+    var latencyMax: Double?
+
     @Option(help: "Search algorithm: front (ours: the whole front at once) or official (AlphaNet's per-FLOPs-bucket evolution).")
     var algorithm: SearchAlgorithmKind = .front
 
@@ -108,6 +122,15 @@ struct EvoSearch: Tool {
         if evaluators > 1 && predictor != nil { throw ValidationError("--evaluators is for --evaluator commands; a predictor runs in-process") }
         if !(evaluatorTimeout > 0) { throw ValidationError("--evaluator-timeout must be positive") }
         if let a = flopsMin, let b = flopsMax, a > b { throw ValidationError("--flops-min \(a) is above --flops-max \(b)") }
+        if let a = latencyMin, let b = latencyMax, a > b { throw ValidationError("--latency-min \(a) is above --latency-max \(b)") }
+        switch objective {
+        case .flops:
+            if latencyTable != nil || latencyMin != nil || latencyMax != nil { throw ValidationError("--latency-table, --latency-min and --latency-max go with --objective latency") }
+        case .latency:
+            if latencyTable == nil { throw ValidationError("--objective latency needs --latency-table (measure-latency --table-out builds one)") }
+            if flopsMin != nil || flopsMax != nil { throw ValidationError("--objective latency bounds the latency: use --latency-min/--latency-max, not --flops-min/--flops-max") }
+            if algorithm == .official { throw ValidationError("--algorithm official searches FLOPs buckets; use --algorithm front with --objective latency") }
+        }
         if !(step > 0) { throw ValidationError("--step must be positive") }
         if population < 1 || mutate < 0 || crossover < 0 { throw ValidationError("--population must be at least 1, --mutate and --crossover at least 0") }
         if !(0...1).contains(mutateProb) { throw ValidationError("--mutate-prob must be within 0...1") }
@@ -115,10 +138,20 @@ struct EvoSearch: Tool {
 
     mutating func execute() throws {
         let space = try spaceOptions.load()
-        let lo = flopsMin ?? space.minArch.flops(in: space), hi = flopsMax ?? space.maxArch.flops(in: space)
-        guard lo <= hi else { throw Failure.usage("--flops-min \(lo) is above the max subnet's \(hi) MFLOPs") }
-        let settings = SearchSettings(algorithm: algorithm, seed: seed, bounds: FlopsBounds(min: lo, max: hi), population: population,
+        var cost = SearchObjective.flops
+        if let path = latencyTable {
+            do { cost = .latency(try LatencyTable(json: try JSONValue.parse(String(decoding: try readWholeFile(path), as: UTF8.self)))) } catch let e as Failure {
+                throw e.located(at: path)
+            } catch { throw Failure.data("\(error)", at: path) }
+        }
+        let unit = objective == .flops ? "MFLOPs" : "ms"
+        let lo = (objective == .flops ? flopsMin : latencyMin) ?? cost.cost(space.minArch, in: space)
+        let hi = (objective == .flops ? flopsMax : latencyMax) ?? cost.cost(space.maxArch, in: space)
+        guard lo <= hi else { throw Failure.usage("the lower bound \(lo) is above the max subnet's \(hi) \(unit)") }
+        var settings = SearchSettings(algorithm: algorithm, seed: seed, bounds: FlopsBounds(min: lo, max: hi), population: population,
                                       mutate: mutate, crossover: crossover, mutateProb: mutateProb, step: step)
+        settings.objective = cost
+        if objective == .latency { Diagnostics.info("objective: predicted latency, \(lo.formatted)-\(hi.formatted) ms") }
         let scorer: any ArchEvaluator
         if let predictor {
             scorer = try Predictor(contentsOf: predictor).evaluator(name: predictor)

@@ -220,6 +220,38 @@ enum EvoTool {
         #expect(algo.stderr.hasPrefix("evo-search: error:"))
     }
 
+    /// `--objective latency`: the front is in the table's predicted milliseconds, within
+    /// --latency-max, sorted and non-dominated on them, each value the table's prediction.
+    @Test(.requires(.python3)) func latencyObjectiveSearchesUnderPredictedLatency() throws {
+        let h = try ToolHarness()
+        let tiny = ToolHarness.space("tiny")
+        try EvoTool.fakeEvaluator.write(toFile: h.path("fake.py"), atomically: true, encoding: .utf8)
+        let table = try h.shell("sample-subnets --space \(tiny) --min --max -n 6 --seed 3 | measure-latency --space \(tiny) --batch 1 --warmup 0 --repeat 1 --threads 1 --table-out t.json > /dev/null")
+        #expect(table.status == 0, "\(table.stderr)")
+        let ends = try h.shell("sample-subnets --space \(tiny) --min --max | measure-latency --space \(tiny) --table t.json")
+        let ms = ends.lines.compactMap { try? JSONValue.parse($0)["latency_ms_pred"]?.doubleValue }
+        try #require(ms.count == 2 && ms[0] < ms[1], "\(ends.stdout)")
+        let limit = (ms[0] + ms[1]) / 2
+        let r = try h.run("evo-search", ["--space", tiny, "--evaluator", "python3 fake.py ok log.jsonl", "--objective", "latency", "--latency-table", "t.json",
+                                         "--latency-max", String(limit), "--budget", "60", "--seed", "2"])
+        #expect(r.status == 0 && r.stderr.contains("objective: predicted latency"), "\(r.stderr)")
+        let front = r.lines.compactMap { try? JSONValue.parse($0) }
+        #expect(front.count >= 2, "\(r.stdout)")
+        let lat = front.map { $0["latency_ms_pred"]?.doubleValue ?? .infinity }, acc = front.map { $0["acc1"]?.doubleValue ?? -1 }
+        #expect(lat.allSatisfy { $0 <= limit } && lat == lat.sorted() && acc == acc.sorted() && Set(acc).count == acc.count, "\(lat) \(acc)")
+        // Each value is what measure-latency --table predicts for the arch.
+        try Data((r.stdout).utf8).write(to: URL(fileURLWithPath: h.path("front.jsonl")))
+        let again = try h.shell("measure-latency --space \(tiny) --table t.json < front.jsonl")
+        let predicted = again.lines.compactMap { try? JSONValue.parse($0)["latency_ms_pred"]?.doubleValue }
+        #expect(predicted.count == lat.count && zip(predicted, lat).allSatisfy { abs($0 - $1) < 1e-3 })
+        // Misuse is a usage error.
+        for bad in [["--objective", "latency"], ["--objective", "latency", "--latency-table", "t.json", "--flops-max", "20"],
+                    ["--objective", "latency", "--latency-table", "t.json", "--algorithm", "official"], ["--latency-max", "3"]] {
+            let u = try h.run("evo-search", ["--space", tiny, "--evaluator", "true"] + bad)
+            #expect(u.status == 64 && u.stderr.contains("latency"), "\(bad): \(u.stderr)")
+        }
+    }
+
     /// A predictor fitted by fit-predictor drives the search in-process.
     @Test(.requires(.python3), .requires(.oracle)) func predictorFileAsEvaluator() throws {
         let h = try ToolHarness()

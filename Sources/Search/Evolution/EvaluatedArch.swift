@@ -13,17 +13,20 @@ public struct EvaluatedArch: Sendable {
     /// Top-1 accuracy in percent, from the evaluator.
     public var acc1: Double
     public var line: JSONValue
+    /// The search's cost (`SearchObjective`): MFLOPs, or predicted milliseconds.
+    public var cost: Double
 
-    public init(arch: Arch, flops: Double, params: Double, acc1: Double, line: JSONValue) {
+    public init(arch: Arch, flops: Double, params: Double, acc1: Double, line: JSONValue, cost: Double? = nil) {
         self.arch = arch
         self.flops = flops
         self.params = params
         self.acc1 = acc1
         self.line = line
+        self.cost = cost ?? flops
     }
 }
 
-/// Inclusive FLOPs bounds of a search, in MFLOPs.
+/// Inclusive bounds of a search's cost: MFLOPs, or milliseconds under a latency objective.
 public struct FlopsBounds: Sendable, Equatable {
     public var min: Double
     public var max: Double

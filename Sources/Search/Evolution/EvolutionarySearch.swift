@@ -36,6 +36,8 @@ public struct SearchFailure: ReportableError, Sendable {
 public final class EvolutionarySearch {
     public let space: SearchSpace
     public let bounds: FlopsBounds
+    /// The cost the bounds and the front are in.
+    public let objective: SearchObjective
     public let budget: Int
     /// Every arch evaluated, in order (answered by the evaluator or replayed).
     public private(set) var records: [EvaluatedArch] = []
@@ -50,9 +52,10 @@ public final class EvolutionarySearch {
 
     /// `replaying`: result lines of an interrupted run of the same search.
     public init(space: SearchSpace, bounds: FlopsBounds, budget: Int, algorithm: any SearchAlgorithm,
-                evaluator: any ArchEvaluator, replaying: [JSONValue] = []) throws(SearchFailure) {
+                evaluator: any ArchEvaluator, replaying: [JSONValue] = [], objective: SearchObjective = .flops) throws(SearchFailure) {
         self.space = space
         self.bounds = bounds
+        self.objective = objective
         self.budget = budget
         self.algorithm = algorithm
         self.evaluator = evaluator
@@ -71,7 +74,7 @@ public final class EvolutionarySearch {
     public var unreplayed: Int { replay.count }
 
     /// The front of the archs evaluated within the bounds, sorted by FLOPs.
-    public var front: [EvaluatedArch] { ParetoFront.extract(records.filter { bounds.contains($0.flops) }) }
+    public var front: [EvaluatedArch] { ParetoFront.extract(records.filter { bounds.contains($0.cost) }) }
 
     /// Runs generations until the budget is spent or the algorithm has
     /// nothing more to propose; `afterGeneration` sees each finished one (to
@@ -170,8 +173,10 @@ public final class EvolutionarySearch {
             guard echoed == arch else { throw bad("answered about another arch (answers out of order?)") }
         }
         let flops = arch.flops(in: space), params = arch.params(in: space)
-        let line = arch.merged(into: answer).with("flops", .double(flops.roundedTo(4))).with("params", .double(params.roundedTo(4)))
-        return EvaluatedArch(arch: arch, flops: flops, params: params, acc1: acc, line: line)
+        var line = arch.merged(into: answer).with("flops", .double(flops.roundedTo(4))).with("params", .double(params.roundedTo(4)))
+        let cost = objective.cost(arch, in: space)
+        if objective != .flops { line = line.with(objective.key, .double(cost.roundedTo(4))) }
+        return EvaluatedArch(arch: arch, flops: flops, params: params, acc1: acc, line: line, cost: cost)
     }
 
     private static func excerpt(_ v: JSONValue) -> String {

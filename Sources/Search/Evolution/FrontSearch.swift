@@ -23,6 +23,8 @@ import Supernet
 public struct FrontSearch: SearchAlgorithm {
     public let space: SearchSpace
     public let bounds: FlopsBounds
+    /// The cost the bounds and the front are in.
+    public let objective: SearchObjective
     public let layout: GeneLayout
     /// Archs in generation 0.
     public var initialSize: Int
@@ -38,9 +40,10 @@ public struct FrontSearch: SearchAlgorithm {
     private var seen = Set<Arch>()
     private var surrogate: AdditiveSurrogate
 
-    public init(space: SearchSpace, bounds: FlopsBounds, seed: UInt64) {
+    public init(space: SearchSpace, bounds: FlopsBounds, seed: UInt64, objective: SearchObjective = .flops) {
         self.space = space
         self.bounds = bounds
+        self.objective = objective
         layout = GeneLayout(space: space)
         random = SeededRandom(seed: seed)
         surrogate = AdditiveSurrogate(layout: layout)
@@ -73,7 +76,7 @@ public struct FrontSearch: SearchAlgorithm {
     private mutating func initialPopulation() -> [Arch] {
         var out: [Arch] = []
         let minArch = space.minArch
-        if bounds.contains(minArch.flops(in: space)) { out.append(minArch) }
+        if bounds.contains(objective.cost(minArch, in: space)) { out.append(minArch) }
         let bins = max(1, initialSize - out.count)
         var filled = [Arch?](repeating: nil, count: bins)
         var spare: [Arch] = []
@@ -81,7 +84,7 @@ public struct FrontSearch: SearchAlgorithm {
         let width = (bounds.max - bounds.min) / Double(bins)
         for _ in 0..<(bins * 40) {
             let a = levelSample(random.uniform() * 1.2 - 0.1)
-            let f = a.flops(in: space)
+            let f = objective.cost(a, in: space)
             guard bounds.contains(f), !taken.contains(a) else { continue }
             let bin = min(bins - 1, width > 0 ? Int((f - bounds.min) / width) : 0)
             if filled[bin] == nil {
@@ -101,7 +104,7 @@ public struct FrontSearch: SearchAlgorithm {
 
     /// The front of the archs evaluated within the bounds.
     private var front: [EvaluatedArch] {
-        ParetoFront.extract(evaluated.filter { bounds.contains($0.flops) })
+        ParetoFront.extract(evaluated.filter { bounds.contains($0.cost) })
     }
 
     private mutating func nextBatch(size: Int) -> [Arch] {
@@ -115,7 +118,7 @@ public struct FrontSearch: SearchAlgorithm {
             tries += 1
             let child = makeChild(front: front)
             guard !seen.contains(child), inPool.insert(child).inserted else { continue }
-            let f = child.flops(in: space)
+            let f = objective.cost(child, in: space)
             guard bounds.contains(f) else { continue }
             candidates.append((child, layout.genes(child), f))
         }
@@ -123,7 +126,7 @@ public struct FrontSearch: SearchAlgorithm {
 
         let predicted = candidates.map { surrogate.predict($0.genes) }
         let floor = (evaluated.map(\.acc1).min() ?? 0) - 1
-        var virtual = front.map { (flops: $0.flops, acc: $0.acc1) }
+        var virtual = front.map { (flops: $0.cost, acc: $0.acc1) }
         var chosen: [Int] = []
         var taken = [Bool](repeating: false, count: candidates.count)
         let bySurrogate = min(candidates.count, Int((Double(size) * surrogateShare).rounded()))
@@ -150,9 +153,9 @@ public struct FrontSearch: SearchAlgorithm {
 
     /// A child of front archs.
     private mutating func makeChild(front: [EvaluatedArch]) -> Arch {
-        // Parent: the front arch in force at a uniform FLOPs target.
+        // Parent: the front arch in force at a uniform cost target.
         let target = bounds.min + random.uniform() * (bounds.max - bounds.min)
-        let p = max(0, (front.lastIndex { $0.flops <= target }) ?? 0)
+        let p = max(0, (front.lastIndex { $0.cost <= target }) ?? 0)
         let parent = front[p].arch
         let r = random.uniform()
         if r < 0.55 {

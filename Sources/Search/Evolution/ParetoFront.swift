@@ -29,9 +29,9 @@ public enum ParetoFront {
         return out
     }
 
-    /// The front of evaluated archs.
+    /// The front of evaluated archs, on their search cost (MFLOPs or predicted ms).
     public static func extract(_ points: [EvaluatedArch]) -> [EvaluatedArch] {
-        extract(points, flops: \.flops, accuracy: \.acc1)
+        extract(points, flops: \.cost, accuracy: \.acc1)
     }
 
     /// The area that the front of `points` dominates above `accuracyFloor`,
@@ -60,6 +60,6 @@ public enum ParetoFront {
     }
 
     public static func hypervolume(_ points: [EvaluatedArch], bounds: FlopsBounds, accuracyFloor: Double) -> Double {
-        hypervolume(points, flops: \.flops, accuracy: \.acc1, bounds: bounds, accuracyFloor: accuracyFloor)
+        hypervolume(points, flops: \.cost, accuracy: \.acc1, bounds: bounds, accuracyFloor: accuracyFloor)
     }
 }

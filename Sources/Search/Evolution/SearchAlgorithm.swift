@@ -35,6 +35,8 @@ public struct SearchSettings: Sendable, Equatable {
     public var crossover: Int
     public var mutateProb: Double
     public var step: Double
+    /// The cost axis (bounds and front): FLOPs, or a latency table's prediction.
+    public var objective = SearchObjective.flops
 
     public init(algorithm: SearchAlgorithmKind, seed: UInt64, bounds: FlopsBounds, population: Int = 512,
                 mutate: Int = 128, crossover: Int = 128, mutateProb: Double = 0.2, step: Double = 10) {
@@ -54,7 +56,7 @@ public struct SearchSettings: Sendable, Equatable {
         case .official:
             return OfficialSearch(space: space, settings: self)
         case .front:
-            return FrontSearch(space: space, bounds: bounds, seed: seed)
+            return FrontSearch(space: space, bounds: bounds, seed: seed, objective: objective)
         }
     }
 }

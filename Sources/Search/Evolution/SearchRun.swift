@@ -26,7 +26,7 @@ public final class SearchRun {
         do {
             search = try EvolutionarySearch(space: space, bounds: settings.bounds, budget: budget,
                                             algorithm: settings.makeAlgorithm(space: space),
-                                            evaluator: evaluator, replaying: saved)
+                                            evaluator: evaluator, replaying: saved, objective: settings.objective)
         } catch let e as any ReportableError {
             throw e.located(at: statePath ?? "state")
         } catch {

@@ -35,6 +35,10 @@ public struct SearchState: Sendable {
             ("flops_min", .double(s.bounds.min)),
             ("flops_max", .double(s.bounds.max)),
         ]
+        if case let .latency(table) = s.objective {
+            // The bounds are then milliseconds; the table decides every cost.
+            pairs += [("objective", .string("latency")), ("latency_table", table.json)]
+        }
         if s.algorithm == .official {
             pairs += [("population", JSONValue(s.population)), ("mutate", JSONValue(s.mutate)),
                       ("crossover", JSONValue(s.crossover)), ("mutate_prob", .double(s.mutateProb)), ("step", .double(s.step))]
