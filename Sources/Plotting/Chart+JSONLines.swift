@@ -19,7 +19,7 @@ extension Chart {
     /// re-measured) as rings, `front` as a line in order of x, and the sampled lines with
     /// the smallest and the largest x marked as "min subnet" and "max subnet"
     /// (sample-subnets --min --max writes the min and max subnets, which have the fewest
-    /// and the most FLOPs). The front and the marks carry error bars: the 95% interval
+    /// and the most FLOPs; marked only when x is `flops`). The front and the marks carry error bars: the 95% interval
     /// of each accuracy from its `val_images` (none where a line lacks it). Lines
     /// without a number under xKey or yKey are skipped.
     public static func pareto(sampled: [JSONValue], front: [JSONValue], searched: [JSONValue] = [], xKey: String, yKey: String,
@@ -45,7 +45,9 @@ extension Chart {
         if !line.isEmpty {
             chart.series.append(Series(name: "front (\(line.count)\(bars))", style: .line(width: 2.5), color: Palette.color(3), points: line))
         }
-        if let lo = dots.min(by: { $0.x < $1.x }), let hi = dots.max(by: { $0.x < $1.x }) {
+        // The fewest and the most FLOPs are the min and max subnets; on another x axis
+        // (stand-alone accuracy, say) the ends mean nothing of the kind.
+        if xKey == "flops", let lo = dots.min(by: { $0.x < $1.x }), let hi = dots.max(by: { $0.x < $1.x }) {
             var marks = [Point(x: lo.x, y: lo.y, label: "min subnet", yError: lo.yError)]
             if hi != lo { marks.append(Point(x: hi.x, y: hi.y, label: "max subnet", yError: hi.yError)) }
             chart.series.append(Series(name: "min / max subnet", style: .markers, color: Palette.color(2), points: marks))

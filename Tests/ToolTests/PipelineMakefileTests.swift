@@ -57,7 +57,7 @@ import Testing
     }
 
     /// Every recipe line that redirects stdout writes $@.tmp (then mv), never $@ itself.
-    @Test(arguments: ["alphanet.mk", "ablation.mk"])
+    @Test(arguments: ["alphanet.mk", "ablation.mk", "ranking.mk"])
     func redirectedOutputsAreWrittenUnderTemporaryNames(makefile: String) throws {
         let text = try String(contentsOfFile: ToolHarness.repo + "/pipelines/" + makefile, encoding: .utf8)
         var redirects = 0

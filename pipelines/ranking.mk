@@ -1,0 +1,141 @@
+# Does the supernet rank subnets as stand-alone training does? (K-shot NAS's question.)
+# N_SUBNETS subnets spread over FLOPs are each trained stand-alone (train-supernet --arch)
+# for STANDALONE_STEPS steps; a supernet is trained for SUPERNET_STEPS; all are measured on
+# the validation set after BN recalibration, and rank-correlation compares the supernet's
+# accuracies of the subnets with their stand-alone ones (Kendall tau, Spearman rho, top-k
+# overlap, bootstrap 95% intervals).
+#
+#   make -f pipelines/ranking.mk            # demo data, tiny space (BENCHMARKS.md for the time)
+#   make -f pipelines/ranking.mk quick      # tiny budgets, in $(OUT)/quick
+#
+# Outputs under $(OUT): archs.jsonl (the subnets), standalone/N/ (checkpoint, log, acc.jsonl),
+# standalone-acc.jsonl, supernet/ (checkpoint, log), supernet-acc.jsonl, correlation.json,
+# table.md, ranking.svg (supernet vs stand-alone accuracy). K-shot supernets (K > 1) join as
+# further rows once train-supernet has --kshot; this file then trains one supernet per K.
+#
+# Variables (make VAR=value; defaults in brackets):
+#   OUT [out/ranking]  BIN [.build/release]  DATA demo shards [out/data, made if missing]
+#   SPACE [pipelines/spaces/tiny.json]  N_SUBNETS [12]  ARCH_POOL [200]  ARCH_SEED [11]
+#   STANDALONE_STEPS [300]  SUPERNET_STEPS [1200]  BATCH [32]  LR [0.015]  WARMUP [30]
+#   KD [kl]  NUM_ARCH [3]  SEED [0]  CALIB_BATCHES [8]  EVAL_BATCH [128]  VAL_LIMIT [0 = all]
+#   THREADS  kernel threads per tool [all cores]   TOP_K [3]
+
+OUT ?= out/ranking
+BIN ?= .build/release
+DATA ?= out/data
+IMAGE_SIZE ?= 32
+SPACE ?= pipelines/spaces/tiny.json
+N_SUBNETS ?= 12
+ARCH_POOL ?= 200
+ARCH_SEED ?= 11
+STANDALONE_STEPS ?= 300
+SUPERNET_STEPS ?= 1200
+BATCH ?= 32
+LR ?= 0.015
+WARMUP ?= 30
+KD ?= kl
+NUM_ARCH ?= 3
+SEED ?= 0
+CALIB_BATCHES ?= 8
+EVAL_BATCH ?= 128
+VAL_LIMIT ?= 0
+TOP_K ?= 3
+THREADS ?=
+
+TOOLS := train-supernet sample-subnets estimate-acc rank-correlation plot-pareto pack-imagenet
+MISSING := $(filter-out $(wildcard $(TOOLS:%=$(BIN)/%)),$(TOOLS:%=$(BIN)/%))
+ifneq ($(MISSING),)
+$(error missing $(MISSING): run Scripts/build first (or give BIN=DIR))
+endif
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+.DELETE_ON_ERROR:
+.PHONY: all quick
+
+SETTINGS := $(OUT)/.settings
+define settings
+$(shell mkdir -p $(SETTINGS))
+ifneq ($$(file < $(SETTINGS)/$1),$2)
+$$(file > $(SETTINGS)/$1,$2)
+endif
+endef
+RECIPE := batch=$(BATCH) lr=$(LR) warmup=$(WARMUP) seed=$(SEED) space=$(SPACE)
+$(eval $(call settings,archs,space=$(SPACE) n=$(N_SUBNETS) pool=$(ARCH_POOL) seed=$(ARCH_SEED)))
+$(eval $(call settings,standalone,$(RECIPE) steps=$(STANDALONE_STEPS)))
+$(eval $(call settings,supernet,$(RECIPE) steps=$(SUPERNET_STEPS) kd=$(KD) num_arch=$(NUM_ARCH)))
+$(eval $(call settings,evaluation,calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)))
+
+THREADS_FLAG := $(if $(THREADS),--threads $(THREADS))
+TRAIN_VAL := $(DATA)/train/index.json $(DATA)/val/index.json
+COMMON := --space $(SPACE) --data $(DATA)/train --batch-size $(BATCH) --lr $(LR) --warmup-steps $(WARMUP) \
+	--dropout 0 --drop-connect 0 --augment none --seed $(SEED) --log-every 50 $(THREADS_FLAG)
+ESTIMATE = $(BIN)/estimate-acc --calib $(DATA)/train --val $(DATA)/val --calib-batches $(CALIB_BATCHES) \
+	--batch-size $(EVAL_BATCH) $(if $(filter-out 0,$(VAL_LIMIT)),--val-limit $(VAL_LIMIT)) $(THREADS_FLAG)
+INDICES := $(shell seq 0 $$(($(N_SUBNETS) - 1)))
+
+all: $(OUT)/table.md $(OUT)/ranking.svg
+
+quick:
+	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) OUT=$(OUT)/quick DATA=$(DATA) BIN=$(BIN) \
+		N_SUBNETS=4 ARCH_POOL=24 STANDALONE_STEPS=4 SUPERNET_STEPS=6 WARMUP=1 CALIB_BATCHES=1 EVAL_BATCH=64 VAL_LIMIT=256 TOP_K=1
+
+$(TRAIN_VAL) &:
+	PACK=$(BIN)/pack-imagenet SIZE=$(IMAGE_SIZE) Scripts/demo-data $(DATA)
+
+# N_SUBNETS archs evenly spread over the FLOPs-sorted pool (its ends included).
+$(OUT)/archs.jsonl: $(SETTINGS)/archs
+	@mkdir -p $(@D)
+	$(BIN)/sample-subnets --space $(SPACE) --min --max -n $(ARCH_POOL) --seed $(ARCH_SEED) --unique \
+	| jq -s -c --argjson n $(N_SUBNETS) 'sort_by(.flops) as $$s | range($$n) as $$i | $$s[($$i * ($$s | length - 1) / ($$n - 1) | round)]' > $@.tmp
+	mv $@.tmp $@
+
+# Subnet I trained stand-alone (working checkpoint resumed exactly, then linked), and measured.
+define standalone
+$(OUT)/standalone/$1/supernet.safetensors.lz4: $(OUT)/archs.jsonl $(TRAIN_VAL) $(SETTINGS)/standalone
+	@mkdir -p $$(@D)
+	@[ ! -f $$(@D)/train.safetensors.lz4 ] || [ $$(@D)/train.safetensors.lz4 -nt $(SETTINGS)/standalone ] || rm -f $$(@D)/train.safetensors.lz4 $$(@D)/log.jsonl
+	sed -n '$(shell echo $$(($1 + 1)))p' $(OUT)/archs.jsonl > $$(@D)/arch.jsonl
+	@echo "ranking.mk: subnet $1 stand-alone ($(STANDALONE_STEPS) steps)" >&2
+	$(BIN)/train-supernet $(COMMON) --arch @$$(@D)/arch.jsonl --checkpoint $$(@D)/train.safetensors.lz4 \
+		--steps $(STANDALONE_STEPS) --total-steps $(STANDALONE_STEPS) >> $$(@D)/log.jsonl
+	ln -f $$(@D)/train.safetensors.lz4 $$@.tmp 2>/dev/null || cp $$(@D)/train.safetensors.lz4 $$@.tmp
+	mv $$@.tmp $$@
+
+$(OUT)/standalone/$1/acc.jsonl: $(OUT)/standalone/$1/supernet.safetensors.lz4 $(SETTINGS)/evaluation
+	$(ESTIMATE) --checkpoint $$< < $(OUT)/standalone/$1/arch.jsonl > $$@.tmp
+	mv $$@.tmp $$@
+endef
+$(foreach i,$(INDICES),$(eval $(call standalone,$(i))))
+
+$(OUT)/standalone-acc.jsonl: $(foreach i,$(INDICES),$(OUT)/standalone/$(i)/acc.jsonl)
+	cat $^ > $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/supernet/supernet.safetensors.lz4: $(TRAIN_VAL) $(SETTINGS)/supernet
+	@mkdir -p $(@D)
+	@[ ! -f $(@D)/train.safetensors.lz4 ] || [ $(@D)/train.safetensors.lz4 -nt $(SETTINGS)/supernet ] || rm -f $(@D)/train.safetensors.lz4 $(@D)/log.jsonl
+	@echo "ranking.mk: supernet ($(SUPERNET_STEPS) steps)" >&2
+	$(BIN)/train-supernet $(COMMON) --kd $(KD) --num-arch $(NUM_ARCH) --checkpoint $(@D)/train.safetensors.lz4 \
+		--steps $(SUPERNET_STEPS) --total-steps $(SUPERNET_STEPS) >> $(@D)/log.jsonl
+	ln -f $(@D)/train.safetensors.lz4 $@.tmp 2>/dev/null || cp $(@D)/train.safetensors.lz4 $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/supernet-acc.jsonl: $(OUT)/supernet/supernet.safetensors.lz4 $(OUT)/archs.jsonl $(SETTINGS)/evaluation
+	$(ESTIMATE) --checkpoint $< < $(OUT)/archs.jsonl > $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/correlation.json: $(OUT)/supernet-acc.jsonl $(OUT)/standalone-acc.jsonl
+	$(BIN)/rank-correlation $^ --top-k $(TOP_K) > $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/table.md: $(OUT)/correlation.json
+	jq -r --arg steps "$(SUPERNET_STEPS)" --arg sa "$(STANDALONE_STEPS)" '"### Supernet vs stand-alone ranking ($(notdir $(SPACE)), \(.n) subnets, seed $(SEED))\n\n| supernet | steps | Kendall tau (95% CI) | Spearman rho (95% CI) | top-\(.top_k) overlap (95% CI) |\n|---|---|---|---|---|\n| K = 1 | \($$steps) | \(.kendall_tau * 1000 | round / 1000) (\(.kendall_tau_ci95 | map(. * 100 | round / 100) | join(" to "))) | \(.spearman_rho * 1000 | round / 1000) (\(.spearman_rho_ci95 | map(. * 100 | round / 100) | join(" to "))) | \(.top_k_overlap * 100 | round / 100) (\(.top_k_overlap_ci95 | map(. * 100 | round / 100) | join(" to "))) |\n\nStand-alone: \($$sa) steps per subnet; all accuracies on the validation set after BN recalibration."' $< > $@.tmp
+	mv $@.tmp $@
+
+# Supernet accuracy against stand-alone accuracy, one point per subnet.
+$(OUT)/ranking.svg: $(OUT)/supernet-acc.jsonl $(OUT)/standalone-acc.jsonl
+	jq -c --slurpfile sa $(OUT)/standalone-acc.jsonl '. as $$a | ($$sa[] | select([.resolution, .width, .depth, .kernel_size, .expand_ratio] == [$$a.resolution, $$a.width, $$a.depth, $$a.kernel_size, $$a.expand_ratio]) | .acc1) as $$s | $$a + {acc1_standalone: $$s}' $< > $(OUT)/ranking-points.jsonl.tmp
+	mv $(OUT)/ranking-points.jsonl.tmp $(OUT)/ranking-points.jsonl
+	$(BIN)/plot-pareto --points $(OUT)/ranking-points.jsonl --x acc1_standalone --y acc1 \
+		--x-label "stand-alone top-1 (%)" --y-label "supernet top-1 (%)" --title "Supernet vs stand-alone accuracy ($(N_SUBNETS) subnets)" -o $@
