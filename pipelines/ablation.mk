@@ -25,6 +25,8 @@
 #   ARCH_POOL [200]   ARCH_SEED [7]   THREADS  kernel threads per tool [all cores]
 #   NAS_SPACE [pipelines/spaces/tiny.json]   SLIM_SPACE [pipelines/spaces/slimmable.json]
 
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
+
 OUT ?= out/ablation
 BIN ?= .build/release
 DATA ?= out/data
@@ -65,13 +67,6 @@ SETTINGS := $(OUT)/.settings
 RECIPE := steps=$(STEPS) batch=$(BATCH) lr=$(LR) warmup=$(WARMUP) clip=$(GRAD_CLIP) num_arch=$(NUM_ARCH) augment=$(AUGMENT)
 EVALUATION := calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)
 ARCHS := pool=$(ARCH_POOL) seed=$(ARCH_SEED) front=$(N_FRONT)
-# $(SETTINGS)/NAME is rewritten (at parse time, so its time stamp moves) only when its text differs.
-define settings
-$(shell mkdir -p $(SETTINGS))
-ifneq ($$(file < $(SETTINGS)/$1),$2)
-$$(file > $(SETTINGS)/$1,$2)
-endif
-endef
 $(eval $(call settings,recipe,$(RECIPE)))
 $(eval $(call settings,evaluation,$(EVALUATION)))
 $(eval $(call settings,archs,$(ARCHS)))
@@ -92,7 +87,7 @@ quick:
 		STEPS=6 WARMUP=2 SEEDS="0 1" CALIB_BATCHES=1 EVAL_BATCH=64 VAL_LIMIT=256 N_FRONT=3 ARCH_POOL=24
 
 $(TRAIN_VAL) &:
-	PACK=$(BIN)/pack-imagenet SIZE=$(IMAGE_SIZE) Scripts/demo-data $(DATA)
+	$(DEMO_DATA)
 
 # The archs every run of a space is measured on, with their roles: sample-subnets writes the
 # min and max first; the pool sorted by FLOPs gives the three middles and N_FRONT more.

@@ -58,6 +58,8 @@
 # subnets-acc.jsonl, predictor.json, search-front.jsonl, search-acc.jsonl, pareto.jsonl, pareto.svg
 # (and pareto.png where rsvg-convert or ImageMagick is installed), estimate-cache.jsonl.
 
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
+
 # The demo's training recipe (its variables win over the defaults below); not for ImageNet.
 ifneq ($(DATASET),imagenet)
 -include pipelines/demo-recipe.mk
@@ -102,15 +104,8 @@ ESTIMATE_ACC ?= $(BIN)/estimate-acc
 TRAIN := $(DATA)/train/index.json
 VAL := $(DATA)/val/index.json
 
-# Settings of each step. A step re-runs when its settings change: $(OUT)/.settings/NAME
-# is rewritten (at parse time, so its time stamp moves) only when its text differs.
+# Settings of each step (see common.mk): a step re-runs when its settings change.
 SETTINGS := $(OUT)/.settings
-define settings
-$(shell mkdir -p $(SETTINGS))
-ifneq ($$(file < $(SETTINGS)/$1),$2)
-$$(file > $(SETTINGS)/$1,$2)
-endif
-endef
 $(eval $(call settings,recipe,space=$(SPACE) size=$(IMAGE_SIZE) total=$(TOTAL_STEPS) batch=$(BATCH) lr=$(LR) augment=$(AUGMENT) kd=$(KD) num_arch=$(NUM_ARCH) flags=$(TRAIN_FLAGS) mpirun=$(MPIRUN)))
 $(eval $(call settings,steps,$(STEPS)))
 $(eval $(call settings,sample,space=$(SPACE) n=$(N_SAMPLE) seed=$(SEED)))
@@ -160,7 +155,7 @@ $(VAL):
 else
 # pack-imagenet replaces each output directory as a whole, so the pair appears atomically.
 $(TRAIN) $(VAL) &:
-	PACK=$(BIN)/pack-imagenet SIZE=$(IMAGE_SIZE) Scripts/demo-data $(DATA)
+	$(DEMO_DATA)
 endif
 
 # --- supernet ----------------------------------------------------------------------

@@ -20,6 +20,8 @@
 #   KD [kl]  NUM_ARCH [3]  SEED [0]  CALIB_BATCHES [8]  EVAL_BATCH [128]  VAL_LIMIT [0 = all]
 #   THREADS  kernel threads per tool [all cores]   TOP_K [3]
 
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
+
 OUT ?= out/ranking
 BIN ?= .build/release
 DATA ?= out/data
@@ -54,12 +56,6 @@ SHELL := /bin/bash
 .PHONY: all quick
 
 SETTINGS := $(OUT)/.settings
-define settings
-$(shell mkdir -p $(SETTINGS))
-ifneq ($$(file < $(SETTINGS)/$1),$2)
-$$(file > $(SETTINGS)/$1,$2)
-endif
-endef
 RECIPE := batch=$(BATCH) lr=$(LR) warmup=$(WARMUP) seed=$(SEED) space=$(SPACE)
 $(eval $(call settings,archs,space=$(SPACE) n=$(N_SUBNETS) pool=$(ARCH_POOL) seed=$(ARCH_SEED)))
 $(eval $(call settings,standalone,$(RECIPE) steps=$(STANDALONE_STEPS)))
@@ -81,7 +77,7 @@ quick:
 		N_SUBNETS=4 ARCH_POOL=24 STANDALONE_STEPS=4 SUPERNET_STEPS=6 WARMUP=1 CALIB_BATCHES=1 EVAL_BATCH=64 VAL_LIMIT=256 TOP_K=1
 
 $(TRAIN_VAL) &:
-	PACK=$(BIN)/pack-imagenet SIZE=$(IMAGE_SIZE) Scripts/demo-data $(DATA)
+	$(DEMO_DATA)
 
 # N_SUBNETS archs evenly spread over the FLOPs-sorted pool (its ends included).
 $(OUT)/archs.jsonl: $(SETTINGS)/archs

@@ -185,21 +185,11 @@ public final class TrainingRun {
             }
             space = c.space
             weights = c.weights
-            options = overrides.applied(to: TrainingOptions())
-            options.ranks = ranks
-            if overrides.totalSteps == nil, let s = settings.steps {
-                options.totalSteps = max(1, s)
-                options.warmupSteps = options.totalSteps * 5 / 360
-            }
+            options = TrainingRun.newRunOptions(overrides, ranks: ranks, steps: settings.steps)
             resumed = false
         } else {
             weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0)
-            options = overrides.applied(to: TrainingOptions())
-            options.ranks = ranks
-            if overrides.totalSteps == nil, let s = settings.steps {
-                options.totalSteps = max(1, s)
-                options.warmupSteps = options.totalSteps * 5 / 360
-            }
+            options = TrainingRun.newRunOptions(overrides, ranks: ranks, steps: settings.steps)
             resumed = false
         }
         // Fail before the first step, not at the first save.
@@ -231,6 +221,18 @@ public final class TrainingRun {
                 }
             }
         }
+    }
+
+    /// The options of a run that starts at step 0: the given ones over the defaults; without
+    /// --total-steps the schedule spans `steps` (with the official 5-in-360 warm-up).
+    static func newRunOptions(_ overrides: TrainingOverrides, ranks: Int, steps: Int?) -> TrainingOptions {
+        var options = overrides.applied(to: TrainingOptions())
+        options.ranks = ranks
+        if overrides.totalSteps == nil, let s = steps {
+            options.totalSteps = max(1, s)
+            options.warmupSteps = options.totalSteps * 5 / 360
+        }
+        return options
     }
 
     /// The per-rank batch for resuming `stored` on `ranks` ranks with the same global
