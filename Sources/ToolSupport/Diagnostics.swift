@@ -34,7 +34,7 @@ public enum Diagnostics {
 
     static func write(_ s: String) {
         lock.withLock { _ in
-            var bytes = Array(s.utf8)
+            let bytes = Array(s.utf8)
             bytes.withUnsafeBytes { _ = FileDescriptor.standardError.writeAll($0) }
         }
     }

@@ -39,8 +39,8 @@ extension JSONLinesReader {
             if anyResolution, let r = space.resolutions.first { check.resolution = r }
             try check.validate(in: space)
             return ArchLine(json: json, arch: arch, location: location)
-        } catch let e as ArchError {
-            throw e.located(at: location)
+        } catch {
+            throw error.located(at: location)
         }
     }
 }
