@@ -90,8 +90,10 @@ $(OUT)/archs.jsonl: $(SETTINGS)/archs
 define standalone
 $(OUT)/standalone/$1/supernet.safetensors.lz4: $(OUT)/archs.jsonl $(TRAIN_VAL) $(SETTINGS)/standalone
 	@mkdir -p $$(@D)
-	@[ ! -f $$(@D)/train.safetensors.lz4 ] || [ $$(@D)/train.safetensors.lz4 -nt $(SETTINGS)/standalone ] || rm -f $$(@D)/train.safetensors.lz4 $$(@D)/log.jsonl
-	sed -n '$(shell echo $$(($1 + 1)))p' $(OUT)/archs.jsonl > $$(@D)/arch.jsonl
+	@[ ! -f $$(@D)/train.safetensors.lz4 ] || { [ $$(@D)/train.safetensors.lz4 -nt $(SETTINGS)/standalone ] && [ $$(@D)/train.safetensors.lz4 -nt $(OUT)/archs.jsonl ]; } \
+		|| rm -f $$(@D)/train.safetensors.lz4 $$(@D)/log.jsonl
+	sed -n '$(shell echo $$(($1 + 1)))p' $(OUT)/archs.jsonl > $$(@D)/arch.jsonl.tmp
+	mv $$(@D)/arch.jsonl.tmp $$(@D)/arch.jsonl
 	@echo "ranking.mk: subnet $1 stand-alone ($(STANDALONE_STEPS) steps)" >&2
 	$(BIN)/train-supernet $(COMMON) --arch @$$(@D)/arch.jsonl --checkpoint $$(@D)/train.safetensors.lz4 \
 		--steps $(STANDALONE_STEPS) --total-steps $(STANDALONE_STEPS) >> $$(@D)/log.jsonl

@@ -339,7 +339,9 @@ func drawAugmentation(for s: Sample, _ augmentation: Augmentation, _ rng: inout 
         let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
         return SampleDraw(box: box, flip: rng.next() & 1 == 1)
     case .trainAutoAugment:
-        // The crop and flip drawn exactly as `.train` draws them, then the policy's.
+        // The crop and flip drawn as `.train` draws them, then the policy's draws (in exact
+        // epochs each position has its own stream, so the crops equal `.train`'s; in the
+        // shuffle-buffer order one stream runs on, so later samples' crops differ).
         let box = AugmentationDraws.randomResizedCrop(width: s.width, height: s.height, rng: &rng)
         let flip = rng.next() & 1 == 1
         return SampleDraw(box: box, flip: flip, autoAugment: AutoAugment.Draw(&rng))

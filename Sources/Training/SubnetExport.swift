@@ -36,6 +36,11 @@ public struct SubnetExport {
 
     public func export(_ arch: Arch, from checkpoint: Checkpoint) throws(Failure) -> Result {
         if let why = Checkpoint.refusal(of: arch, served: try checkpoint.servedArch()) { throw .data(why, at: checkpointPath) }
+        if let b = arch.blocks(in: checkpoint.space).first(where: { $0.hasExpand && arch.expandRatio[$0.stage] == 1 }) {
+            // The supernet (as the official dynamic model) still runs the stage's 1x1 expansion
+            // at ratio 1; the official static subnet has none there, so no static file computes it.
+            throw .data("'expand_ratio' 1 in stage \(b.stage), whose other choices expand: the official static subnet has no expansion conv there while the supernet runs one, so this arch cannot be exported faithfully")
+        }
         var trainedWith: AugmentMode?
         if let text = checkpoint.training?.info["options"]?["augment"]?.stringValue { trainedWith = AugmentMode(rawValue: text) }
         let chosen: EvaluationTransform

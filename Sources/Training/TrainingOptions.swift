@@ -108,6 +108,8 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Stand-alone training (`--arch`): this one subnet every step, on the labels
     /// (no sandwich, no distillation); nil: a supernet.
     public var standaloneArch: Arch?
+    /// SHA-256 of the file a fine-tuning run started from (`--init`); nil: initialised.
+    public var initSHA256: String?
 
     public init() {}
 
@@ -171,6 +173,7 @@ extension TrainingOptions {
             ("ranks", JSONValue(ranks)), ("sync_bn", .bool(syncBatchNorm)),
             ("resolution", JSONValue(resolution)),
             ("standalone_arch", standaloneArch.map { $0.merged() } ?? .null),
+            ("init_sha256", initSHA256.map(JSONValue.string) ?? .null),
         ])
     }
 
@@ -246,6 +249,10 @@ extension TrainingOptions {
         ranks = try i("ranks", min: 1) ?? ranks
         syncBatchNorm = try b("sync_bn") ?? syncBatchNorm
         resolution = try i("resolution") ?? resolution
+        if let v = json["init_sha256"], v != .null {
+            guard let text = v.stringValue, text.count == 64 else { throw bad("init_sha256", "a SHA-256 in hex") }
+            initSHA256 = text
+        }
         if let v = json["standalone_arch"], v != .null {
             do { standaloneArch = try Arch(json: v) } catch { throw bad("standalone_arch", "an arch (\(error))") }
         }

@@ -87,6 +87,7 @@ extension TrainingOptions {
             case "data_memory_mib": "--data-memory"
             case "ranks": "ranks (mpirun -np)"
             case "standalone_arch": "--arch"
+            case "init_sha256": "--init"
             default: "--" + key.split(separator: "_").joined(separator: "-")
             }
         }

@@ -145,8 +145,12 @@ public final class TrainingRun {
             if c.exportedArch != nil {
                 throw .usage("is an exported subnet, not a training checkpoint: fine-tune it with --init \(path) --arch ARCH --checkpoint NEW", at: path)
             }
-            if settings.initPath != nil {
-                throw .usage("the checkpoint exists, so this run resumes it; --init only starts a new one (give a new --checkpoint)", at: path)
+            if let initPath = settings.initPath {
+                // The same command again (an interrupted fine-tuning) resumes; another --init cannot.
+                let started = (try? TrainingOptions(json: c.training?.info["options"] ?? .object([])))?.initSHA256
+                guard let started, started == (try fileSHA256(initPath)) else {
+                    throw .usage("the checkpoint exists and was not started from \(initPath), so it resumes; --init only starts a new run (give a new --checkpoint)", at: path)
+                }
             }
             space = c.space
             weights = c.weights
@@ -173,7 +177,12 @@ public final class TrainingRun {
             resumed = true
         } else if let initPath = settings.initPath {
             // Fine-tuning: a new run (step 0, fresh momentum) from another run's weights.
-            let c = try Checkpoint(contentsOf: initPath, space: nil)
+            // A plain state_dict holds no space: the given one applies, as for --checkpoint.
+            let initFile = try TensorFile(contentsOf: initPath)
+            let c: Checkpoint
+            do { c = try Checkpoint(file: initFile, space: initFile.metadata["space"] == nil ? givenSpace : nil) } catch {
+                throw error.located(at: initPath)
+            }
             guard c.space.json["supernet_config"] == givenSpace.json["supernet_config"] else {
                 throw .data("was trained on another search space than \(settings.spacePath)", at: initPath)
             }
@@ -186,6 +195,7 @@ public final class TrainingRun {
             space = c.space
             weights = c.weights
             options = TrainingRun.newRunOptions(overrides, ranks: ranks, steps: settings.steps)
+            options.initSHA256 = try fileSHA256(initPath)
             resumed = false
         } else {
             weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0)

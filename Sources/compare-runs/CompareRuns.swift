@@ -67,7 +67,14 @@ struct CompareRuns: Tool {
                     guard let s = r.stringValue else { throw Failure.data("'role' must be a string", at: reader.location) }
                     role = s
                 }
-                points.append(.init(role: role, flops: f, acc1: a, valImages: line["val_images"]?.doubleValue.map { Int($0) }))
+                var images: Int?
+                if let v = line["val_images"] {
+                    guard let d = v.doubleValue, let n = Int(exactly: d), n >= 1 else {
+                        throw Failure.data("'val_images' must be a positive integer", at: reader.location)
+                    }
+                    images = n
+                }
+                points.append(.init(role: role, flops: f, acc1: a, valImages: images))
             }
             parsed.append(.init(arm: arm, points: points))
             paths.append(path)

@@ -129,6 +129,7 @@ struct MeasureLatency: Tool {
         Diagnostics.endProgress()
         Diagnostics.info("\(count) archs timed at batch \(batch), \(threads.count) threads")
         if let tableOut {
+            guard !measured.isEmpty else { throw Failure.data("no arch lines: a latency table needs archs to time", at: input ?? "<stdin>") }
             let t = meter.table(for: measured, batch: batchSizes[0], warmup: warmup, repeats: `repeat`, threads: threads.count)
             let sink = try OutputSink(path: tableOut)
             try sink.write(t.json.jsonText + "\n")

@@ -230,42 +230,61 @@ struct AutoAugmentTests {
         #expect(abs(mean) < 0.02 && abs(sd - 1) < 0.02)
     }
 
-    /// Through the loader: auto-augment-tf crops and flips exactly as train for the same
-    /// seed, then changes the pixels; the same seed gives the same batch; float shards are refused.
-    @Test func loaderAppliesThePolicyAfterTheTrainCrop() throws {
+    /// Through the loader (exact epochs: every position has its own random stream, so the
+    /// crop and flip are drawn exactly as `.train` draws them): each image is the `.train`
+    /// image when its plan is empty, and otherwise exactly the policy applied to the 8-bit
+    /// `.train` crop; the same seed gives the same batch; float shards are refused.
+    @Test func loaderAppliesThePolicyToTheTrainCrop() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aa-loader-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let n = 16, side = 24
+        let n = 32, side = 24, res = 20
         var images = [UInt8]()
         for i in 0..<n { images += Photo.make(width: side, height: side, seed: UInt64(i)) }
-        let path = dir.appendingPathComponent("s.safetensors").path
         var shard = TensorFile(metadata: [:])
         shard["images"] = Tensor(images, shape: [n, side, side, 3])
         shard["labels"] = Tensor((0..<n).map { Int32($0 % 3) }, shape: [n])
-        try shard.write(to: path)
-        func batch(_ a: Augmentation, seed: UInt64 = 4) throws -> ([Float], [Int32]) {
-            let loader = try BatchLoader(source: .directory(dir.path), batchSize: n, resolution: 20, augmentation: a, seed: seed, shuffleBuffer: 1, epochs: 1)
-            let b = try #require(try loader.next())
-            return (b.images, b.labels)
+        try shard.write(to: dir.appendingPathComponent("s.safetensors").path)
+        let catalog = try ShardCatalog(source: .directory(dir.path))
+        func loader(_ a: Augmentation) throws -> BatchLoader {
+            try BatchLoader(epochsOf: catalog, batchSize: n, resolution: res, augmentation: a, seed: 4, windowImages: 1 << 20, startStep: 0)
         }
-        let plain = try batch(.train), aa = try batch(.trainAutoAugment), again = try batch(.trainAutoAugment)
-        #expect(aa.0 == again.0 && aa.1 == plain.1)
-        let per = 20 * 20 * 3
-        let changed = (0..<n).filter { Array(aa.0[($0 * per)..<(($0 + 1) * per)]) != Array(plain.0[($0 * per)..<(($0 + 1) * per)]) }.count
-        // Each sub-policy applies something with probability >= 0.52 (sub-policy 19: 0.8, 16: 0.8 ...).
-        #expect(changed >= 6, "AutoAugment changed \(changed) of \(n) images")
+        let plainBatch = try #require(try loader(.train).next())
+        let prepared = try #require(try loader(.trainAutoAugment).nextPrepared())
+        let aa = BatchLoader.render(prepared, resolution: res, augmentation: .trainAutoAugment)
+        let again = try #require(try loader(.trainAutoAugment).next())
+        #expect(aa.images == again.images && aa.labels == plainBatch.labels)
+        let per = res * res * 3
+        let m = ImageNetNormalization.mean, inv = ImageNetNormalization.std.map { 1 / $0 }
+        var unchanged = 0, applied = 0
+        for i in 0..<n {
+            let draw = try #require(prepared.draws[i].autoAugment)
+            let train = Array(plainBatch.images[(i * per)..<((i + 1) * per)])
+            // Back to the 8-bit crop: the normalisation of exact bytes inverts exactly after rounding.
+            let bytes = (0..<per).map { UInt8(min(max((train[$0] / inv[$0 % 3] + m[$0 % 3]).rounded(), 0), 255)) }
+            let expected = AutoAugment.apply(draw, to: RGBImage(width: res, height: res, pixels: bytes)).pixels
+            let want = (0..<per).map { (Float(expected[$0]) - m[$0 % 3]) * inv[$0 % 3] }
+            let got = Array(aa.images[(i * per)..<((i + 1) * per)])
+            #expect(got == want, "image \(i): plan \(AutoAugment.plan(draw))")
+            if AutoAugment.plan(draw).isEmpty { unchanged += 1; #expect(got == train) } else { applied += 1 }
+        }
+        #expect(applied > 0 && unchanged + applied == n, "\(applied) images augmented")
         let floatDir = dir.appendingPathComponent("float")
         try FileManager.default.createDirectory(at: floatDir, withIntermediateDirectories: true)
         var floatShard = TensorFile(metadata: [:])
         floatShard["images"] = Tensor([Float](repeating: 0.5, count: 2 * 8 * 8 * 3), shape: [2, 8, 8, 3])
         floatShard["labels"] = Tensor([Int32(0), 1], shape: [2])
         try floatShard.write(to: floatDir.appendingPathComponent("f.safetensors").path)
-        let loader = try BatchLoader(source: .directory(floatDir.path), batchSize: 2, resolution: 8, augmentation: .trainAutoAugment, seed: 1, shuffleBuffer: 1, epochs: 1)
-        #expect {
-            _ = try loader.next()
-        } throws: { error in
-            "\(error)".contains("float32") && "\(error)".contains("auto-augment-tf") && "\(error)".contains("f.safetensors")
+        // Refused in both orders, naming the shard.
+        let buffered = try BatchLoader(source: .directory(floatDir.path), batchSize: 2, resolution: 8, augmentation: .trainAutoAugment, seed: 1, shuffleBuffer: 1, epochs: 1)
+        let epochs = try BatchLoader(epochsOf: try ShardCatalog(source: .directory(floatDir.path)), batchSize: 2, resolution: 8,
+                                     augmentation: .trainAutoAugment, seed: 1, windowImages: 1 << 20, startStep: 0)
+        for l in [buffered, epochs] {
+            #expect {
+                _ = try l.next()
+            } throws: { error in
+                "\(error)".contains("float32") && "\(error)".contains("auto-augment-tf") && "\(error)".contains("f.safetensors")
+            }
         }
     }
 }

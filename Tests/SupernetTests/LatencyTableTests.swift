@@ -25,6 +25,15 @@ struct LatencyTableTests {
             let input = [Float](repeating: 0.1, count: 2 * r * r * 3)
             let ns = input.withUnsafeBufferPointer { model.segmentNanoseconds(arch: arch, input: $0, shape: Shape4(n: 2, h: r, w: r, c: 3)) }
             #expect(ns.count == segs.count && ns.allSatisfy { $0 > 0 })
+            // The boundaries: the stem ends with its BN, every block with its residual add,
+            // and each block starts with its expansion or depthwise conv, the head with the
+            // final expand conv.
+            let ops = model.tape.ops, starts = model.tape.segmentStarts
+            #expect(starts.count == blocks.count + 1)
+            for (k, start) in starts.enumerated() {
+                #expect(ops[start - 1].kind == (k == 0 ? "batchNorm" : "add"), "segment \(k + 1) starts after \(ops[start - 1].kind)")
+                #expect(["pointwise", "depthwise"].contains(ops[start].kind), "segment \(k + 1) starts with \(ops[start].kind)")
+            }
         }
     }
 

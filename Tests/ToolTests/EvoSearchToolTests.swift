@@ -244,6 +244,16 @@ enum EvoTool {
         let again = try h.shell("measure-latency --space \(tiny) --table t.json < front.jsonl")
         let predicted = again.lines.compactMap { try? JSONValue.parse($0)["latency_ms_pred"]?.doubleValue }
         #expect(predicted.count == lat.count && zip(predicted, lat).allSatisfy { abs($0 - $1) < 1e-3 })
+        // With a state: a run cut at 30 evaluations and resumed to 60 gives the same front,
+        // and a flops search cannot resume it.
+        let args = ["--space", tiny, "--evaluator", "python3 fake.py ok log2.jsonl", "--objective", "latency", "--latency-table", "t.json",
+                    "--latency-max", String(limit), "--seed", "2", "--state", "s.json"]
+        let part = try h.run("evo-search", args + ["--budget", "30"])
+        let rest = try h.run("evo-search", args + ["--budget", "60"])
+        #expect(part.status == 0 && rest.status == 0 && rest.stderr.contains("resuming from s.json: 30"), "\(part.stderr)\(rest.stderr)")
+        #expect(EvoTool.front(rest.stdout) == EvoTool.front(r.stdout), "resumed latency search differs from one run")
+        let flops = try h.run("evo-search", ["--space", tiny, "--evaluator", "python3 fake.py ok log3.jsonl", "--seed", "2", "--state", "s.json", "--budget", "60"])
+        #expect(flops.status != 0 && flops.stderr.contains("objective"), "\(flops.stderr)")
         // Misuse is a usage error.
         for bad in [["--objective", "latency"], ["--objective", "latency", "--latency-table", "t.json", "--flops-max", "20"],
                     ["--objective", "latency", "--latency-table", "t.json", "--algorithm", "official"], ["--latency-max", "3"]] {

@@ -119,8 +119,11 @@ struct ExportSubnetToolTests {
         #expect(noArch.status == 64 && noArch.stderr.contains("--arch"), "\(noArch.stderr)")
         let otherArch = try f.h.run("train-supernet", common + ["--checkpoint", "x.safetensors.lz4", "--init", "m.safetensors.lz4", "--arch", E.minArch, "--steps", "1"])
         #expect(otherArch.status == 64 && otherArch.stderr.contains("'resolution' is 24"), "\(otherArch.stderr)")
-        let exists = try f.h.run("train-supernet", common + ["--checkpoint", "ft.safetensors.lz4", "--init", "m.safetensors.lz4", "--arch", arch, "--steps", "3"])
-        #expect(exists.status == 64 && exists.stderr.contains("--init only starts a new one"), "\(exists.stderr)")
+        // The fine-tuning command again (as after an interruption) resumes; another --init cannot.
+        let rerun = try f.h.run("train-supernet", common + ["--checkpoint", "ft.safetensors.lz4", "--init", "m.safetensors.lz4", "--arch", arch, "--steps", "3"])
+        #expect(rerun.status == 0 && rerun.stderr.contains("resuming ft.safetensors.lz4 at step 2"), "\(rerun.stderr)")
+        let exists = try f.h.run("train-supernet", common + ["--checkpoint", "ft.safetensors.lz4", "--init", f.checkpoint, "--arch", arch, "--steps", "4"])
+        #expect(exists.status == 64 && exists.stderr.contains("--init only starts a new run"), "\(exists.stderr)")
         #expect(!FileManager.default.fileExists(atPath: f.h.path("x.safetensors.lz4")))
         // From the supernet itself: any arch of its space.
         let fromNet = try f.h.run("train-supernet", common + ["--checkpoint", "y.safetensors.lz4", "--init", f.checkpoint, "--arch", E.minArch, "--steps", "1", "--total-steps", "2"])

@@ -46,8 +46,18 @@ struct MeasureLatencyToolTests {
         let fresh = try h.run("sample-subnets", ["--space", s, "-n", "5", "--seed", "9"])
         let predicted = try h.run("measure-latency", ["--space", s, "--table", "t.json"], stdin: fresh.stdout)
         #expect(predicted.status == 0 && predicted.lines.count == 5)
-        #expect(try predicted.lines.allSatisfy { (try JSONValue.parse($0)["latency_ms_pred"]?.doubleValue ?? 0) > 0 })
+        // Unseen archs: some segments come from the fits, and every prediction is more than
+        // the overhead alone.
+        let overhead = table["overhead_ms"]?.doubleValue ?? .infinity
+        let fresh5 = try predicted.lines.map { try JSONValue.parse($0) }
+        #expect(fresh5.allSatisfy { ($0["latency_ms_pred"]?.doubleValue ?? 0) > overhead })
+        #expect(fresh5.contains { l in
+            let h = (l["latency_table_hits"]?.stringValue ?? "").split(separator: "/")
+            return h.count == 2 && h[0] != h[1]
+        })
         try Data("{\"format\":\"x\"}".utf8).write(to: URL(fileURLWithPath: h.path("bad.json")))
+        let none = try h.run("measure-latency", ["--space", s, "--table-out", "empty.json"], stdin: "")
+        #expect(none.status == 65 && none.stderr.contains("no arch lines") && !FileManager.default.fileExists(atPath: h.path("empty.json")), "\(none.stderr)")
         let bad = try h.run("measure-latency", ["--space", s, "--table", "bad.json"], stdin: fresh.stdout)
         #expect(bad.status == 65 && bad.stderr.contains("bad.json") && bad.stderr.contains("latency table"), "\(bad.stderr)")
     }

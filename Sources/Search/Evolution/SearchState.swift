@@ -81,6 +81,12 @@ public struct SearchState: Sendable {
             settings.mutateProb = mp
             settings.step = st
         }
+        if let objective = s["objective"] {
+            guard objective.stringValue == "latency", let t = s["latency_table"] else { throw SearchFailure(message: "malformed objective in the state") }
+            do { settings.objective = .latency(try LatencyTable(json: t)) } catch {
+                throw SearchFailure(message: "the state's latency table is malformed: \(error)")
+            }
+        }
         guard let results = json["results"]?.arrayValue else { throw SearchFailure(message: "the state has no results list") }
         self.init(settings: settings, budget: Int(json["budget"]?.intValue ?? 0), space: json["space"] ?? .null, results: results)
     }
@@ -90,9 +96,16 @@ public struct SearchState: Sendable {
         if space != otherSpace { return "the search space differs" }
         let a = Self.settingsJSON(settings), b = Self.settingsJSON(other)
         guard let pa = a.objectValue, let pb = b.objectValue else { return nil }
-        if pa.count != pb.count { return "algorithm \(settings.algorithm.rawValue) in the state, \(other.algorithm.rawValue) asked" }
+        if a["objective"] != b["objective"] {
+            // The bounds are in other units then: name the cause, not a bound.
+            return "objective \(a["objective"]?.stringValue ?? "flops") in the state, \(b["objective"]?.stringValue ?? "flops") asked"
+        }
         for (k, v) in pa where b[k] != v {
+            if k == "latency_table" { return "the latency table differs from the state's" }
             return "\(k) is \(v.jsonText) in the state, \(b[k]?.jsonText ?? "unset") asked"
+        }
+        if let (k, v) = pb.first(where: { a[$0.0] == nil }) {
+            return "\(k) is \(k == "latency_table" ? "a table" : v.jsonText) asked, unset in the state"
         }
         return nil
     }
