@@ -90,10 +90,21 @@ public struct Checkpoint: Sendable {
             "version": "\(Checkpoint.version)",
             "space": space.json.jsonText,
         ]
+        // A K-shot checkpoint's official tensors hold the max subnet's mix (what a reader
+        // that knows nothing of K-shot can best use); readers that know remix per subnet.
+        var mixed: SupernetWeights?
+        if let k = weights.layout.kshot {
+            meta["kshot"] = "\(k.config.copies)"
+            meta["kshot_temperature"] = "\(k.config.temperature)"
+            meta["kshot_hidden"] = "\(k.config.hidden)"
+            mixed = weights.materialised(for: space.maxArch, in: space)
+        }
         var file = TensorFile()
         for e in weights.layout.entries {
             if e.role == .numBatchesTracked {
                 file[e.name] = Tensor([weights.batchesTracked[e.name] ?? 0], shape: [])
+            } else if let m = mixed, weights.layout.kshot?.sharedIndex[e.offset] != nil, e.role.isParameter, let v = m.values(of: e.name) {
+                file[e.name] = Tensor(v, shape: e.shape)
             } else if let v = weights.values(of: e.name) {
                 file[e.name] = Tensor(v, shape: e.shape)
             }
@@ -146,7 +157,7 @@ public struct Checkpoint: Sendable {
         if let v = file.metadata["version"], Int(v) != Checkpoint.version {
             throw .data("checkpoint version \(v) is not supported (this build reads version \(Checkpoint.version))")
         }
-        let layout = SupernetLayout(space: space)
+        let layout = SupernetLayout(space: space, kshot: try Checkpoint.kshotConfig(file.metadata))
         var weights = SupernetWeights(layout: layout)
         let prefixed = file["module." + (layout.entries.first?.name ?? "")] != nil
         for e in layout.entries {
@@ -197,6 +208,21 @@ public struct Checkpoint: Sendable {
         }
         self.init(space: space, weights: weights, training: training)
     }
+
+    /// The K-shot settings of a checkpoint's metadata (nil: a plain supernet).
+    static func kshotConfig(_ meta: [String: String]) throws(Failure) -> KShotConfig? {
+        guard let text = meta["kshot"] else { return nil }
+        guard let k = Int(text), k >= 1, k <= 64 else { throw .data("the metadata's kshot is '\(text)', not a copy count of 1 to 64") }
+        if k == 1 { return nil }
+        let t = meta["kshot_temperature"].map { Double($0) } ?? KShotConfig.defaultTemperature
+        let h = meta["kshot_hidden"].map { Int($0) } ?? KShotConfig.defaultHidden
+        guard let t, t > 0, t.isFinite else { throw .data("the metadata's kshot_temperature is '\(meta["kshot_temperature"] ?? "")', not a positive number") }
+        guard let h, h >= 1, h <= 4096 else { throw .data("the metadata's kshot_hidden is '\(meta["kshot_hidden"] ?? "")', not a unit count of 1 to 4096") }
+        return KShotConfig(copies: k, temperature: t, hidden: h)
+    }
+
+    /// K of the supernet: its weight copies per shared tensor (1: a plain supernet).
+    public var kshotCopies: Int { weights.layout.kshot?.config.copies ?? 1 }
 
     /// Reads a checkpoint file; errors name the path (unreadable: 1, not a fitting
     /// checkpoint: 65).

@@ -4,7 +4,8 @@ import NASCore
 extension Supernet {
     /// Backward pass of the last `forward(trainable: true)`: given the
     /// gradient of the loss w.r.t. the logits (`[n, n_classes]`), adds the
-    /// gradients of every parameter the subnet used into `gradients`.
+    /// gradients of every parameter the subnet used into `gradients` (in a K-shot
+    /// supernet, into the copies and the simplex-net: `usedParameterOffsets`).
     ///
     /// Activation gradients live in the gradient arena, at the offsets the tape
     /// planned by liveness (`Tape.planGradients`). A buffer read by two layers (a
@@ -98,6 +99,8 @@ extension Supernet {
                 into(op.x) { dx in Dropout.backward(dy: rog(op.y), mask: ro(op.mask), dx: dx, count: op.x.count) }
             }
         }
+        // K-shot: the mixed tensors' gradients belong to their copies and the codes.
+        distributeKShotGradients()
     }
 
     @inline(__always) func gradBuffer(_ b: Buf) -> UnsafeMutableBufferPointer<Float> {

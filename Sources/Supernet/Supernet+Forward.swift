@@ -255,6 +255,7 @@ extension Supernet {
     public func segmentNanoseconds(arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4) -> [UInt64] {
         precondition(inShape.c == 3 && inShape.h == inShape.w && input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: .runningStatistics, trainable: false, regularization: .none)
+        mixWeights(for: arch, offsets: tape.parameterOffsets)
         arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
@@ -278,6 +279,7 @@ extension Supernet {
         precondition(inShape.c == 3 && inShape.h == inShape.w, "input must be square NHWC with 3 channels")
         precondition(input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: normalization, trainable: trainable, regularization: regularization)
+        mixWeights(for: arch, offsets: tape.parameterOffsets)
         arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }

@@ -63,11 +63,32 @@ public final class Supernet {
     let arena = Arena()
     var tape = Tape()
 
-    /// Offsets (in the parameter layout) of the parameter tensors the last forward pass used.
-    public var usedParameterOffsets: [Int] { tape.parameterOffsets }
+    /// Offsets (in the parameter layout) of the parameter tensors the last forward pass
+    /// used and its backward pass gave a gradient: in a K-shot supernet the copies of
+    /// the mixed tensors (not the mixed tensors themselves) and, when it is trained, the
+    /// simplex-net.
+    public var usedParameterOffsets: [Int] {
+        guard let k = layout.kshot else { return tape.parameterOffsets }
+        var out: [Int] = []
+        for o in tape.parameterOffsets {
+            if let i = k.sharedIndex[o] { out += k.shared[i].copyOffsets } else { out.append(o) }
+        }
+        if trainsSimplexNet { out += k.simplexEntries.map(\.offset) }
+        return out
+    }
+
+    /// K-shot: whether backward passes give the simplex-net a gradient (false during
+    /// the warm-up with uniform codes, and for evaluation).
+    public var trainsSimplexNet = false
+    /// K-shot: the codes of the subnet whose mixed weights the official tensors hold,
+    /// and, per shared tensor, the mix generation it was last mixed in (`mixGeneration`
+    /// counts code changes; a tensor is remixed when its tag differs).
+    var kshotCodes: (arch: Arch, codes: SimplexCodes)?
+    var mixGeneration = 0
+    var mixedInGeneration: [Int] = []
 
     public init(weights: SupernetWeights, space: SearchSpace, context: ComputeContext) {
-        precondition(weights.layout.parameterCount == SupernetLayout(space: space).parameterCount, "weights do not fit the space")
+        precondition(weights.layout.parameterCount == SupernetLayout(space: space, kshot: weights.layout.kshot?.config).parameterCount, "weights do not fit the space")
         self.space = space
         layout = weights.layout
         self.context = context
@@ -79,6 +100,7 @@ public final class Supernet {
         buffers.initialize(repeating: 0)
         for (i, v) in weights.buffers.enumerated() { buffers[i] = v }
         batchesTracked = weights.batchesTracked
+        mixedInGeneration = [Int](repeating: -1, count: layout.kshot?.shared.count ?? 0)
     }
 
     deinit {

@@ -44,7 +44,12 @@ public struct LayoutEntry: Sendable, Equatable {
 public struct SupernetLayout: Sendable {
     public let entries: [LayoutEntry]
     public let parameterCount: Int
+    /// Parameters of the official state_dict (all of them when not K-shot); a K-shot
+    /// layout appends its copies and simplex-net after them.
+    public let officialParameterCount: Int
     public let bufferCount: Int
+    /// The copies and simplex-net of a K-shot supernet; nil: the plain supernet.
+    public let kshot: KShotLayout?
     private let index: [String: Int]
 
     public subscript(name: String) -> LayoutEntry? { index[name].map { entries[$0] } }
@@ -65,7 +70,8 @@ public struct SupernetLayout: Sendable {
     /// Index of the first supernet block of each stage.
     public let stageStart: [Int]
 
-    public init(space: SearchSpace) {
+    /// The layout of `space`, with K copies of the weight-shared tensors when `kshot` is given.
+    public init(space: SearchSpace, kshot: KShotConfig? = nil) {
         var entries: [LayoutEntry] = []
         var pOffset = 0, bOffset = 0
         func add(_ name: String, _ shape: [Int], _ role: EntryRole) {
@@ -130,6 +136,16 @@ public struct SupernetLayout: Sendable {
         add("classifier.linear.linear.weight", [space.nClasses, space.lastConv.maxWidth], .linearWeight)
         add("classifier.linear.linear.bias", [space.nClasses], .bias)
 
+        officialParameterCount = pOffset
+        if let kshot {
+            let official = entries
+            self.kshot = KShotLayout(config: kshot, official: official, space: space, blocks: blocks.count) { name, shape, role in
+                add(name, shape, role)
+                return entries[entries.count - 1]
+            }
+        } else {
+            self.kshot = nil
+        }
         self.entries = entries
         parameterCount = pOffset
         bufferCount = bOffset

@@ -91,9 +91,24 @@ public struct TrainingRecipeOptions: ParsableArguments {
     @Option(help: "Run every subnet at this resolution instead of its own (default: their own).")
     public var resolution: Int?
 
+    @Option(help: ArgumentHelp(
+        "K-shot supernets: K weight copies of every shared convolution and of the classifier (default 1: the plain supernet).",
+        discussion: "Each subnet runs with the convex combination sum_k lambda_k W_k of the copies; its codes lambda come from a simplex-net (an MLP on the subnet's one-hot encoding, with a channel branch on its widths) through a softmax with --kshot-temperature. Copies and simplex-net train jointly after --kshot-warmup steps of uniform codes (K-shot NAS, Su et al. 2021; README: the choices made). Fixed at the first run.",
+        valueName: "K"))
+    public var kshot: Int?
+
+    @Option(name: .customLong("kshot-temperature"), help: "Temperature tau of the simplex codes' softmax (default 0.3, the paper's).")
+    public var kshotTemperature: Double?
+
+    @Option(name: .customLong("kshot-warmup"), help: ArgumentHelp("Steps with uniform codes (the simplex-net frozen) before it trains with the copies (default: a tenth of --total-steps).", valueName: "steps"))
+    public var kshotWarmup: Int?
+
     public init() {}
 
     public func validate() throws {
+        if let k = kshot, !(1...64).contains(k) { throw ValidationError("--kshot must be within 1...64 (1: the plain supernet)") }
+        if let t = kshotTemperature, !(t > 0 && t.isFinite) { throw ValidationError("--kshot-temperature must be a positive number") }
+        if let w = kshotWarmup, w < 0 { throw ValidationError("--kshot-warmup must be at least 0") }
         if let t = totalSteps, t < 1 { throw ValidationError("--total-steps must be at least 1") }
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
         if let n = numArch, n < 1 { throw ValidationError("--num-arch must be at least 1") }
@@ -116,6 +131,7 @@ public struct TrainingRecipeOptions: ParsableArguments {
         (o.batchSize, o.seed, o.augment, o.shuffleBuffer, o.resolution) = (batchSize, seed, augment, shuffleBuffer, resolution)
         (o.dataOrder, o.dataMemoryMiB) = (dataOrder, dataMemory)
         o.syncBatchNorm = syncBatchNorm ? true : nil
+        (o.kshot, o.kshotTemperature, o.kshotWarmupSteps) = (kshot, kshotTemperature, kshotWarmup)
         return o
     }
 }

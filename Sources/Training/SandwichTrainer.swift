@@ -160,6 +160,7 @@ public final class SandwichTrainer {
             }
         }
         optimizer.step(parameters: model.parameters, gradients: UnsafeBufferPointer(model.gradients), learningRate: learningRate, hasGradient: used)
+        if model.layout.kshot != nil { model.parametersChanged() }
         if let c = communicator, c.size > 1, model.batchStatisticsSync == nil, model.space.bnMomentum > 0 {
             // Each rank's running statistics saw only its own batches: keep rank 0's.
             let start = monotonicSeconds()

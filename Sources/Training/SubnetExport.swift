@@ -77,6 +77,7 @@ public struct SubnetExport {
         if let classes = checkpoint.training?.info["classes"]?.stringValue, !classes.isEmpty { meta["classes"] = classes }
         meta["flops"] = String(arch.flops(in: checkpoint.space).roundedTo(4))
         meta["params"] = String(arch.params(in: checkpoint.space).roundedTo(4))
+        model.prepareWeights(for: arch)  // a K-shot supernet's tensors: this subnet's mix
         let file = ExportedSubnet.file(arch: arch, space: checkpoint.space, weights: model.weights, metadata: meta)
         return Result(file: file, arch: arch, transform: chosen, warnings: warnings)
     }

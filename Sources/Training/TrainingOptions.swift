@@ -110,8 +110,23 @@ public struct TrainingOptions: Sendable, Equatable {
     public var standaloneArch: Arch?
     /// SHA-256 of the file a fine-tuning run started from (`--init`); nil: initialised.
     public var initSHA256: String?
+    /// K-shot supernets (`--kshot`): K weight copies of every shared tensor; 1: the plain supernet.
+    public var kshot = 1
+    /// Temperature of the simplex codes' softmax (`--kshot-temperature`).
+    public var kshotTemperature = KShotConfig.defaultTemperature
+    /// Steps with uniform codes before the simplex-net trains (`--kshot-warmup`); nil:
+    /// a tenth of `totalSteps`.
+    public var kshotWarmupSteps: Int?
 
     public init() {}
+
+    /// The K-shot layout these options train (nil: K = 1).
+    public var kshotConfig: KShotConfig? {
+        kshot > 1 ? KShotConfig(copies: kshot, temperature: kshotTemperature) : nil
+    }
+
+    /// Steps before the simplex-net trains: the copies first learn under uniform codes.
+    public var kshotWarmup: Int { kshotWarmupSteps ?? totalSteps / 10 }
 
     /// The learning rate the official code uses for this batch size.
     public var scaledLR: Double { baseLR * Double(max(1, globalBatch / 256)) }
@@ -174,6 +189,8 @@ extension TrainingOptions {
             ("resolution", JSONValue(resolution)),
             ("standalone_arch", standaloneArch.map { $0.merged() } ?? .null),
             ("init_sha256", initSHA256.map(JSONValue.string) ?? .null),
+            ("kshot", JSONValue(kshot)), ("kshot_temperature", .double(kshotTemperature)),
+            ("kshot_warmup", kshotWarmupSteps.map { JSONValue($0) } ?? .null),
         ])
     }
 
@@ -253,6 +270,10 @@ extension TrainingOptions {
             guard let text = v.stringValue, text.count == 64 else { throw bad("init_sha256", "a SHA-256 in hex") }
             initSHA256 = text
         }
+        kshot = try i("kshot", min: 1) ?? kshot
+        kshotTemperature = try d("kshot_temperature") ?? kshotTemperature
+        guard kshotTemperature > 0 else { throw bad("kshot_temperature", "a positive number") }
+        if let v = json["kshot_warmup"], v != .null { kshotWarmupSteps = try i("kshot_warmup") }
         if let v = json["standalone_arch"], v != .null {
             do { standaloneArch = try Arch(json: v) } catch { throw bad("standalone_arch", "an arch (\(error))") }
         }

@@ -32,6 +32,9 @@ public struct TrainingOverrides: Sendable {
     public var syncBatchNorm: Bool?
     /// `--arch`: train this subnet stand-alone.
     public var standaloneArch: Arch?
+    public var kshot: Int?
+    public var kshotTemperature: Double?
+    public var kshotWarmupSteps: Int?
 
     public init() {}
 
@@ -73,6 +76,9 @@ public struct TrainingOverrides: Sendable {
         if let v = resolution { o.resolution = v }
         if let v = syncBatchNorm { o.syncBatchNorm = v }
         if let v = standaloneArch { o.standaloneArch = v }
+        if let v = kshot { o.kshot = v }
+        if let v = kshotTemperature { o.kshotTemperature = v }
+        if let v = kshotWarmupSteps { o.kshotWarmupSteps = v }
         return o
     }
 }
@@ -88,6 +94,7 @@ extension TrainingOptions {
             case "ranks": "ranks (mpirun -np)"
             case "standalone_arch": "--arch"
             case "init_sha256": "--init"
+            case "kshot_warmup": "--kshot-warmup"
             default: "--" + key.split(separator: "_").joined(separator: "-")
             }
         }

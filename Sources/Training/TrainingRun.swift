@@ -166,13 +166,22 @@ public final class TrainingRun {
                 }
                 var compared = wanted
                 (compared.ranks, compared.batchSize) = (stored.ranks, stored.batchSize)
+                if let k = overrides.kshot, k != stored.kshot {
+                    throw .usage("the checkpoint is \(stored.kshot == 1 ? "a plain supernet (K = 1)" : "a K-shot supernet with K = \(stored.kshot) copies"); --kshot \(k) cannot resume it: drop --kshot, or start a new checkpoint", at: path)
+                }
                 guard compared == stored else {
                     throw .usage("options differ from those the checkpoint was trained with (\(stored.differences(from: compared))); drop them to resume, or start a new checkpoint")
                 }
                 options = wanted
+                guard stored.kshot == c.kshotCopies else {
+                    throw .data("the checkpoint's options say --kshot \(stored.kshot) but it holds \(c.kshotCopies) cop\(c.kshotCopies == 1 ? "y" : "ies") of its weights", at: path)
+                }
             } else {
                 options = overrides.applied(to: TrainingOptions())
                 options.ranks = ranks
+                if c.kshotCopies != options.kshot {
+                    throw .usage("is a state_dict of \(c.kshotCopies == 1 ? "a plain supernet" : "K = \(c.kshotCopies) copies"), which cannot start a run of --kshot \(options.kshot) (equal copies would stay equal); start a new checkpoint", at: path)
+                }
             }
             resumed = true
         } else if let initPath = settings.initPath {
@@ -193,14 +202,24 @@ public final class TrainingRun {
                 if let why = Checkpoint.refusal(of: wanted, served: served) { throw .usage(why, at: initPath) }
             }
             space = c.space
-            weights = c.weights
             options = TrainingRun.newRunOptions(overrides, ranks: ranks, steps: settings.steps)
             options.initSHA256 = try fileSHA256(initPath)
+            if c.kshotCopies == options.kshot {
+                weights = c.weights
+            } else if let arch = options.standaloneArch, options.kshot == 1 {
+                // Fine-tuning one subnet of a K-shot supernet: its weights are its own mix.
+                weights = c.weights.materialised(for: arch, in: space)
+            } else {
+                throw .usage("holds K = \(c.kshotCopies) cop\(c.kshotCopies == 1 ? "y" : "ies") of its weights; a run of --kshot \(options.kshot) cannot start from it" + (c.kshotCopies > 1 ? " (fine-tune one subnet of it with --arch)" : ""), at: initPath)
+            }
             resumed = false
         } else {
-            weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0)
             options = TrainingRun.newRunOptions(overrides, ranks: ranks, steps: settings.steps)
+            weights = SupernetInitializer.initialWeights(space: space, seed: overrides.seed ?? 0, kshot: options.kshotConfig)
             resumed = false
+        }
+        if options.kshot > 1, options.standaloneArch != nil {
+            throw .usage("--kshot \(options.kshot) trains a supernet's copies for many subnets; a stand-alone subnet (--arch) has one set of weights: drop --kshot")
         }
         // Fail before the first step, not at the first save.
         try checkWritableDirectory(of: path)

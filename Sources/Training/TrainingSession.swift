@@ -194,6 +194,7 @@ public final class TrainingSession {
             for i in archs.indices { archs[i].resolution = options.resolution }
         }
         let lr = options.learningRate(step: step)
+        model.trainsSimplexNet = model.layout.kshot != nil && step >= options.kshotWarmup
         let result = batch.images.withUnsafeBufferPointer {
             trainer.step(archs: archs, images: $0, shape: shape, labels: batch.labels, learningRate: lr, random: &random)
         }
