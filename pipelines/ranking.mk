@@ -10,8 +10,8 @@
 #
 # Outputs under $(OUT): archs.jsonl (the subnets), standalone/N/ (checkpoint, log, acc.jsonl),
 # standalone-acc.jsonl, supernet/ (checkpoint, log), supernet-acc.jsonl, correlation.json,
-# table.md, ranking.svg (supernet vs stand-alone accuracy). K-shot supernets (K > 1) join as
-# further rows once train-supernet has --kshot; this file then trains one supernet per K.
+# table.md, ranking.svg (supernet vs stand-alone accuracy). Only K = 1 so far: a K-shot row
+# (train-supernet --kshot 4, same total budget) is not yet trained here.
 #
 # Variables (make VAR=value; defaults in brackets):
 #   OUT [out/ranking]  BIN [.build/release]  DATA demo shards [out/data, made if missing]

@@ -43,6 +43,15 @@ import Testing
         let standalone = try h.run("train-supernet", F.common(h, checkpoint: "sa.safetensors.lz4") + ["--kshot", "4", "--steps", "1", "--arch", archs0()])
         #expect(standalone.status == 64 && standalone.stderr.contains("drop --kshot"), "\(standalone.stderr)")
 
+        // A plain state_dict cannot start a K-shot run; one subnet of a K-shot supernet
+        // fine-tunes from its own mix (--init --arch).
+        let fromPlain = try h.run("train-supernet", F.common(h, checkpoint: "plain.safetensors.lz4").map { $0 == "plain.safetensors.lz4" ? "new.safetensors.lz4" : $0 }
+                                  + ["--init", "plain.safetensors.lz4", "--kshot", "4", "--steps", "1"])
+        #expect(fromPlain.status == 64 && fromPlain.stderr.contains("--kshot 4 cannot start from it"), "\(fromPlain.stderr)")
+        let tune = try h.run("train-supernet", F.common(h, checkpoint: "tuned.safetensors.lz4") + ["--init", "once.safetensors.lz4", "--arch", archs[0], "--steps", "1"])
+        #expect(tune.status == 0, "\(tune.stderr)")
+        #expect(try TensorFile(contentsOf: h.path("tuned.safetensors.lz4")).metadata["kshot"] == nil)
+
         // Every reader materialises a subnet's weights from its codes.
         let est = try h.run("estimate-acc", ["--checkpoint", "once.safetensors.lz4", "--calib", h.path("train"), "--val", h.path("val"),
                                              "--calib-batches", "1", "--batch-size", "8"], stdin: archs.joined(separator: "\n") + "\n")
