@@ -1,24 +1,25 @@
 # Does the supernet rank subnets as stand-alone training does? (K-shot NAS's question.)
 # N_SUBNETS subnets spread over FLOPs are each trained stand-alone (train-supernet --arch)
-# for STANDALONE_STEPS steps; a supernet is trained for SUPERNET_STEPS; all are measured on
-# the validation set after BN recalibration, and rank-correlation compares the supernet's
-# accuracies of the subnets with their stand-alone ones (Kendall tau, Spearman rho, top-k
-# overlap, bootstrap 95% intervals).
+# for STANDALONE_STEPS steps; one supernet per K in KSHOTS (K = 1: the plain supernet; K > 1:
+# train-supernet --kshot K) is trained for SUPERNET_STEPS with the same recipe, seed and budget;
+# all are measured on the validation set after BN recalibration, and rank-correlation compares
+# each supernet's accuracies of the subnets with their stand-alone ones (Kendall tau, Spearman
+# rho, top-k overlap, bootstrap 95% intervals).
 #
 #   make -f pipelines/ranking.mk            # demo data, tiny space (BENCHMARKS.md for the time)
 #   make -f pipelines/ranking.mk quick      # tiny budgets, in $(OUT)/quick
 #
 # Outputs under $(OUT): archs.jsonl (the subnets), standalone/N/ (checkpoint, log, acc.jsonl),
-# standalone-acc.jsonl, supernet/ (checkpoint, log), supernet-acc.jsonl, correlation.json,
-# table.md, ranking.svg (supernet vs stand-alone accuracy). Only K = 1 so far: a K-shot row
-# (train-supernet --kshot 4, same total budget) is not yet trained here.
+# standalone-acc.jsonl, and per K: supernet-kK/ (checkpoint, log), supernet-kK-acc.jsonl,
+# correlation-kK.json; then correlation.jsonl (one line per K, with `kshot`), table.md (one
+# row per K) and ranking.svg (supernet vs stand-alone top-1 per subnet, one colour per K).
 #
 # Variables (make VAR=value; defaults in brackets):
 #   OUT [out/ranking]  BIN [.build/release]  DATA demo shards [out/data, made if missing]
 #   SPACE [pipelines/spaces/tiny.json]  N_SUBNETS [12]  ARCH_POOL [200]  ARCH_SEED [11]
-#   STANDALONE_STEPS [300]  SUPERNET_STEPS [1200]  BATCH [32]  LR [0.015]  WARMUP [30]
-#   KD [kl]  NUM_ARCH [3]  SEED [0]  CALIB_BATCHES [8]  EVAL_BATCH [128]  VAL_LIMIT [0 = all]
-#   THREADS  kernel threads per tool [all cores]   TOP_K [3]
+#   STANDALONE_STEPS [300]  SUPERNET_STEPS [1200]  KSHOTS [1 4]  BATCH [32]  LR [0.015]
+#   WARMUP [30]  KD [kl]  NUM_ARCH [3]  SEED [0]  CALIB_BATCHES [8]  EVAL_BATCH [128]
+#   VAL_LIMIT [0 = all]  THREADS  kernel threads per tool [all cores]   TOP_K [3]
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
@@ -32,6 +33,7 @@ ARCH_POOL ?= 200
 ARCH_SEED ?= 11
 STANDALONE_STEPS ?= 300
 SUPERNET_STEPS ?= 1200
+KSHOTS ?= 1 4
 BATCH ?= 32
 LR ?= 0.015
 WARMUP ?= 30
@@ -59,7 +61,7 @@ SETTINGS := $(OUT)/.settings
 RECIPE := batch=$(BATCH) lr=$(LR) warmup=$(WARMUP) seed=$(SEED) space=$(SPACE)
 $(eval $(call settings,archs,space=$(SPACE) n=$(N_SUBNETS) pool=$(ARCH_POOL) seed=$(ARCH_SEED)))
 $(eval $(call settings,standalone,$(RECIPE) steps=$(STANDALONE_STEPS)))
-$(eval $(call settings,supernet,$(RECIPE) steps=$(SUPERNET_STEPS) kd=$(KD) num_arch=$(NUM_ARCH)))
+$(foreach k,$(KSHOTS),$(eval $(call settings,supernet-k$(k),$(RECIPE) steps=$(SUPERNET_STEPS) kd=$(KD) num_arch=$(NUM_ARCH) kshot=$(k))))
 $(eval $(call settings,evaluation,calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)))
 
 THREADS_FLAG := $(if $(THREADS),--threads $(THREADS))
@@ -110,30 +112,45 @@ $(OUT)/standalone-acc.jsonl: $(foreach i,$(INDICES),$(OUT)/standalone/$(i)/acc.j
 	cat $^ > $@.tmp
 	mv $@.tmp $@
 
-$(OUT)/supernet/supernet.safetensors.lz4: $(TRAIN_VAL) $(SETTINGS)/supernet
-	@mkdir -p $(@D)
-	@[ ! -f $(@D)/train.safetensors.lz4 ] || [ $(@D)/train.safetensors.lz4 -nt $(SETTINGS)/supernet ] || rm -f $(@D)/train.safetensors.lz4 $(@D)/log.jsonl
-	@echo "ranking.mk: supernet ($(SUPERNET_STEPS) steps)" >&2
-	$(BIN)/train-supernet $(COMMON) --kd $(KD) --num-arch $(NUM_ARCH) --checkpoint $(@D)/train.safetensors.lz4 \
-		--steps $(SUPERNET_STEPS) --total-steps $(SUPERNET_STEPS) >> $(@D)/log.jsonl
-	ln -f $(@D)/train.safetensors.lz4 $@.tmp 2>/dev/null || cp $(@D)/train.safetensors.lz4 $@.tmp
+# The supernet with K copies (K = 1: the plain supernet), trained with the working checkpoint
+# resumed exactly, then linked; measured on archs.jsonl; its rank correlation.
+define supernet
+$(OUT)/supernet-k$1/supernet.safetensors.lz4: $(TRAIN_VAL) $(SETTINGS)/supernet-k$1
+	@mkdir -p $$(@D)
+	@[ ! -f $$(@D)/train.safetensors.lz4 ] || [ $$(@D)/train.safetensors.lz4 -nt $(SETTINGS)/supernet-k$1 ] || rm -f $$(@D)/train.safetensors.lz4 $$(@D)/log.jsonl
+	@echo "ranking.mk: supernet K = $1 ($(SUPERNET_STEPS) steps)" >&2
+	$(BIN)/train-supernet $(COMMON) --kd $(KD) --num-arch $(NUM_ARCH) $(if $(filter-out 1,$1),--kshot $1) \
+		--checkpoint $$(@D)/train.safetensors.lz4 --steps $(SUPERNET_STEPS) --total-steps $(SUPERNET_STEPS) >> $$(@D)/log.jsonl
+	ln -f $$(@D)/train.safetensors.lz4 $$@.tmp 2>/dev/null || cp $$(@D)/train.safetensors.lz4 $$@.tmp
+	mv $$@.tmp $$@
+
+$(OUT)/supernet-k$1-acc.jsonl: $(OUT)/supernet-k$1/supernet.safetensors.lz4 $(OUT)/archs.jsonl $(SETTINGS)/evaluation
+	$(ESTIMATE) --checkpoint $$< < $(OUT)/archs.jsonl > $$@.tmp
+	mv $$@.tmp $$@
+
+$(OUT)/correlation-k$1.json: $(OUT)/supernet-k$1-acc.jsonl $(OUT)/standalone-acc.jsonl
+	$(BIN)/rank-correlation $$^ --top-k $(TOP_K) | jq -c '{kshot: $1} + .' > $$@.tmp
+	mv $$@.tmp $$@
+endef
+$(foreach k,$(KSHOTS),$(eval $(call supernet,$(k))))
+
+$(OUT)/correlation.jsonl: $(KSHOTS:%=$(OUT)/correlation-k%.json)
+	cat $^ > $@.tmp
 	mv $@.tmp $@
 
-$(OUT)/supernet-acc.jsonl: $(OUT)/supernet/supernet.safetensors.lz4 $(OUT)/archs.jsonl $(SETTINGS)/evaluation
-	$(ESTIMATE) --checkpoint $< < $(OUT)/archs.jsonl > $@.tmp
+# One row per K; each interval to two decimals.
+TABLE_JQ := def ci(k): .[k] | map(. * 100 | round / 100) | join(" to "); "\#\#\# Supernet vs stand-alone ranking ($(notdir $(SPACE)), \(.[0].n) subnets, seed $(SEED))\n\n| supernet | steps | Kendall tau (95% CI) | Spearman rho (95% CI) | top-\(.[0].top_k) overlap (95% CI) |\n|---|---|---|---|---|\n" + (map("| K = \(.kshot) | \($$steps) | \(.kendall_tau * 1000 | round / 1000) (\(ci("kendall_tau_ci95"))) | \(.spearman_rho * 1000 | round / 1000) (\(ci("spearman_rho_ci95"))) | \(.top_k_overlap * 100 | round / 100) (\(ci("top_k_overlap_ci95"))) |") | join("\n")) + "\n\nStand-alone: \($$sa) steps per subnet; all accuracies on the validation set after BN recalibration."
+
+$(OUT)/table.md: $(OUT)/correlation.jsonl
+	jq -r -s --arg steps "$(SUPERNET_STEPS)" --arg sa "$(STANDALONE_STEPS)" '$(TABLE_JQ)' $< > $@.tmp
 	mv $@.tmp $@
 
-$(OUT)/correlation.json: $(OUT)/supernet-acc.jsonl $(OUT)/standalone-acc.jsonl
-	$(BIN)/rank-correlation $^ --top-k $(TOP_K) > $@.tmp
-	mv $@.tmp $@
-
-$(OUT)/table.md: $(OUT)/correlation.json
-	jq -r --arg steps "$(SUPERNET_STEPS)" --arg sa "$(STANDALONE_STEPS)" '"### Supernet vs stand-alone ranking ($(notdir $(SPACE)), \(.n) subnets, seed $(SEED))\n\n| supernet | steps | Kendall tau (95% CI) | Spearman rho (95% CI) | top-\(.top_k) overlap (95% CI) |\n|---|---|---|---|---|\n| K = 1 | \($$steps) | \(.kendall_tau * 1000 | round / 1000) (\(.kendall_tau_ci95 | map(. * 100 | round / 100) | join(" to "))) | \(.spearman_rho * 1000 | round / 1000) (\(.spearman_rho_ci95 | map(. * 100 | round / 100) | join(" to "))) | \(.top_k_overlap * 100 | round / 100) (\(.top_k_overlap_ci95 | map(. * 100 | round / 100) | join(" to "))) |\n\nStand-alone: \($$sa) steps per subnet; all accuracies on the validation set after BN recalibration."' $< > $@.tmp
-	mv $@.tmp $@
-
-# Supernet accuracy against stand-alone accuracy, one point per subnet.
-$(OUT)/ranking.svg: $(OUT)/supernet-acc.jsonl $(OUT)/standalone-acc.jsonl
-	jq -c --slurpfile sa $(OUT)/standalone-acc.jsonl '. as $$a | ($$sa[] | select([.resolution, .width, .depth, .kernel_size, .expand_ratio] == [$$a.resolution, $$a.width, $$a.depth, $$a.kernel_size, $$a.expand_ratio]) | .acc1) as $$s | $$a + {acc1_standalone: $$s}' $< > $(OUT)/ranking-points.jsonl.tmp
+# Supernet accuracy against stand-alone accuracy, one point per subnet and supernet, one colour
+# (and line, in order of stand-alone accuracy) per K.
+$(OUT)/ranking.svg: $(KSHOTS:%=$(OUT)/supernet-k%-acc.jsonl) $(OUT)/standalone-acc.jsonl
+	for k in $(KSHOTS); do \
+		jq -c --slurpfile sa $(OUT)/standalone-acc.jsonl --arg k "$$k" '. as $$a | ($$sa[] | select([.resolution, .width, .depth, .kernel_size, .expand_ratio] == [$$a.resolution, $$a.width, $$a.depth, $$a.kernel_size, $$a.expand_ratio]) | .acc1) as $$s | $$a + {acc1_standalone: $$s, supernet: "K = \($$k)"}' $(OUT)/supernet-k$$k-acc.jsonl; \
+	done > $(OUT)/ranking-points.jsonl.tmp
 	mv $(OUT)/ranking-points.jsonl.tmp $(OUT)/ranking-points.jsonl
-	$(BIN)/plot-pareto --points $(OUT)/ranking-points.jsonl --x acc1_standalone --y acc1 \
+	$(BIN)/plot-pareto --history $(OUT)/ranking-points.jsonl --x acc1_standalone --y acc1 --group supernet --color-by supernet \
 		--x-label "stand-alone top-1 (%)" --y-label "supernet top-1 (%)" --title "Supernet vs stand-alone accuracy ($(N_SUBNETS) subnets)" -o $@
