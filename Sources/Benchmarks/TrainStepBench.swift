@@ -14,10 +14,12 @@ import Training
 /// Options: `--case A|B|C` (repeatable; default all), `--steps N` timed steps
 /// (default 10, median reported) after `--warmup W` (default 3), `--profile`
 /// (per-op-type wall time of the timed steps), `--soak SECONDS` or `--soak-steps N`
-/// (after the timed steps, keep stepping and print RSS and max RSS every 100 steps).
+/// (after the timed steps, keep stepping and print RSS and max RSS every 100 steps),
+/// `--kshot K` (a K-shot supernet with K copies, simplex-net trained: the mixing and the
+/// gradient distribution run every step; default 1, the plain supernet).
 func runTrainStepBench(arguments: [String]) {
     var cases: [String] = []
-    var steps = 10, warmup = 3, profile = false, soak = 0.0, soakSteps = 0
+    var steps = 10, warmup = 3, profile = false, soak = 0.0, soakSteps = 0, kshot = 1
     var it = arguments.makeIterator()
     while let a = it.next() {
         switch a {
@@ -27,6 +29,7 @@ func runTrainStepBench(arguments: [String]) {
         case "--profile": profile = true
         case "--soak": soak = Double(it.next() ?? "") ?? 0
         case "--soak-steps": soakSteps = Int(it.next() ?? "") ?? 0
+        case "--kshot": kshot = max(1, Int(it.next() ?? "") ?? 1)
         default:
             FileHandle.standardError.write(Data("Benchmarks train-step: unknown option \(a)\n".utf8))
             exit(64)
@@ -41,7 +44,7 @@ func runTrainStepBench(arguments: [String]) {
     for name in cases {
         do {
             try TrainStepBench.run(case: name, repo: repo, context: context, steps: steps, warmup: warmup,
-                                   peak: peak, profile: profile, soak: soak, soakSteps: soakSteps)
+                                   peak: peak, profile: profile, soak: soak, soakSteps: soakSteps, kshot: kshot)
         } catch {
             FileHandle.standardError.write(Data("Benchmarks train-step: \(error)\n".utf8))
             exit(1)
@@ -94,7 +97,7 @@ enum TrainStepBench {
     }
 
     static func run(case name: String, repo: String, context: ComputeContext, steps: Int, warmup: Int,
-                    peak: Double, profile: Bool, soak: Double, soakSteps: Int = 0) throws {
+                    peak: Double, profile: Bool, soak: Double, soakSteps: Int = 0, kshot: Int = 1) throws {
         let tiny = name == "C"
         let space = try SearchSpace(contentsOf: repo + "/pipelines/spaces/" + (tiny ? "tiny.json" : "alphanet.json"))
         let res = name == "B" ? 128 : (tiny ? 32 : 64)
@@ -112,7 +115,11 @@ enum TrainStepBench {
         let macs = archs.map { $0.1.flops(in: space) }
         let gflop = 2 * 3 * Double(batch) * macs.reduce(0, +) * 1e6 * 1e-9
 
-        let model = Supernet(weights: SupernetInitializer.initialWeights(space: space, seed: 0), space: space, context: context)
+        let kshotConfig = kshot > 1 ? KShotConfig(copies: kshot) : nil
+        let model = Supernet(weights: SupernetInitializer.initialWeights(space: space, seed: 0, kshot: kshotConfig),
+                             space: space, context: context)
+        // As after the K-shot warm-up: codes differ per subnet, and the simplex-net trains.
+        model.trainsSimplexNet = kshotConfig != nil
         let trainer = SandwichTrainer(model: model)
         let shape = Shape4(n: batch, h: res, w: res, c: 3)
         var g = SeededRandom(seed: 7)
@@ -136,7 +143,7 @@ enum TrainStepBench {
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         let gflops = gflop / median
         KernelBench.emit([
-            ("case", name), ("space", tiny ? "tiny" : "alphanet"), ("batch", batch), ("resolution", res),
+            ("case", name), ("space", tiny ? "tiny" : "alphanet"), ("kshot", kshot), ("batch", batch), ("resolution", res),
             ("subnets", archs.map(\.0).joined(separator: "+")),
             ("mmacs_per_image", macs.map { String(format: "%.1f", $0) }.joined(separator: "+")),
             ("s_per_step", median), ("s_min", times.first ?? 0), ("s_max", times.last ?? 0),
