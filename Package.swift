@@ -16,6 +16,9 @@ let package = Package(
     name: "AlphaNetTools",
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // ONNX's protobuf messages (Sources/ONNXFormat/onnx.pb.swift, generated once by
+        // Scripts/generate-onnx-swift and committed).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev liblz4-dev libarchive-dev libjpeg62-turbo-dev libpng-dev
@@ -49,7 +52,9 @@ let package = Package(
         .target(name: "Search", dependencies: ["Supernet", "System"]),
         // The processes of an MPI job (mpirun, srun) and their collectives.
         .target(name: "Cluster", dependencies: ["CMPI", "System"]),
-        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore", "Cluster", "System"]),
+        // A subnet's inference graph as an ONNX model.
+        .target(name: "ONNXFormat", dependencies: ["Supernet", "NASCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "Training", dependencies: ["Supernet", "Search", "DataPipeline", "NASCore", "Cluster", "ONNXFormat", "System"]),
         // Tests only: the file-free reference generator of ../shared/reference (GENERATOR.md),
         // the reference files, paths outside the package, and the dependency traits.
         .target(name: "TestSupport"),
@@ -69,7 +74,7 @@ let package = Package(
         tool("rank-correlation", ["Search", "Supernet"]),
         tool("evo-search", ["Search"]),
         tool("infer", ["Training", "Supernet", "DataPipeline"]),
-        tool("export-subnet", ["Training", "Supernet"]),
+        tool("export-subnet", ["Training", "Supernet", "ONNXFormat"]),
         tool("measure-latency", ["Training", "Supernet"]),
         tool("plot-pareto", ["Plotting", "FileFormats"]),
 

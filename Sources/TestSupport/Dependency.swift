@@ -63,6 +63,11 @@ extension Dependency {
                                          isAvailable: succeeds(["python3", "-c", "import torch"]),
                                          requiredBy: ProcessInfo.processInfo.environment["ALPHANET_REQUIRE_TORCH"] == "1" ? "ALPHANET_REQUIRE_TORCH=1" : nil)
 
+    /// onnxruntime and onnx (its checker), for the tests that run exported ONNX models;
+    /// required under CI (`.ci/run` installs them with `Scripts/install-deps --with-torch`).
+    public static let onnxruntime = Dependency(name: "python3 with onnxruntime and onnx", hint: "Scripts/install-deps --with-torch (pip install onnxruntime onnx)",
+                                               isAvailable: succeeds(["python3", "-c", "import onnxruntime, onnx"]), requiredBy: inCI)
+
     /// The official reference files in ../shared/reference beside the repository, or in
     /// `$ALPHANET_REFERENCE_DIR`.
     public static let referenceData = Dependency(

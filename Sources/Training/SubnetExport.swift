@@ -1,6 +1,8 @@
 import DataPipeline
 import FileFormats
+import Foundation
 import NASCore
+import ONNXFormat
 import Supernet
 import System
 
@@ -16,16 +18,32 @@ public struct SubnetExport {
     public var batchSize = 256
     public var transform = EvaluationTransformChoice.auto
     public var threads = Cores.available
+    public var format = Format.safetensors
+
+    /// What the model file holds.
+    public enum Format: Equatable, Sendable {
+        /// The official static subnet's state_dict (names, shapes, order) with metadata.
+        case safetensors
+        /// An ONNX model of the subnet's inference graph (`ONNXExport`), BatchNorm folded
+        /// into the convolutions when asked.
+        case onnx(foldBatchNorm: Bool)
+    }
 
     public init(checkpointPath: String) { self.checkpointPath = checkpointPath }
 
     /// What an export made.
     public struct Result {
-        public var file: TensorFile
+        public var model: Model
         public var arch: Arch
         public var transform: EvaluationTransform
         /// Problems worth a warning (no calibration).
         public var warnings: [String]
+    }
+
+    /// The model in its format.
+    public enum Model {
+        case tensors(TensorFile)
+        case onnx(Data)
     }
 
     /// The checkpoint to export from (its space, the arch it serves if only one).
@@ -78,7 +96,23 @@ public struct SubnetExport {
         meta["flops"] = String(arch.flops(in: checkpoint.space).roundedTo(4))
         meta["params"] = String(arch.params(in: checkpoint.space).roundedTo(4))
         model.prepareWeights(for: arch)  // a K-shot supernet's tensors: this subnet's mix
-        let file = ExportedSubnet.file(arch: arch, space: checkpoint.space, weights: model.weights, metadata: meta)
-        return Result(file: file, arch: arch, transform: chosen, warnings: warnings)
+        switch format {
+        case .safetensors:
+            let file = ExportedSubnet.file(arch: arch, space: checkpoint.space, weights: model.weights, metadata: meta)
+            return Result(model: .tensors(file), arch: arch, transform: chosen, warnings: warnings)
+        case let .onnx(fold):
+            var graph = model.inferenceGraph(for: arch)
+            if fold { graph = graph.foldingBatchNorm() }
+            meta["format"] = "alphanet-subnet-onnx"
+            meta["arch"] = arch.merged().jsonText
+            meta["batchnorm"] = fold ? "folded into the convolutions" : "BatchNormalization nodes (running statistics)"
+            meta["input"] = "input: float [N, 3, \(r), \(r)] (NCHW), RGB; each value v in 0...255 becomes (v - mean) / std per channel (normalization); output logits: float [N, \(checkpoint.space.nClasses)]"
+            do {
+                let data = try ONNXExport.model(graph, name: "subnet", metadata: meta.sorted { $0.key < $1.key })
+                return Result(model: .onnx(data), arch: arch, transform: chosen, warnings: warnings)
+            } catch {
+                throw Failure(.failure, "cannot encode the ONNX model: \(error)")
+            }
+        }
     }
 }
