@@ -152,14 +152,10 @@ public final class SandwichTrainer {
             losses = Array(metrics.dropLast())
             top1 = metrics[metrics.count - 1]
         }
-        var clipped = 0
-        if let c = options.gradientClip {
-            // Only tensors with a gradient take part (PyTorch skips grad None).
-            for (k, s) in optimizer.segments.enumerated() where used[k] {
-                clipped += GradientClipping.clipByValue(UnsafeMutableBufferPointer(rebasing: model.gradients[s.range]), limit: c)
-            }
-        }
-        optimizer.step(parameters: model.parameters, gradients: UnsafeBufferPointer(model.gradients), learningRate: learningRate, hasGradient: used)
+        // Clipping by value and the SGD step in one parallel pass; only tensors with a
+        // gradient take part (PyTorch skips grad None).
+        let clipped = optimizer.step(model.context, parameters: model.parameters, gradients: model.gradients,
+                                     learningRate: learningRate, hasGradient: used, clip: options.gradientClip)
         if model.layout.kshot != nil { model.parametersChanged() }
         if let c = communicator, c.size > 1, model.batchStatisticsSync == nil, model.space.bnMomentum > 0 {
             // Each rank's running statistics saw only its own batches: keep rank 0's.

@@ -148,3 +148,59 @@ struct OptimizerTests {
         #expect(a == b && sgd.state == resumed.state)
     }
 }
+
+@Suite("SGD step fused with clipping, in parallel")
+struct FusedSGDStepTests {
+    /// Segments of odd sizes (tails of 1-7 lanes), some large enough to be split between
+    /// workers mid-segment, with and without weight decay.
+    static func segments() -> [ParameterSegment] {
+        var out: [ParameterSegment] = []
+        var offset = 0
+        for (i, n) in [3, 70_001, 8, 131_077, 0, 15, 200_003].enumerated() {
+            out.append(ParameterSegment(name: "t\(i)", offset: offset, count: n, weightDecay: i % 2 == 0 ? 4e-5 : 0))
+            offset += n
+        }
+        return out
+    }
+
+    /// Three steps of the fused parallel step against `clipByValue` then the serial
+    /// `step`, every value bit for bit (NaN gradients included; the gradients left as
+    /// `clipByValue` leaves them), for 1-3 workers, Nesterov and classic momentum, no
+    /// momentum, clipping on and off, some segments without a gradient; the clipped
+    /// counts agree.
+    @Test(arguments: [1, 2, 3])
+    func equalsClippingThenTheSerialStep(workers: Int) {
+        let context = ComputeContext(workers: workers)
+        for (momentum, nesterov, clip) in [(0.9, true, Float(0.01)), (0.9, false, nil), (0.0, false, Float(0.02))] as [(Double, Bool, Float?)] {
+            let segments = Self.segments()
+            let n = segments.map { $0.offset + $0.count }.max() ?? 0
+            var g = SeededRandom(seed: 3)
+            var serialParams = (0..<n).map { _ in g.uniformFloat() * 2 - 1 }
+            var fusedParams = serialParams
+            var serial = SGDMomentum(segments: segments, momentum: momentum, nesterov: nesterov)
+            var fused = serial
+            for step in 0..<3 {
+                var grads = (0..<n).map { _ in (g.uniformFloat() * 2 - 1) * 0.03 }
+                grads[5] = .nan
+                grads[70_010] = -.nan
+                let has = segments.indices.map { ($0 + step) % 3 != 1 }
+                var fusedGrads = grads
+                var clipped = 0
+                if let clip {
+                    for (k, s) in segments.enumerated() where has[k] {
+                        clipped += grads.withUnsafeMutableBufferPointer { GradientClipping.clipByValue(UnsafeMutableBufferPointer(rebasing: $0[s.range]), limit: clip) }
+                    }
+                }
+                serial.step(parameters: &serialParams, gradients: grads, learningRate: 0.1 + Double(step), hasGradient: has)
+                let fusedClipped = fusedParams.withUnsafeMutableBufferPointer { p in
+                    fusedGrads.withUnsafeMutableBufferPointer { fused.step(context, parameters: p, gradients: $0, learningRate: 0.1 + Double(step), hasGradient: has, clip: clip) }
+                }
+                #expect(fusedClipped == clipped, "step \(step): clipped \(fusedClipped), serial \(clipped)")
+                #expect(fusedGrads.map(\.bitPattern) == grads.map(\.bitPattern), "step \(step): the gradients are not left as clipByValue leaves them")
+                #expect(fusedParams.map(\.bitPattern) == serialParams.map(\.bitPattern), "step \(step), momentum \(momentum), clip \(clip.map { "\($0)" } ?? "none")")
+                #expect(fused.state.momentumBuffer.map(\.bitPattern) == serial.state.momentumBuffer.map(\.bitPattern))
+                #expect(fused.state.hasMomentumBuffer == serial.state.hasMomentumBuffer && fused.state.step == serial.state.step)
+            }
+        }
+    }
+}

@@ -107,6 +107,56 @@ public struct SGDMomentum: Sendable {
         state.step += 1
     }
 
+    /// `step` with each gradient value first clipped to `[-clip, clip]` (nil: no clipping;
+    /// `GradientClipping.clipByValue`'s rule, a NaN stays NaN), in one pass over
+    /// parameters, gradients and momentum, the elements of the segments with a gradient
+    /// spread evenly over `context`'s workers. Every element is computed exactly as by
+    /// `clipByValue` then `step` (same operations, same fused multiply-adds), so the
+    /// result does not depend on the split; clipped gradient values are written back, so
+    /// `gradients` end as `clipByValue` leaves them. Returns the number of values clipped.
+    @discardableResult
+    public mutating func step(
+        _ context: ComputeContext, parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>,
+        learningRate: Double, hasGradient: [Bool]? = nil, clip: Float? = nil
+    ) -> Int {
+        precondition(parameters.count >= parameterCount && gradients.count >= parameterCount, "buffers shorter than the parameter layout")
+        precondition(hasGradient.map { $0.count == segments.count } ?? true, "hasGradient needs one flag per segment")
+        precondition(clip.map { $0 >= 0 } ?? true, "the clip value must be non-negative")
+        let active = segments.indices.filter { hasGradient?[$0] ?? true }
+        // Prefix sums of the active segments' sizes: worker w takes the elements
+        // [w * total / W, (w + 1) * total / W) of their concatenation.
+        var starts = [0]
+        for s in active { starts.append(starts[starts.count - 1] + segments[s].count) }
+        let total = starts[starts.count - 1]
+        let workers = max(1, min(context.workers, total / 65536))
+        var counts = [Int](repeating: 0, count: workers)
+        let kernel = SGDKernel(learningRate: Float(learningRate), momentum: Float(momentum), nesterov: nesterov, clip: clip)
+        state.momentumBuffer.withUnsafeMutableBufferPointer { buffer in
+            counts.withUnsafeMutableBufferPointer { clipped in
+                let p = parameters.baseAddress!, g = gradients.baseAddress!, b = buffer.baseAddress!
+                let first = state.hasMomentumBuffer
+                context.parallel(workers) { w in
+                    let lo = w * total / workers, hi = (w + 1) * total / workers
+                    var j = max(0, (starts.firstIndex { $0 > lo } ?? 1) - 1)
+                    var n = 0
+                    while j < active.count && starts[j] < hi {
+                        let seg = segments[active[j]]
+                        let a = max(lo, starts[j]) - starts[j], e = min(hi, starts[j + 1]) - starts[j]
+                        if a < e {
+                            n += kernel.run(p + seg.offset + a, g + seg.offset + a, b + seg.offset + a, count: e - a,
+                                            weightDecay: Float(seg.weightDecay), first: !first[active[j]])
+                        }
+                        j += 1
+                    }
+                    clipped[w] = n
+                }
+            }
+        }
+        if momentum != 0 { for s in active { state.hasMomentumBuffer[s] = true } }
+        state.step += 1
+        return counts.reduce(0, +)
+    }
+
     /// Array convenience for `step`.
     public mutating func step(parameters: inout [Float], gradients: [Float], learningRate: Double, hasGradient: [Bool]? = nil) {
         parameters.withUnsafeMutableBufferPointer { p in
@@ -114,5 +164,58 @@ public struct SGDMomentum: Sendable {
                 step(parameters: p, gradients: g, learningRate: learningRate, hasGradient: hasGradient)
             }
         }
+    }
+}
+
+/// The element-wise update of `SGDMomentum.step(_:parameters:...)`: clip, weight decay,
+/// momentum, Nesterov, the parameter update; eight lanes at a time, then a scalar tail,
+/// with the same operations (and fused multiply-adds) as the scalar loop of `step`.
+struct SGDKernel {
+    var learningRate: Float
+    var momentum: Float
+    var nesterov: Bool
+    var clip: Float?
+
+    /// Updates `count` elements; returns how many gradient values were clipped.
+    func run(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>,
+             count: Int, weightDecay wd: Float, first: Bool) -> Int {
+        let lr = learningRate, m = momentum, limit = clip ?? .infinity
+        var clipped = 0
+        var i = 0
+        let hi8 = SIMD8<Float>(repeating: limit), lo8 = -hi8
+        while i + 8 <= count {
+            var gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+            let over = gv .> hi8, under = gv .< lo8
+            if any(over .| under) {
+                for l in 0..<8 where over[l] || under[l] { clipped += 1 }
+                gv.replace(with: hi8, where: over)
+                gv.replace(with: lo8, where: under)
+                UnsafeMutableRawPointer(g + i).storeBytes(of: gv, as: SIMD8<Float>.self)
+            }
+            let pv = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            let d = wd == 0 ? gv : gv.addingProduct(wd, pv)
+            var u = d
+            if m != 0 {
+                let bv = first ? d : m * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self) + d
+                UnsafeMutableRawPointer(b + i).storeBytes(of: bv, as: SIMD8<Float>.self)
+                u = nesterov ? d.addingProduct(m, bv) : bv
+            }
+            UnsafeMutableRawPointer(p + i).storeBytes(of: pv.addingProduct(-lr, u), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            var gi = g[i]
+            if gi > limit { gi = limit; g[i] = gi; clipped += 1 } else if gi < -limit { gi = -limit; g[i] = gi; clipped += 1 }
+            let d = wd == 0 ? gi : gi.addingProduct(wd, p[i])
+            var u = d
+            if m != 0 {
+                let bi = first ? d : m * b[i] + d
+                b[i] = bi
+                u = nesterov ? d.addingProduct(m, bi) : bi
+            }
+            p[i] = p[i].addingProduct(-lr, u)
+            i += 1
+        }
+        return clipped
     }
 }
