@@ -44,4 +44,38 @@ public struct ConvWeightSlice: Hashable, Sendable {
     @inlinable public func index(_ o: Int, _ i: Int, _ kh: Int, _ kw: Int) -> Int {
         ((o * inMax + i) * kMax + start + kh) * kMax + start + kw
     }
+
+    /// Number of floats of the slice, `cout * cin * k * k`.
+    @inlinable public var count: Int { cout * cin * k * k }
+
+    /// Whether this slice of the same full weight contains `other`.
+    public func covers(_ other: ConvWeightSlice) -> Bool {
+        cout >= other.cout && cin >= other.cin && k >= other.k
+    }
+
+    /// The smallest slice of the same full weight that covers both.
+    public func covering(_ other: ConvWeightSlice) -> ConvWeightSlice {
+        precondition(outMax == other.outMax && inMax == other.inMax && kMax == other.kMax, "ConvWeightSlice: slices of different weights")
+        return ConvWeightSlice(outMax: outMax, inMax: inMax, kMax: kMax, cout: max(cout, other.cout), cin: max(cin, other.cin), k: max(k, other.k))
+    }
+
+    /// Calls `body(start, length)` for the contiguous runs of the full buffer that make up
+    /// the slice, in increasing order: one run when the slice is a prefix of whole rows,
+    /// a run per output row when whole kernels are used, else a run per kernel row.
+    public func forEachRun(_ body: (_ start: Int, _ length: Int) -> Void) {
+        let kk = kMax * kMax
+        if k == kMax {
+            if cin == inMax {
+                body(0, cout * inMax * kk)
+            } else {
+                for o in 0..<cout { body(o * inMax * kk, cin * kk) }
+            }
+            return
+        }
+        for o in 0..<cout {
+            for i in 0..<cin {
+                for kh in 0..<k { body(index(o, i, kh, 0), k) }
+            }
+        }
+    }
 }

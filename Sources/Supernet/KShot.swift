@@ -108,6 +108,16 @@ public struct KShotLayout: Sendable {
         channelWeight = add(Self.simplexPrefix + "channel.weight", [out, channelSize], .linearWeight)
     }
 
+    /// The whole of an official tensor as a slice: OIHW `[o, i, k, k]`, a matrix `[o, i]`
+    /// or a vector `[o]` (as `[o, 1]`).
+    static func fullSlice(_ e: LayoutEntry) -> ConvWeightSlice {
+        let o = e.shape.first ?? 1
+        let i = e.shape.count >= 2 ? e.shape[1] : 1
+        let k = e.shape.count == 4 ? e.shape[2] : 1
+        precondition(o * i * k * k == e.count, "KShotLayout: \(e.name) is not OIHW, a matrix or a vector")
+        return ConvWeightSlice(full: o, i, kernel: k)
+    }
+
     /// The simplex-net's tensors, in layout order.
     public var simplexEntries: [LayoutEntry] { [hiddenWeight, hiddenBias, codeWeight, codeBias, channelWeight] }
 }

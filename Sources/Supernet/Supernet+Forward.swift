@@ -255,7 +255,7 @@ extension Supernet {
     public func segmentNanoseconds(arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4) -> [UInt64] {
         precondition(inShape.c == 3 && inShape.h == inShape.w && input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: .runningStatistics, trainable: false, regularization: .none)
-        mixWeights(for: arch, offsets: tape.parameterOffsets)
+        mixWeights(for: arch, regions: tape.parameterRegions)
         arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
@@ -279,7 +279,7 @@ extension Supernet {
         precondition(inShape.c == 3 && inShape.h == inShape.w, "input must be square NHWC with 3 channels")
         precondition(input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: normalization, trainable: trainable, regularization: regularization)
-        mixWeights(for: arch, offsets: tape.parameterOffsets)
+        mixWeights(for: arch, regions: tape.parameterRegions)
         arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
@@ -570,6 +570,31 @@ extension Tape {
 
     /// Offsets of every parameter tensor the recorded ops read (they receive
     /// a gradient in backward, possibly zero outside the used slice).
+    /// The part of each parameter tensor the pass reads (its offset and the used slice
+    /// of its full shape; a vector is `[outMax, 1]`), one entry per use.
+    var parameterRegions: [(offset: Int, region: ConvWeightSlice)] {
+        func vector(_ r: TensorRef, _ c: Int) -> (Int, ConvWeightSlice) { (r.offset, ConvWeightSlice(outMax: r.count, inMax: 1, cout: c, cin: 1)) }
+        var out: [(offset: Int, region: ConvWeightSlice)] = []
+        for op in ops {
+            switch op {
+            case let .conv(op), let .depthwise(op): out.append((op.w.offset, op.slice))
+            case let .pointwise(op):
+                out.append((op.w.offset, op.slice))
+                if let bias = op.bias { out.append(vector(bias, op.slice.cout)) }
+            case let .batchNorm(op): out += [vector(op.gamma, op.xs.c), vector(op.beta, op.xs.c)]
+            case let .squeezeExcite(op):
+                let c = op.xs.c
+                out += [(op.reduceW.offset, ConvWeightSlice(outMax: op.midMax, inMax: op.cMax, cout: op.mid, cin: c)), vector(op.reduceB, op.mid),
+                        (op.expandW.offset, ConvWeightSlice(outMax: op.cMax, inMax: op.midMax, cout: c, cin: op.mid)), vector(op.expandB, c)]
+            case let .linear(op):
+                out.append((op.w.offset, ConvWeightSlice(outMax: op.w.count / op.inMax, inMax: op.inMax, cout: op.outFeatures, cin: op.inFeatures)))
+                if let bias = op.bias { out.append(vector(bias, op.outFeatures)) }
+            default: break
+            }
+        }
+        return out
+    }
+
     var parameterOffsets: [Int] {
         var out: [Int] = []
         for op in ops {

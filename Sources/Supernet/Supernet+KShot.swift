@@ -18,14 +18,16 @@ extension Supernet {
         mixGeneration += 1
     }
 
-    /// Makes the official tensors hold `arch`'s mixed weights (all of them, for readers
-    /// of `parameters` or `weights`: export, static subnets). A no-op when not K-shot.
+    /// Makes the official tensors hold `arch`'s mixed weights (all of them, whole, for
+    /// readers of `parameters` or `weights`: export, static subnets). A no-op when not K-shot.
     public func prepareWeights(for arch: Arch) {
-        mixWeights(for: arch, offsets: nil)
+        mixWeights(for: arch, regions: nil)
     }
 
-    /// Mixes the shared tensors among `offsets` (nil: every one) for `arch`.
-    func mixWeights(for arch: Arch, offsets: [Int]?) {
+    /// Mixes, for `arch`, the used region of each shared tensor among `regions` (nil: every
+    /// shared tensor, whole). A tensor whose region of the current codes is already mixed
+    /// is skipped; otherwise the region covering both (the larger of each dimension) is mixed.
+    func mixWeights(for arch: Arch, regions: [(offset: Int, region: ConvWeightSlice)]?) {
         guard let k = layout.kshot else { return }
         if kshotCodes?.arch != arch {
             let codes = SimplexNet.codes(for: arch, in: space, layout: k, parameters: UnsafeBufferPointer(parameters))
@@ -34,36 +36,62 @@ extension Supernet {
         }
         guard let codes = kshotCodes?.codes.codes else { return }
         let generation = mixGeneration
-        let indices = offsets.map { $0.compactMap { k.sharedIndex[$0] } } ?? Array(k.shared.indices)
-        let todo = indices.filter { mixedInGeneration[$0] != generation }
+        var wanted: [Int: ConvWeightSlice] = [:]
+        if let regions {
+            for (offset, r) in regions {
+                guard let i = k.sharedIndex[offset] else { continue }
+                wanted[i] = wanted[i].map { $0.covering(r) } ?? r
+            }
+        } else {
+            for (i, s) in k.shared.enumerated() { wanted[i] = KShotLayout.fullSlice(s.official) }
+        }
+        var todo: [(index: Int, region: ConvWeightSlice)] = []
+        for (i, r) in wanted {
+            if mixedInGeneration[i] == generation, let done = mixedRegion[i], done.covers(r) { continue }
+            let region = mixedInGeneration[i] == generation ? (mixedRegion[i].map { $0.covering(r) } ?? r) : r
+            todo.append((i, region))
+        }
         guard !todo.isEmpty else { return }
         let base = UnsafePointer(parameters.baseAddress!)
         let kk = k.config.copies
         codes.withUnsafeBufferPointer { c in
             // Tensors are independent: spread them over the workers, largest first.
-            let order = todo.sorted { k.shared[$0].official.count > k.shared[$1].official.count }
+            let order = todo.sorted { $0.region.count > $1.region.count }
             context.parallel(min(context.workers, order.count)) { w in
                 var i = w
                 while i < order.count {
-                    let s = k.shared[order[i]]
-                    WeightMixing.mix(base, copyOffsets: s.copyOffsets, codes: c.baseAddress! + s.group * kk,
-                                     into: parameters.baseAddress! + s.official.offset, count: s.official.count)
+                    let s = k.shared[order[i].index]
+                    let out = parameters.baseAddress! + s.official.offset
+                    order[i].region.forEachRun { start, length in
+                        WeightMixing.mix(base + start, copyOffsets: s.copyOffsets, codes: c.baseAddress! + s.group * kk,
+                                         into: out + start, count: length)
+                    }
                     i += context.workers
                 }
             }
         }
-        for i in todo { mixedInGeneration[i] = generation }
+        for (i, r) in todo {
+            mixedInGeneration[i] = generation
+            mixedRegion[i] = r
+        }
     }
 
     /// After a backward pass of a K-shot supernet: moves the gradients of the mixed
-    /// tensors the pass used into their copies (`lambda_k dW`), and, when the simplex-net
-    /// is trained, the codes' gradients (`<dW, W_k>`) into the simplex-net. The mixed
-    /// tensors' gradients are left at zero.
+    /// tensors the pass used (their used regions: the rest of each gradient is zero) into
+    /// their copies (`lambda_k dW`), and, when the simplex-net is trained, the codes'
+    /// gradients (`<dW, W_k>`) into the simplex-net. The mixed tensors' gradients are left
+    /// at zero.
     func distributeKShotGradients() {
         guard let k = layout.kshot, let codes = kshotCodes?.codes else { return }
         let kk = k.config.copies
-        var seen = Set<Int>()
-        let used = tape.parameterOffsets.compactMap { k.sharedIndex[$0] }.filter { seen.insert($0).inserted }
+        var regions: [Int: ConvWeightSlice] = [:]
+        for (offset, r) in tape.parameterRegions {
+            guard let i = k.sharedIndex[offset] else { continue }
+            regions[i] = regions[i].map { $0.covering(r) } ?? r
+        }
+        // Largest first, round-robin over the workers; the code gradients are summed per
+        // tensor, then in this fixed order.
+        let used = regions.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }.map { ($0.key, $0.value) }
         var partial = [Double](repeating: 0, count: used.count * kk)
         let base = UnsafePointer(parameters.baseAddress!), gradBase = gradients.baseAddress!
         codes.codes.withUnsafeBufferPointer { c in
@@ -72,11 +100,14 @@ extension Supernet {
                 context.parallel(min(context.workers, used.count)) { w in
                     var i = w
                     while i < used.count {
-                        let s = k.shared[used[i]]
+                        let s = k.shared[used[i].0]
                         let g = gradBase + s.official.offset
-                        WeightMixing.distribute(UnsafePointer(g), base: base, gradBase: gradBase, copyOffsets: s.copyOffsets,
-                                                codes: c.baseAddress! + s.group * kk, count: s.official.count, codeGradient: dcBase + i * kk)
-                        g.update(repeating: 0, count: s.official.count)
+                        used[i].1.forEachRun { start, length in
+                            WeightMixing.distribute(UnsafePointer(g + start), base: base + start, gradBase: gradBase + start, copyOffsets: s.copyOffsets,
+                                                    codes: c.baseAddress! + s.group * kk, count: length,
+                                                    codeGradient: trainsSimplexNet ? dcBase + i * kk : nil)
+                            (g + start).update(repeating: 0, count: length)
+                        }
                         i += context.workers
                     }
                 }
@@ -85,7 +116,7 @@ extension Supernet {
         guard trainsSimplexNet else { return }
         var codeGradient = [Double](repeating: 0, count: k.groups * kk)
         for (i, u) in used.enumerated() {
-            let g = k.shared[u].group
+            let g = k.shared[u.0].group
             for j in 0..<kk { codeGradient[g * kk + j] += partial[i * kk + j] }
         }
         SimplexNet.backward(codes, codeGradient: codeGradient, layout: k, parameters: UnsafeBufferPointer(parameters), gradients: gradients)

@@ -86,6 +86,8 @@ public final class Supernet {
     var kshotCodes: (arch: Arch, codes: SimplexCodes)?
     var mixGeneration = 0
     var mixedInGeneration: [Int] = []
+    /// Per shared tensor, the region mixed in that generation.
+    var mixedRegion: [ConvWeightSlice?] = []
 
     public init(weights: SupernetWeights, space: SearchSpace, context: ComputeContext) {
         precondition(weights.layout.parameterCount == SupernetLayout(space: space, kshot: weights.layout.kshot?.config).parameterCount, "weights do not fit the space")
@@ -101,6 +103,7 @@ public final class Supernet {
         for (i, v) in weights.buffers.enumerated() { buffers[i] = v }
         batchesTracked = weights.batchesTracked
         mixedInGeneration = [Int](repeating: -1, count: layout.kshot?.shared.count ?? 0)
+        mixedRegion = [ConvWeightSlice?](repeating: nil, count: layout.kshot?.shared.count ?? 0)
     }
 
     deinit {

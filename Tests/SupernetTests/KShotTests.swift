@@ -26,11 +26,13 @@ import TestSupport
         return (buffer, offsets)
     }
 
-    @Test(arguments: [1, 7, 8, 37, 2051])
-    func mixAndDistributeMatchPlainLoops(count: Int) {
-        let k = 3
+    /// Sizes with SIMD tails and a flush at 1024; K = 3 (one copy per pass), 4 (four per
+    /// pass) and 6 (four, then two single ones).
+    @Test(arguments: [1, 7, 8, 37, 2051], [3, 4, 6])
+    func mixAndDistributeMatchPlainLoops(count: Int, k: Int) {
         let copies = (0..<k).map { values(count, seed: UInt64(10 + $0)) }
-        let codes: [Float] = [0.2, 0.5, 0.3]
+        let raw = (0..<k).map { Float($0 + 1) }
+        let codes = raw.map { $0 / raw.reduce(0, +) }
         let (buffer, offsets) = packed(copies)
         var out = [Float](repeating: .nan, count: count)
         buffer.withUnsafeBufferPointer { b in
@@ -63,6 +65,33 @@ import TestSupport
         }
         // Outside the copies nothing was written.
         #expect(grads.indices.filter { i in !offsets.contains { $0 <= i && i < $0 + count } }.allSatisfy { grads[$0] == 0 })
+        // Without code gradients: the same copy gradients.
+        var plain = [Float](repeating: 0, count: buffer.count)
+        buffer.withUnsafeBufferPointer { b in
+            codes.withUnsafeBufferPointer { c in
+                g.withUnsafeBufferPointer { gp in
+                    plain.withUnsafeMutableBufferPointer { gr in
+                        WeightMixing.distribute(gp.baseAddress!, base: b.baseAddress!, gradBase: gr.baseAddress!, copyOffsets: offsets,
+                                                codes: c.baseAddress!, count: count, codeGradient: nil)
+                    }
+                }
+            }
+        }
+        #expect(plain == grads)
+    }
+
+    /// The runs of a weight slice are exactly its elements, in increasing order, for
+    /// whole weights, whole kernels with fewer inputs, and kernel centres.
+    @Test func sliceRunsCoverExactlyTheSlice() {
+        for s in [ConvWeightSlice(full: 6, 5, kernel: 3), ConvWeightSlice(outMax: 6, inMax: 5, kMax: 3, cout: 4, cin: 5, k: 3),
+                  ConvWeightSlice(outMax: 6, inMax: 5, kMax: 3, cout: 4, cin: 2, k: 3), ConvWeightSlice(outMax: 6, inMax: 5, kMax: 7, cout: 3, cin: 2, k: 3),
+                  ConvWeightSlice(outMax: 8, inMax: 1, kMax: 5, cout: 8, cin: 1, k: 5), ConvWeightSlice(outMax: 9, inMax: 1, cout: 4, cin: 1)] {
+            var seen: [Int] = []
+            s.forEachRun { start, length in seen += Array(start..<(start + length)) }
+            var expected: [Int] = []
+            for o in 0..<s.cout { for i in 0..<s.cin { for kh in 0..<s.k { for kw in 0..<s.k { expected.append(s.index(o, i, kh, kw)) } } } }
+            #expect(seen == expected.sorted() && seen.count == s.count, "\(s)")
+        }
     }
 
     @Test func layoutAppendsCopiesAndSimplexNetAfterTheOfficialTensors() throws {
@@ -139,6 +168,28 @@ import TestSupport
             let cw = k.codeWeight
             #expect(kshot.gradients[cw.offset..<(cw.offset + cw.count)].allSatisfy { abs($0) < 1e-6 })
             #expect(Set(kshot.usedParameterOffsets).isSuperset(of: k.simplexEntries.map(\.offset)))
+        }
+    }
+
+    /// A forward pass mixes only the parts of the shared tensors its subnet reads;
+    /// `prepareWeights` then mixes them whole: after it, every official tensor equals the
+    /// file-side `materialised` mix of that subnet, bit for bit, whatever ran before.
+    @Test func regionMixingThenPrepareWeightsGivesTheWholeMix() throws {
+        let space = try SearchSpace(contentsOf: Paths.space("tiny"))
+        var w = SupernetInitializer.initialWeights(space: space, seed: 4, kshot: KShotConfig(copies: 4))
+        let k = try #require(w.layout.kshot)
+        // Non-uniform codes: a non-zero code layer.
+        for i in 0..<k.codeWeight.count { w.parameters[k.codeWeight.offset + i] = Float((i * 7) % 11) * 0.05 - 0.25 }
+        let model = Supernet(weights: w, space: space, context: ComputeContext(workers: 2))
+        let shape = Shape4(n: 2, h: 32, w: 32, c: 3)
+        let input = values(shape.count, seed: 6)
+        for arch in [space.minArch, space.maxArch, space.minArch] {
+            var r = SeededRandom(seed: 1)
+            _ = input.withUnsafeBufferPointer { model.forward(arch: arch, input: $0, shape: shape, normalization: .batchStatistics, trainable: false, random: &r) }
+            model.prepareWeights(for: arch)
+            let expected = w.materialised(for: arch, in: space).parameters
+            let official = Array(model.parameters.prefix(w.layout.officialParameterCount))
+            #expect(official.map(\.bitPattern) == expected.map(\.bitPattern), "official tensors are not the whole mix of \(arch.resolution)")
         }
     }
 
