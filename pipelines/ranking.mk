@@ -20,7 +20,7 @@
 # Variables (make VAR=value; defaults in brackets):
 #   OUT [out/ranking]  BIN [.build/release]  DATA demo shards [out/data, made if missing]
 #   SPACE [pipelines/spaces/tiny.json]  N_SUBNETS [12]  ARCH_POOL [200]  ARCH_SEED [11]
-#   STANDALONE_STEPS [300]  SUPERNET_STEPS [1200]  KSHOTS [1 4]  BATCH [32]  LR [0.015]
+#   STANDALONE_STEPS [1875: one epoch]  SUPERNET_STEPS [1200]  KSHOTS [1 4]  BATCH [32]  LR [0.015]
 #   WARMUP [30]  KD [kl]  NUM_ARCH [3]  SEED [0]  REPLICATE_SEED [1; empty: no replicate]  CALIB_BATCHES [8]  EVAL_BATCH [128]
 #   VAL_LIMIT [0 = all]  THREADS  kernel threads per tool [all cores]   TOP_K [3]
 
@@ -34,7 +34,7 @@ SPACE ?= pipelines/spaces/tiny.json
 N_SUBNETS ?= 12
 ARCH_POOL ?= 200
 ARCH_SEED ?= 11
-STANDALONE_STEPS ?= 300
+STANDALONE_STEPS ?= 1875
 SUPERNET_STEPS ?= 1200
 KSHOTS ?= 1 4
 BATCH ?= 32
