@@ -167,8 +167,8 @@ $(OUT)/table.md: $(OUT)/correlation.jsonl $(if $(REPLICATE),$(OUT)/correlation-r
 	cat $^ | jq -r -s --arg steps "$(SUPERNET_STEPS)" --arg sa "$(STANDALONE_STEPS)" '$(TABLE_JQ)' > $@.tmp
 	mv $@.tmp $@
 
-# Supernet accuracy against stand-alone accuracy, one point per subnet and supernet, one colour
-# (and line, in order of stand-alone accuracy) per K, and the replicate's stand-alone accuracy
+# Supernet accuracy against stand-alone accuracy, one dot per subnet and supernet, one colour
+# per K, and the replicate's stand-alone accuracy
 # in a colour of its own (how far two stand-alone trainings of one subnet lie apart).
 POINT_JQ = '. as $$a | ($$sa[] | select([.resolution, .width, .depth, .kernel_size, .expand_ratio] == [$$a.resolution, $$a.width, $$a.depth, $$a.kernel_size, $$a.expand_ratio]) | .acc1) as $$s | $$a + {acc1_standalone: $$s, supernet: $$group}'
 $(OUT)/ranking.svg: $(KSHOTS:%=$(OUT)/supernet-k%-acc.jsonl) $(OUT)/standalone-acc.jsonl $(if $(REPLICATE),$(OUT)/$(REPLICATE)-acc.jsonl)
@@ -176,5 +176,5 @@ $(OUT)/ranking.svg: $(KSHOTS:%=$(OUT)/supernet-k%-acc.jsonl) $(OUT)/standalone-a
 		jq -c --slurpfile sa $(OUT)/standalone-acc.jsonl --arg group "K = $$k" $(POINT_JQ) $(OUT)/supernet-k$$k-acc.jsonl; \
 	done; $(if $(REPLICATE),jq -c --slurpfile sa $(OUT)/standalone-acc.jsonl --arg group "$(REPLICATE_LABEL)" $(POINT_JQ) $(OUT)/$(REPLICATE)-acc.jsonl;) } > $(OUT)/ranking-points.jsonl.tmp
 	mv $(OUT)/ranking-points.jsonl.tmp $(OUT)/ranking-points.jsonl
-	$(BIN)/plot-pareto --history $(OUT)/ranking-points.jsonl --x acc1_standalone --y acc1 --group supernet --color-by supernet \
+	$(BIN)/plot-pareto --history $(OUT)/ranking-points.jsonl --x acc1_standalone --y acc1 --group supernet --color-by supernet --scatter \
 		--x-label "stand-alone top-1 (%)" --y-label "supernet (or replicate) top-1 (%)" --title "Supernet vs stand-alone accuracy ($(N_SUBNETS) subnets)" -o $@

@@ -59,9 +59,10 @@ extension Chart {
     /// values, in file order), coloured by the value of `colorKey` (e.g. the
     /// set a model belongs to, "pareto" or "sample"), one legend row per
     /// colour. Each line's points are sorted by x, with error bars of half-length
-    /// the number under `yErrorKey` where given.
+    /// the number under `yErrorKey` where given. `scatter`: the points as dots, not
+    /// joined (for one measure against another, where x has no order to follow).
     public static func history(_ lines: [JSONValue], xKey: String, yKey: String, groupKey: String, colorKey: String,
-                               yErrorKey: String? = nil, title: String, xLabel: String, yLabel: String) -> Chart {
+                               yErrorKey: String? = nil, scatter: Bool = false, title: String, xLabel: String, yLabel: String) -> Chart {
         var groups: [String: [Point]] = [:], groupOrder: [String] = [], groupColor: [String: String] = [:]
         var colorOrder: [String] = []
         for l in lines {
@@ -79,7 +80,7 @@ extension Chart {
             let c = groupColor[g] ?? ""
             let index = colorOrder.firstIndex(of: c) ?? 0
             let name = named.insert(c).inserted ? (c.isEmpty ? "models" : c) : ""
-            chart.series.append(Series(name: name, style: .line(width: 1.5), color: Palette.color(index),
+            chart.series.append(Series(name: name, style: scatter ? .points(radius: 4.5) : .line(width: 1.5), color: Palette.color(index),
                                        points: (groups[g] ?? []).sorted { $0.x < $1.x }))
         }
         return chart

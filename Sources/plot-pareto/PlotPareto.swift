@@ -50,6 +50,9 @@ struct PlotPareto: Tool {
     @Option(name: .customLong("y-error"), help: ArgumentHelp("History: key of each point's error bar half-length (e.g. acc1_std of compare-runs).", valueName: "key"))
     var yError: String?
 
+    @Flag(help: "History: draw each point as a dot, not joined by lines (one measure against another, e.g. supernet vs stand-alone accuracy).")
+    var scatter = false
+
     @Option(help: ArgumentHelp("History: key that names a model.", valueName: "key"))
     var group: String = "arch_id"
 
@@ -72,6 +75,7 @@ struct PlotPareto: Tool {
         if history != nil && (points != nil || front != nil || searched != nil) { throw ValidationError("give --history, or --points/--front/--searched, not both") }
         if history == nil && points == nil && front == nil { throw ValidationError("give --points, --front or --history") }
         if history == nil && yError != nil { throw ValidationError("--y-error goes with --history") }
+        if history == nil && scatter { throw ValidationError("--scatter goes with --history") }
         if [points, front, searched].filter({ $0 == "-" }).count > 1 { throw ValidationError("only one input can be stdin") }
     }
 
@@ -80,7 +84,7 @@ struct PlotPareto: Tool {
         if let history {
             let xKey = x ?? "step"
             chart = Chart.history(try Self.readLines(history), xKey: xKey, yKey: y, groupKey: group, colorKey: colorBy,
-                                  yErrorKey: yError, title: title ?? "Accuracy of each model over training",
+                                  yErrorKey: yError, scatter: scatter, title: title ?? "Accuracy of each model over training",
                                   xLabel: xLabel ?? Self.label(xKey), yLabel: yLabel ?? Self.label(y))
         } else {
             let xKey = x ?? "flops"

@@ -86,6 +86,14 @@ import Testing
         let counts = try elements(r.stdout)
         #expect(counts["polyline"] == 3)
         #expect(r.stdout.contains(">pareto<") && r.stdout.contains(">sample<") && r.stdout.contains("checkpoint step"))
+        // --scatter: the same 9 points as dots (and a dot per legend row), no lines.
+        let dots = try h.run("plot-pareto", ["--history", "-", "--scatter"], stdin: history)
+        #expect(dots.status == 0)
+        let dotCounts = try elements(dots.stdout)
+        #expect(dotCounts["polyline"] == nil && dotCounts["circle"] == 9 + 2, "\(dotCounts)")
+        #expect(dots.stdout.contains(">pareto<") && dots.stdout.contains(">sample<"))
+        let stray = try h.run("plot-pareto", ["--points", "-", "--scatter"], stdin: history)
+        #expect(stray.status == 64 && stray.stderr.contains("--scatter"), "\(stray.stderr)")
     }
 
     @Test func badUsageAndBadDataExitCodes() throws {
