@@ -34,12 +34,6 @@ A2 = dict(width=[16, 16, 24, 32, 64, 112, 200, 224, 1984], depth=[1, 3, 3, 3, 3,
           kernel_size=[3, 3, 3, 3, 3, 5, 3], expand_ratio=[1, 4, 5, 4, 4, 6, 6])
 
 
-def namespace(value):
-    if isinstance(value, dict):
-        return SimpleNamespace(**{k: namespace(v) for k, v in value.items()})
-    return value
-
-
 def pick_arch(config, pick, resolution):
     """Every choice list of the supernet_config reduced by `pick` (a function of the sorted list)."""
     return dict(resolution=resolution,
@@ -76,6 +70,8 @@ def main():
     from models.attentive_nas_dynamic_model import AttentiveNasDynamicModel
     from solver.build import build_optimizer
     loss_ops = load_module("alphanet_loss_ops", loss_path)
+    # The official config as attributes, as the inference benchmark builds it.
+    namespace = load_module("bench_torch_infer", os.path.join(ROOT, "Scripts", "bench-torch-infer.py")).namespace
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -568,8 +568,6 @@ extension Tape {
         gradSize = p.size
     }
 
-    /// Offsets of every parameter tensor the recorded ops read (they receive
-    /// a gradient in backward, possibly zero outside the used slice).
     /// The part of each parameter tensor the pass reads (its offset and the used slice
     /// of its full shape; a vector is `[outMax, 1]`), one entry per use.
     var parameterRegions: [(offset: Int, region: ConvWeightSlice)] {
@@ -595,22 +593,7 @@ extension Tape {
         return out
     }
 
-    var parameterOffsets: [Int] {
-        var out: [Int] = []
-        for op in ops {
-            switch op {
-            case let .conv(op), let .depthwise(op): out.append(op.w.offset)
-            case let .pointwise(op):
-                out.append(op.w.offset)
-                if let bias = op.bias { out.append(bias.offset) }
-            case let .batchNorm(op): out += [op.gamma.offset, op.beta.offset]
-            case let .squeezeExcite(op): out += [op.reduceW.offset, op.reduceB.offset, op.expandW.offset, op.expandB.offset]
-            case let .linear(op):
-                out.append(op.w.offset)
-                if let bias = op.bias { out.append(bias.offset) }
-            default: break
-            }
-        }
-        return out
-    }
+    /// Offsets of every parameter tensor the recorded ops read (they receive
+    /// a gradient in backward, possibly zero outside the used slice), one per use.
+    var parameterOffsets: [Int] { parameterRegions.map(\.offset) }
 }
