@@ -6,19 +6,21 @@ import NASCore
 import Supernet
 import Training
 
-/// `Benchmarks infer [--data DIR] [--quick] [--only LABEL,...]`: images/s of eval-mode inference
-/// (running statistics, no tape) for official-space subnets at batch 64 and
+/// `Benchmarks infer [--data DIR] [--quick] [--only LABEL,...] [--profile]`: images/s of
+/// eval-mode inference (running statistics, no tape; BatchNorm fused into the convolutions,
+/// and, alternating with it, one pass per BN: `images_per_s_separate_bn`) for official-space subnets at batch 64 and
 /// 128x128 input (A0 and A6 with resolution 128, the max subnet at 128) and
 /// tiny-space subnets at 32 px, batch 256 (max, min); then subnets/minute of
 /// accuracy estimation on the demo data in DIR (default /tmp/demo-data; made by
 /// Scripts/demo-data) with jobs = cores and jobs = 1. Weights are the
 /// initialiser's (speed does not depend on the values). One JSON line each.
 /// `--only A0@128,min@32` runs just those subnets (labels as printed; `estimate-acc`
-/// for the demo figure).
+/// for the demo figure); `--profile` adds each subnet's time per op kind.
 func runInferBench(arguments: [String]) {
     var dataDir = "/tmp/demo-data"
     if let i = arguments.firstIndex(of: "--data"), i + 1 < arguments.count { dataDir = arguments[i + 1] }
     let quick = arguments.contains("--quick")
+    let profile = arguments.contains("--profile")
     var only: Set<String>?
     if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
         only = Set(arguments[i + 1].split(separator: ",").map(String.init))
@@ -53,15 +55,37 @@ func runInferBench(arguments: [String]) {
         let r = arch.resolution
         var rng = SeededRandom(seed: 1)
         let input = (0..<(batch * r * r * 3)).map { _ in Float(rng.next() % 1000) / 500 - 1 }
-        let t = KernelBench.time(budget: quick ? 0.5 : 4) {
+        func run() {
             var random = SeededRandom(seed: 0)
             _ = input.withUnsafeBufferPointer {
                 model.forward(arch: arch, input: $0, shape: Shape4(n: batch, h: r, w: r, c: 3), normalization: .runningStatistics,
                               trainable: false, random: &random)
             }
         }
+        // BN fused into the convolutions (the default), then one pass per BN, alternating.
+        var fused: [Double] = [], separate: [Double] = []
+        for _ in 0..<(quick ? 1 : 2) {
+            model.fusesNormalization = true
+            fused.append(KernelBench.time(budget: quick ? 0.5 : 2, run))
+            model.fusesNormalization = false
+            separate.append(KernelBench.time(budget: quick ? 0.5 : 2, run))
+        }
+        let t = fused.min() ?? 0, ts = separate.min() ?? 0
         emit([("bench", "infer"), ("space", spaceName), ("subnet", label), ("resolution", r), ("batch", batch),
-              ("images_per_s", Double(batch) / t), ("flops_m", arch.flops(in: space)), ("threads", cores)])
+              ("images_per_s", Double(batch) / t), ("images_per_s_separate_bn", Double(batch) / ts),
+              ("flops_m", arch.flops(in: space)), ("threads", cores)])
+        if profile {
+            model.fusesNormalization = true
+            let ops = OpProfile()
+            model.profile = ops
+            for _ in 0..<5 { run() }
+            model.profile = nil
+            let total = Double(ops.forward.values.reduce(0, +))
+            for (k, v) in ops.forward.sorted(by: { $0.value > $1.value }) {
+                emit([("subnet", label), ("op", k), ("ms_per_batch", Double(v) * 1e-6 / 5), ("pct_of_ops", 100 * Double(v) / total)])
+            }
+            emit([("subnet", label), ("op", "all ops"), ("ms_per_batch", total * 1e-6 / 5), ("ms_per_batch_timed", t * 1000)])
+        }
     }
 
     let a0 = Arch(resolution: 128, width: [16, 16, 24, 32, 64, 112, 192, 216, 1792], depth: [1, 3, 3, 3, 3, 3, 1],

@@ -227,18 +227,7 @@ public enum BatchNorm {
         @inline(__always) func run<K: ActivationKernel>(_: K.Type) {
             let x = x, y = y, c = c, scale = scale, bias = bias
             ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
-                for r in rows {
-                    let xr = x + r * c, yr = y + r * c
-                    var ch = 0
-                    while ch + 8 <= c {
-                        store8(K.apply8(load8(bias + ch).addingProduct(load8(xr + ch), load8(scale + ch))), yr + ch)
-                        ch += 8
-                    }
-                    if ch < c {
-                        let t = c - ch
-                        storePartial(K.apply8(loadPartial(bias + ch, t).addingProduct(loadPartial(xr + ch, t), loadPartial(scale + ch, t))), yr + ch, t)
-                    }
-                }
+                ChannelAffine.Rows(x: x, y: y, rows: rows, c: c, scale: scale, bias: bias).run(K.self)
             }
         }
     }
@@ -346,13 +335,12 @@ public enum BatchNorm {
         requireCount(x, shape.count, "x"); requireCount(y, shape.count, "y")
         requireCount(gamma, c, "gamma"); requireCount(beta, c, "beta")
         requireCount(runningMean, c, "runningMean"); requireCount(runningVar, c, "runningVar")
-        let f = ctx.workspace.floats(2 * c)
-        for ch in 0..<c {
-            let s = gamma[ch] / (runningVar[ch] + eps).squareRoot()
-            f[ch] = s
-            f[c + ch] = beta[ch] - runningMean[ch] * s
+        let f = ChannelAffine(batchNormGamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, channels: c)
+        f.scale.withUnsafeBufferPointer { s in
+            f.bias.withUnsafeBufferPointer { b in
+                affine(ctx, x.base, y.base, m: shape.pixels, c: c, scale: s.base, bias: b.base, activation: activation)
+            }
         }
-        affine(ctx, x.base, y.base, m: shape.pixels, c: c, scale: f, bias: f + c, activation: activation)
     }
 
     /// The activation fused into a training forward, for `backward`: its kind and the

@@ -82,10 +82,12 @@ public enum Conv2D {
         }
     }
 
-    /// `y = conv(x, W slice)`; see the type's documentation.
+    /// `y = conv(x, W slice)`; see the type's documentation. `epilogue` (if given) runs
+    /// on each block of output rows right after its GEMM, while the block is in cache.
     public static func forward(
         _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape xs: Shape4,
         weight: UnsafeBufferPointer<Float>, slice: ConvWeightSlice, stride: Int,
+        epilogue: ChannelAffine? = nil,
         y: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(xs.c == slice.cin && (stride == 1 || stride == 2) && slice.k % 2 == 1,
@@ -95,6 +97,7 @@ public enum Conv2D {
         requireCount(weight, slice.fullCount, "weight")
         requireCount(y, ys.count, "y")
         let k = slice.k, cout = slice.cout, kk = k * k * xs.c
+        if let epilogue { precondition(epilogue.channels == cout, "Conv2D: epilogue of \(epilogue.channels) channels, output has \(cout)") }
         let block = blockRows(kk), workers = ctx.workers
         let ws = ctx.workspace.floats(cout * kk + workers * block * kk)
         pack(weight.base, slice, ws)
@@ -109,6 +112,7 @@ public enum Conv2D {
                 im2col(xp, xs, ys, k: k, stride: stride, p0: p, rows: rows, col)
                 Gemm.sgemm(.serial, transA: false, transB: true, m: rows, n: cout, k: kk,
                            a: col, lda: kk, b: ws, ldb: kk, beta: 0, c: yp + p * cout, ldc: cout)
+                epilogue?.apply(yp + p * cout, rows: rows)
                 p += rows
             }
         }

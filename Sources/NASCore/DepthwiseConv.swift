@@ -37,10 +37,12 @@ public enum DepthwiseConv {
         }
     }
 
-    /// `y = depthwise(x, W slice)`.
+    /// `y = depthwise(x, W slice)`, then `epilogue` (if given) on each output row while
+    /// it is in cache.
     public static func forward(
         _ ctx: ComputeContext, x: UnsafeBufferPointer<Float>, shape xs: Shape4,
         weight: UnsafeBufferPointer<Float>, slice: ConvWeightSlice, stride: Int,
+        epilogue: ChannelAffine? = nil,
         y: UnsafeMutableBufferPointer<Float>
     ) {
         check(xs, slice, stride)
@@ -49,8 +51,9 @@ public enum DepthwiseConv {
         requireCount(weight, slice.fullCount, "weight")
         requireCount(y, ys.count, "y")
         let k = slice.k, c = xs.c
+        if let epilogue { precondition(epilogue.channels == c, "DepthwiseConv: epilogue of \(epilogue.channels) channels, output has \(c)") }
         if c % 8 == 0 && ys.w <= paddedMaxWidth && k <= xs.w {
-            forwardPadded(ctx, x.base, xs, weight.base, slice, stride: stride, ys, y.base)
+            forwardPadded(ctx, x.base, xs, weight.base, slice, stride: stride, ys, y.base, epilogue: epilogue)
             return
         }
         let wp = ctx.workspace.floats(k * k * c)
@@ -61,6 +64,7 @@ public enum DepthwiseConv {
         ctx.parallelChunks(rows, minChunk: max(1, 4096 / max(1, ys.w * c))) { _, range in
             for row in range {
                 forwardRow(xp, xs, wp, k: k, stride: stride, n: row / ys.h, oh: row % ys.h, ys, yp + row * ys.w * c)
+                epilogue?.apply(yp + row * ys.w * c, rows: ys.w)
             }
         }
     }
@@ -120,7 +124,7 @@ public enum DepthwiseConv {
     /// per step. Samples are split over workers. Needs `c % 8 == 0`.
     private static func forwardPadded(_ ctx: ComputeContext, _ xp: UnsafePointer<Float>, _ xs: Shape4,
                                       _ weight: UnsafePointer<Float>, _ slice: ConvWeightSlice, stride: Int,
-                                      _ ys: Shape4, _ yp: UnsafeMutablePointer<Float>) {
+                                      _ ys: Shape4, _ yp: UnsafeMutablePointer<Float>, epilogue: ChannelAffine?) {
         let k = slice.k, c = xs.c, pad = k / 2
         let pw = xs.w + 2 * pad, ph = xs.h + 2 * pad
         let per = (ph * pw * c + 15) / 16 * 16
@@ -148,6 +152,7 @@ public enum DepthwiseConv {
                         cb += 8
                     }
                 }
+                epilogue?.apply(dst, rows: ys.h * ys.w)
             }
         }
     }

@@ -262,10 +262,10 @@ extension Supernet {
         var random = SeededRandom(seed: 0)
         var times = [UInt64](repeating: 0, count: tape.segmentStarts.count + 1)
         var segment = 0
-        for (i, op) in tape.ops.enumerated() {
+        executeTape(random: &random) { i, run in
             while segment < tape.segmentStarts.count && i >= tape.segmentStarts[segment] { segment += 1 }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            execute(op, random: &random)
+            run()
             times[segment] += DispatchTime.now().uptimeNanoseconds - t0
         }
         return times
@@ -284,13 +284,13 @@ extension Supernet {
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
         if let profile {
-            for op in tape.ops {
+            executeTape(random: &random) { i, run in
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                execute(op, random: &random)
-                profile.record(op.kind, forward: true, nanoseconds: DispatchTime.now().uptimeNanoseconds - t0)
+                run()
+                profile.record(tape.ops[i].kind, forward: true, nanoseconds: DispatchTime.now().uptimeNanoseconds - t0)
             }
         } else {
-            for op in tape.ops { execute(op, random: &random) }
+            executeTape(random: &random) { _, run in run() }
         }
         return Array(UnsafeMutableBufferPointer(rebasing: v[tape.logits.offset..<(tape.logits.offset + tape.logits.count)]))
     }
@@ -479,6 +479,48 @@ extension Supernet {
         UnsafeMutableBufferPointer(rebasing: buffers[r.offset..<(r.offset + r.count)])
     }
 
+    /// Runs the tape's ops in order, each through `around(index, run)`. On an evaluation
+    /// tape (running statistics, no backward) a BatchNorm that directly follows a
+    /// convolution and normalises its output is not a pass of its own: the convolution
+    /// applies it, with its activation, to each block of output while that block is in
+    /// cache (`ChannelAffine`; bit-identical to the separate pass). `around` then sees the
+    /// convolution's index only, and the pair's time under the convolution's kind.
+    func executeTape<G: RandomNumberGenerator>(random: inout G, _ around: (Int, () -> Void) -> Void) {
+        let fuse = fusesNormalization && tape.normalization == .runningStatistics && !tape.trainable
+        var i = 0
+        while i < tape.ops.count {
+            let op = tape.ops[i]
+            if fuse, i + 1 < tape.ops.count, case let .batchNorm(bn) = tape.ops[i + 1], let x = op.convolutionOutput, bn.x == x {
+                around(i) { executeFused(op, normalization: bn) }
+                i += 2
+                continue
+            }
+            around(i) { execute(op, random: &random) }
+            i += 1
+        }
+    }
+
+    /// The convolution `op` (stem, depthwise or 1x1) with the evaluation-mode BatchNorm
+    /// `bn` (and its activation) as its epilogue.
+    private func executeFused(_ op: Op, normalization bn: BatchNormStep) {
+        let ctx = context, c = bn.xs.c
+        let epilogue = ChannelAffine(
+            batchNormGamma: UnsafeBufferPointer(rebasing: weight(bn.gamma)[0..<c]), beta: UnsafeBufferPointer(rebasing: weight(bn.beta)[0..<c]),
+            runningMean: UnsafeBufferPointer(rebasing: running(bn.mean)[0..<c]), runningVar: UnsafeBufferPointer(rebasing: running(bn.variance)[0..<c]),
+            channels: c, activation: bn.activation)
+        switch op {
+        case let .conv(op):
+            Conv2D.forward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, stride: op.stride, epilogue: epilogue, y: value(bn.y))
+        case let .pointwise(op):
+            PointwiseConv.forward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, bias: op.bias.map { weight($0) },
+                                  epilogue: epilogue, y: value(bn.y))
+        case let .depthwise(op):
+            DepthwiseConv.forward(ctx, x: ro(op.x), shape: op.xs, weight: weight(op.w), slice: op.slice, stride: op.stride, epilogue: epilogue, y: value(bn.y))
+        default:
+            preconditionFailure("executeFused: \(op.kind) is not a convolution")
+        }
+    }
+
     func execute<G: RandomNumberGenerator>(_ op: Op, random: inout G) {
         let ctx = context
         switch op {
@@ -528,6 +570,15 @@ extension Supernet {
 }
 
 extension Op {
+    /// The output of a convolution (stem, depthwise, 1x1); nil for every other op.
+    var convolutionOutput: Buf? {
+        switch self {
+        case let .conv(op), let .depthwise(op): return op.y
+        case let .pointwise(op): return op.y
+        default: return nil
+        }
+    }
+
     /// The buffers whose gradients the op's backward writes, and the buffer whose
     /// gradient it reads (its output).
     var gradientFlow: (inputs: [Buf], output: Buf?) {

@@ -55,6 +55,11 @@ public final class Supernet {
     /// When set, forward and backward add the wall time of every op to it.
     public var profile: OpProfile?
 
+    /// Evaluation-mode forward passes apply each BatchNorm that follows a convolution
+    /// inside that convolution, on its output while in cache (bit-identical results; on by
+    /// default). Off: one separate pass per BatchNorm (kept for tests and benchmarks).
+    public var fusesNormalization = true
+
     /// Synchronised BatchNorm (`--sync-bn`): in batch-statistics passes (training) every
     /// BN normalises with the statistics of all processes' batches, and its backward
     /// with their gradient sums. Nil: each process its own batch (the official default).

@@ -1,0 +1,107 @@
+import Testing
+import NASCore
+
+/// The evaluation-mode BatchNorm fused into the convolution before it (`ChannelAffine`
+/// as a kernel's epilogue) against the separate passes: convolution, then
+/// `BatchNorm.forwardInference` with the activation, on every path of every kernel: the
+/// 1x1 convolution's tiled path (enough rows for a tile per worker) and its whole-GEMM
+/// path (few rows), the depthwise row path and its zero-bordered small-map path, the
+/// stem. Depthwise and stem are bit-identical (the same arithmetic in the same order);
+/// the tiled 1x1 path calls OpenBLAS on tiles of rows instead of one block per worker,
+/// and OpenBLAS's summation order depends on the block (measured: up to 2.2e-6 of the
+/// output's scale, ~2,000-167,000 elements of 40,000-2,000,000 differing), so there
+/// the bound is 1e-5 of the scale (the whole-GEMM path stays bit-identical).
+@Suite struct ChannelAffineTests {
+    /// Elements that differ in any bit, and the largest difference relative to max |b|
+    /// (a short message instead of two whole arrays).
+    static func difference(_ a: [Float], _ b: [Float]) -> (count: Int, relative: Double) {
+        var n = 0, d = 0.0, scale = 1e-30
+        for (x, y) in zip(a, b) {
+            if x.bitPattern != y.bitPattern { n += 1 }
+            d = max(d, abs(Double(x) - Double(y)))
+            scale = max(scale, abs(Double(y)))
+        }
+        return (n + abs(a.count - b.count), d / scale)
+    }
+
+    let ctx = ComputeContext(workers: 2)
+
+    struct Normalization {
+        let gamma: Buf, beta: Buf, mean: Buf, variance: Buf, c: Int
+        init(c: Int, seed: UInt64) {
+            gamma = Buf(randomFloats(c, seed: seed, range: 0.2...2))
+            beta = Buf(randomFloats(c, seed: seed + 1))
+            mean = Buf(randomFloats(c, seed: seed + 2))
+            variance = Buf(randomFloats(c, seed: seed + 3, range: 0.05...3))
+            self.c = c
+        }
+        func affine(_ a: Activation) -> ChannelAffine {
+            ChannelAffine(batchNormGamma: gamma.r, beta: beta.r, runningMean: mean.r, runningVar: variance.r, channels: c, activation: a)
+        }
+        /// The separate pass, in place.
+        func apply(_ ctx: ComputeContext, _ y: Buf, _ s: Shape4, _ a: Activation) {
+            BatchNorm.forwardInference(ctx, x: y.r, shape: s, gamma: gamma.r, beta: beta.r, runningMean: mean.r,
+                                       runningVar: variance.r, y: y.m, activation: a)
+        }
+    }
+
+    @Test(arguments: Activation.allCases)
+    func pointwise(_ act: Activation) {
+        // (pixels, cin, cout, bias): the tiled path for 2 workers needs 2 tiles of rows
+        // (a tile is 131,072 / cout rows, rounded to 16, in 32...8192), the others take the
+        // whole-GEMM path; 19 and 1000 channels exercise the vector tail, 1000 the smallest
+        // tile, 16,384 x 19 the largest, with a partial last tile.
+        for (m, cin, cout, bias) in [(16_400, 24, 19, false), (4096, 40, 144, false), (2048, 72, 1000, true), (40, 64, 96, false),
+                                     (12_288, 8, 24, true), (4096, 16, 24, false)] {
+            let xs = Shape4(n: 1, h: 1, w: m, c: cin)
+            let sl = ConvWeightSlice(outMax: cout + 3, inMax: cin + 5, cout: cout, cin: cin)
+            let x = Buf(randomFloats(xs.count, seed: 1, range: -2...2)), w = Buf(randomFloats(sl.fullCount, seed: 2))
+            let b = Buf(randomFloats(cout, seed: 3))
+            let bn = Normalization(c: cout, seed: 4)
+            let separate = Buf(count: m * cout), fused = Buf(count: m * cout, value: .nan)
+            PointwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, y: separate.m)
+            bn.apply(ctx, separate, xs.with(c: cout), act)
+            PointwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, epilogue: bn.affine(act), y: fused.m)
+            let d = Self.difference(fused.array(m * cout), separate.array(m * cout))
+            let tile = min(8192, max(32, 131_072 / cout / 16 * 16))  // PointwiseConv.epilogueTileRows
+            let tiled = m >= 2 * tile
+            #expect(tiled ? d.relative <= 1e-5 : d.count == 0, "\(act) m=\(m) cin=\(cin) cout=\(cout) bias=\(bias): \(d.count) differ, max \(d.relative)")
+        }
+    }
+
+    @Test(arguments: Activation.allCases)
+    func depthwise(_ act: Activation) {
+        // 16x16 maps take the row path, 8x8 (c % 8 == 0) the zero-bordered path; c = 20
+        // has a channel tail.
+        for (hw, c, k, stride) in [(16, 24, 3, 1), (16, 20, 5, 2), (8, 32, 3, 1), (8, 16, 5, 2), (4, 48, 3, 1)] {
+            let xs = Shape4(n: 3, h: hw, w: hw, c: c)
+            let sl = DepthwiseConv.slice(cMax: c + 8, kMax: 7, c: c, k: k)
+            let ys = DepthwiseConv.outputShape(xs, kernel: k, stride: stride)
+            let x = Buf(randomFloats(xs.count, seed: 5, range: -2...2)), w = Buf(randomFloats(sl.fullCount, seed: 6))
+            let bn = Normalization(c: c, seed: 7)
+            let separate = Buf(count: ys.count), fused = Buf(count: ys.count, value: .nan)
+            DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, y: separate.m)
+            bn.apply(ctx, separate, ys, act)
+            DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, epilogue: bn.affine(act), y: fused.m)
+            let d = Self.difference(fused.array(ys.count), separate.array(ys.count))
+            #expect(d.count == 0, "\(act) \(hw)x\(hw)x\(c) k\(k) s\(stride): \(d.count) differ, max \(d.relative)")
+        }
+    }
+
+    @Test(arguments: Activation.allCases)
+    func stem(_ act: Activation) {
+        for (hw, cout, stride) in [(32, 16, 2), (24, 8, 1), (17, 24, 2)] {
+            let xs = Shape4(n: 3, h: hw, w: hw, c: 3)
+            let sl = ConvWeightSlice(outMax: 24, inMax: 3, kMax: 3, cout: cout, cin: 3, k: 3)
+            let ys = Conv2D.outputShape(xs, slice: sl, stride: stride)
+            let x = Buf(randomFloats(xs.count, seed: 8, range: -2...2)), w = Buf(randomFloats(sl.fullCount, seed: 9))
+            let bn = Normalization(c: cout, seed: 10)
+            let separate = Buf(count: ys.count), fused = Buf(count: ys.count, value: .nan)
+            Conv2D.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, y: separate.m)
+            bn.apply(ctx, separate, ys, act)
+            Conv2D.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, epilogue: bn.affine(act), y: fused.m)
+            let d = Self.difference(fused.array(ys.count), separate.array(ys.count))
+            #expect(d.count == 0, "\(act) \(hw)x\(hw) -> \(cout) s\(stride): \(d.count) differ, max \(d.relative)")
+        }
+    }
+}
