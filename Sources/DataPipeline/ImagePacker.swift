@@ -412,10 +412,6 @@ private struct DecodePipeline {
     let jobs: Int
     let chunkSize: Int
     private let slots: DispatchSemaphore
-    /// One worker pool per chunk that can be in flight (the decoding one and the one
-    /// launched after it), so both decode on `jobs` threads; `slots` caps the decodes.
-    private let pools: [WorkerPool]
-    private var launched = 0
     private var queued: [Job] = []
     private var inFlight: (jobs: [Job], group: DispatchGroup, results: DecodeResults)?
 
@@ -425,7 +421,6 @@ private struct DecodePipeline {
         jobs = options.jobs
         chunkSize = max(32, options.jobs * 16)
         slots = DispatchSemaphore(value: options.jobs)
-        pools = (0..<2).map { _ in WorkerPool(workers: options.jobs) }
         queued.reserveCapacity(chunkSize)
     }
 
@@ -447,10 +442,9 @@ private struct DecodePipeline {
         let payloads = chunk.map { $0.item.payload }
         let results = DecodeResults()
         let group = DispatchGroup()
-        let (size, dctFactor, jobs, slots, pool) = (size, dctFactor, jobs, slots, pools[launched % 2])
-        launched += 1
+        let (size, dctFactor, jobs, slots) = (size, dctFactor, jobs, slots)
         DispatchQueue.global().async(group: group) {
-            results.values = Self.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs, slots: slots, pool: pool)
+            results.values = Self.decodeAll(payloads, size: size, dctFactor: dctFactor, jobs: jobs, slots: slots)
         }
         let previous = inFlight
         inFlight = (chunk, group, results)
@@ -469,16 +463,20 @@ private struct DecodePipeline {
         return Chunk(jobs: c.jobs, results: c.results.values)
     }
 
-    /// Decodes and resizes `payloads` on `jobs` threads of `pool`, each decode holding one of `slots`
-    /// (shared by the overlapping chunks, so at most --jobs images decode at once); results
-    /// in input order.
+    /// Decodes and resizes `payloads` on `jobs` GCD threads, each decode holding one of
+    /// `slots` (shared by the overlapping chunks, so at most --jobs images decode at once);
+    /// results in input order. Not on `WorkerPool`s: their threads poll for a while after
+    /// each call, and with two chunks in flight plus the shard writer that polling took
+    /// the cores the decoders need (measured with 2 jobs on 1,000 photo-sized JPEGs, same
+    /// run: 1,800-2,050 images/s at 64 px against 2,450-2,515 with GCD, whose threads
+    /// block; BENCHMARKS.md "Data").
     private static func decodeAll(_ payloads: [PackItem.Payload], size: Int, dctFactor: Double, jobs: Int,
-                                  slots: DispatchSemaphore, pool: WorkerPool) -> [Result<[UInt8], ImageDecodeError>] {
+                                  slots: DispatchSemaphore) -> [Result<[UInt8], ImageDecodeError>] {
         let n = payloads.count
         let results = ResultSlots(count: n)
         let minSide = Int((Double(size) * dctFactor).rounded(.up))
         let workers = min(jobs, n)
-        pool.run(workers) { w in
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
             var i = w
             while i < n {
                 slots.wait()
