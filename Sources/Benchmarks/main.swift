@@ -20,6 +20,7 @@ let suites: [String: ([String]) -> Void] = [
     "train-step": { runTrainStepBench(arguments: $0) },
     "infer": { runInferBench(arguments: $0) },
     "resume": { runResumeBench(arguments: $0) },
+    "decode": { runDecodeBench(arguments: $0) },
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
