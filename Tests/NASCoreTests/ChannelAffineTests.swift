@@ -45,6 +45,18 @@ import NASCore
         }
     }
 
+    /// Runs `conv` (output of shape `ys` into the buffer, with the epilogue given or none)
+    /// once plain, followed by the separate BN pass, and once with the BN as its epilogue;
+    /// the difference of the two results.
+    func fusedAgainstSeparate(_ ys: Shape4, _ bn: Normalization, _ act: Activation,
+                              _ conv: (ChannelAffine?, Buf) -> Void) -> (count: Int, relative: Double) {
+        let separate = Buf(count: ys.count), fused = Buf(count: ys.count, value: .nan)
+        conv(nil, separate)
+        bn.apply(ctx, separate, ys, act)
+        conv(bn.affine(act), fused)
+        return Self.difference(fused.array(ys.count), separate.array(ys.count))
+    }
+
     @Test(arguments: Activation.allCases)
     func pointwise(_ act: Activation) {
         // (pixels, cin, cout, bias): the tiled path for 2 workers needs 2 tiles of rows
@@ -57,12 +69,9 @@ import NASCore
             let sl = ConvWeightSlice(outMax: cout + 3, inMax: cin + 5, cout: cout, cin: cin)
             let x = Buf(randomFloats(xs.count, seed: 1, range: -2...2)), w = Buf(randomFloats(sl.fullCount, seed: 2))
             let b = Buf(randomFloats(cout, seed: 3))
-            let bn = Normalization(c: cout, seed: 4)
-            let separate = Buf(count: m * cout), fused = Buf(count: m * cout, value: .nan)
-            PointwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, y: separate.m)
-            bn.apply(ctx, separate, xs.with(c: cout), act)
-            PointwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, epilogue: bn.affine(act), y: fused.m)
-            let d = Self.difference(fused.array(m * cout), separate.array(m * cout))
+            let d = fusedAgainstSeparate(xs.with(c: cout), Normalization(c: cout, seed: 4), act) { e, y in
+                PointwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, epilogue: e, y: y.m)
+            }
             let tile = min(8192, max(32, 131_072 / cout / 16 * 16))  // PointwiseConv.epilogueTileRows
             let tiled = m >= 2 * tile
             #expect(tiled ? d.relative <= 1e-5 : d.count == 0, "\(act) m=\(m) cin=\(cin) cout=\(cout) bias=\(bias): \(d.count) differ, max \(d.relative)")
@@ -78,12 +87,9 @@ import NASCore
             let sl = DepthwiseConv.slice(cMax: c + 8, kMax: 7, c: c, k: k)
             let ys = DepthwiseConv.outputShape(xs, kernel: k, stride: stride)
             let x = Buf(randomFloats(xs.count, seed: 5, range: -2...2)), w = Buf(randomFloats(sl.fullCount, seed: 6))
-            let bn = Normalization(c: c, seed: 7)
-            let separate = Buf(count: ys.count), fused = Buf(count: ys.count, value: .nan)
-            DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, y: separate.m)
-            bn.apply(ctx, separate, ys, act)
-            DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, epilogue: bn.affine(act), y: fused.m)
-            let d = Self.difference(fused.array(ys.count), separate.array(ys.count))
+            let d = fusedAgainstSeparate(ys, Normalization(c: c, seed: 7), act) { e, y in
+                DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, epilogue: e, y: y.m)
+            }
             #expect(d.count == 0, "\(act) \(hw)x\(hw)x\(c) k\(k) s\(stride): \(d.count) differ, max \(d.relative)")
         }
     }
@@ -95,12 +101,9 @@ import NASCore
             let sl = ConvWeightSlice(outMax: 24, inMax: 3, kMax: 3, cout: cout, cin: 3, k: 3)
             let ys = Conv2D.outputShape(xs, slice: sl, stride: stride)
             let x = Buf(randomFloats(xs.count, seed: 8, range: -2...2)), w = Buf(randomFloats(sl.fullCount, seed: 9))
-            let bn = Normalization(c: cout, seed: 10)
-            let separate = Buf(count: ys.count), fused = Buf(count: ys.count, value: .nan)
-            Conv2D.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, y: separate.m)
-            bn.apply(ctx, separate, ys, act)
-            Conv2D.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, epilogue: bn.affine(act), y: fused.m)
-            let d = Self.difference(fused.array(ys.count), separate.array(ys.count))
+            let d = fusedAgainstSeparate(ys, Normalization(c: cout, seed: 10), act) { e, y in
+                Conv2D.forward(ctx, x: x.r, shape: xs, weight: w.r, slice: sl, stride: stride, epilogue: e, y: y.m)
+            }
             #expect(d.count == 0, "\(act) \(hw)x\(hw) -> \(cout) s\(stride): \(d.count) differ, max \(d.relative)")
         }
     }
