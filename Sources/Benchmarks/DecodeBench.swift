@@ -1,6 +1,7 @@
 import DataPipeline
 import Dispatch
 import Foundation
+import Synchronization
 
 /// `Benchmarks decode DIR [--size S] [--jobs J] [--dct-factor F] [--rounds R]`: the decode-only
 /// limit of pack-imagenet on the JPEGs under DIR: libjpeg-turbo decoding each file with the
@@ -33,14 +34,20 @@ func runDecodeBench(arguments: [String]) {
     let minSide = Int((Double(size) * factor).rounded(.up))
     let all = files
     var best = 0.0
+    // Files that fail to decode would time as free: counted, and the run refused if any.
+    let failures = Atomic<Int>(0)
     for _ in 0..<rounds {
         let t0 = DispatchTime.now().uptimeNanoseconds
         DispatchQueue.concurrentPerform(iterations: jobs) { j in
             var i = j
             while i < all.count {
-                _ = try? ImageCodec.decode(all[i], minimumShortSide: minSide)
+                if (try? ImageCodec.decode(all[i], minimumShortSide: minSide)) == nil { failures.add(1, ordering: .relaxed) }
                 i += jobs
             }
+        }
+        if failures.load(ordering: .relaxed) > 0 {
+            FileHandle.standardError.write(Data("Benchmarks decode: \(failures.load(ordering: .relaxed)) of \(all.count) files under \(dir) do not decode\n".utf8))
+            exit(65)
         }
         let s = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         best = max(best, Double(all.count) / s)

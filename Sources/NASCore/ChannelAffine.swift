@@ -2,8 +2,9 @@
 /// (one fused multiply-add, then the activation), applied by a convolution to its own
 /// output while that output is still in cache: an evaluation-mode BatchNorm (and the
 /// activation after it) fused into the layer before it, instead of a separate pass over
-/// memory. The arithmetic is `BatchNorm.forwardInference`'s, so the fused and the separate
-/// passes give bit-identical results.
+/// memory. The arithmetic is `BatchNorm.forwardInference`'s, so applied to the same
+/// convolution output it gives bit-identical results (a 1x1 convolution computed in tiles
+/// rounds its GEMM differently: `PointwiseConv.forward`).
 public struct ChannelAffine {
     public var scale: [Float]
     public var bias: [Float]

@@ -483,7 +483,8 @@ extension Supernet {
     /// tape (running statistics, no backward) a BatchNorm that directly follows a
     /// convolution and normalises its output is not a pass of its own: the convolution
     /// applies it, with its activation, to each block of output while that block is in
-    /// cache (`ChannelAffine`; bit-identical to the separate pass). `around` then sees the
+    /// cache (`ChannelAffine`; equal to the separate pass up to the tiled 1x1 GEMMs'
+    /// rounding, within 1e-5 of the logits' scale in the tests). `around` then sees the
     /// convolution's index only, and the pair's time under the convolution's kind.
     func executeTape<G: RandomNumberGenerator>(random: inout G, _ around: (Int, () -> Void) -> Void) {
         let fuse = fusesNormalization && tape.normalization == .runningStatistics && !tape.trainable

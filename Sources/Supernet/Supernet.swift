@@ -56,8 +56,9 @@ public final class Supernet {
     public var profile: OpProfile?
 
     /// Evaluation-mode forward passes apply each BatchNorm that follows a convolution
-    /// inside that convolution, on its output while in cache (bit-identical results; on by
-    /// default). Off: one separate pass per BatchNorm (kept for tests and benchmarks).
+    /// inside that convolution, on its output while in cache (the same results up to the
+    /// rounding of tiled 1x1 GEMMs; on by default). Off: one separate pass per BatchNorm
+    /// (kept for tests and benchmarks).
     public var fusesNormalization = true
 
     /// Synchronised BatchNorm (`--sync-bn`): in batch-statistics passes (training) every
