@@ -14,8 +14,11 @@ import Training
 /// accuracy estimation on the demo data in DIR (default /tmp/demo-data; made by
 /// Scripts/demo-data) with jobs = cores and jobs = 1. Weights are the
 /// initialiser's (speed does not depend on the values). One JSON line each.
+/// Each subnet also runs as a BN recalibration batch (`images_per_s_calibration`).
 /// `--only A0@128,min@32` runs just those subnets (labels as printed; `estimate-acc`
-/// for the demo figure); `--profile` adds each subnet's time per op kind.
+/// for the demo figure; `A0@224`, `A6@224` at batch 256, estimate-acc's ImageNet
+/// setting, run only when named); `--profile` adds each subnet's time per op kind, in
+/// evaluation and in calibration.
 func runInferBench(arguments: [String]) {
     var dataDir = "/tmp/demo-data"
     if let i = arguments.firstIndex(of: "--data"), i + 1 < arguments.count { dataDir = arguments[i + 1] }
@@ -55,36 +58,43 @@ func runInferBench(arguments: [String]) {
         let r = arch.resolution
         var rng = SeededRandom(seed: 1)
         let input = (0..<(batch * r * r * 3)).map { _ in Float(rng.next() % 1000) / 500 - 1 }
-        func run() {
+        func run(_ normalization: NormalizationMode = .runningStatistics) {
             var random = SeededRandom(seed: 0)
             _ = input.withUnsafeBufferPointer {
-                model.forward(arch: arch, input: $0, shape: Shape4(n: batch, h: r, w: r, c: 3), normalization: .runningStatistics,
+                model.forward(arch: arch, input: $0, shape: Shape4(n: batch, h: r, w: r, c: 3), normalization: normalization,
                               trainable: false, random: &random)
             }
         }
-        // BN fused into the convolutions (the default), then one pass per BN, alternating.
-        var fused: [Double] = [], separate: [Double] = []
+        // BN fused into the convolutions (the default), then one pass per BN, then BN
+        // recalibration (batch statistics accumulated into the running ones, as
+        // estimate-acc's calibration batches), alternating.
+        var fused: [Double] = [], separate: [Double] = [], calibrating: [Double] = []
         for _ in 0..<(quick ? 1 : 2) {
             model.fusesNormalization = true
-            fused.append(KernelBench.time(budget: quick ? 0.5 : 2, run))
+            fused.append(KernelBench.time(budget: quick ? 0.5 : 2, { run() }))
             model.fusesNormalization = false
-            separate.append(KernelBench.time(budget: quick ? 0.5 : 2, run))
+            separate.append(KernelBench.time(budget: quick ? 0.5 : 2, { run() }))
+            model.fusesNormalization = true
+            calibrating.append(KernelBench.time(budget: quick ? 0.5 : 2, { run(.calibration(batchIndex: 1)) }))
         }
-        let t = fused.min() ?? 0, ts = separate.min() ?? 0
+        let t = fused.min() ?? 0, ts = separate.min() ?? 0, tc = calibrating.min() ?? 0
         emit([("bench", "infer"), ("space", spaceName), ("subnet", label), ("resolution", r), ("batch", batch),
               ("images_per_s", Double(batch) / t), ("images_per_s_separate_bn", Double(batch) / ts),
+              ("images_per_s_calibration", Double(batch) / tc),
               ("flops_m", arch.flops(in: space)), ("threads", cores)])
         if profile {
-            model.fusesNormalization = true
-            let ops = OpProfile()
-            model.profile = ops
-            for _ in 0..<5 { run() }
-            model.profile = nil
-            let total = Double(ops.forward.values.reduce(0, +))
-            for (k, v) in ops.forward.sorted(by: { $0.value > $1.value }) {
-                emit([("subnet", label), ("op", k), ("ms_per_batch", Double(v) * 1e-6 / 5), ("pct_of_ops", 100 * Double(v) / total)])
+            for (mode, normalization) in [("eval", NormalizationMode.runningStatistics), ("calibration", .calibration(batchIndex: 1))] {
+                let ops = OpProfile()
+                model.profile = ops
+                for _ in 0..<5 { run(normalization) }
+                model.profile = nil
+                let total = Double(ops.forward.values.reduce(0, +))
+                for (k, v) in ops.forward.sorted(by: { $0.value > $1.value }) {
+                    emit([("subnet", label), ("mode", mode), ("op", k), ("ms_per_batch", Double(v) * 1e-6 / 5), ("pct_of_ops", 100 * Double(v) / total)])
+                }
+                emit([("subnet", label), ("mode", mode), ("op", "all ops"), ("ms_per_batch", total * 1e-6 / 5),
+                      ("ms_per_batch_timed", (mode == "eval" ? t : tc) * 1000)])
             }
-            emit([("subnet", label), ("op", "all ops"), ("ms_per_batch", total * 1e-6 / 5), ("ms_per_batch_timed", t * 1000)])
         }
     }
 
@@ -94,6 +104,15 @@ func runInferBench(arguments: [String]) {
                   kernelSize: [3, 3, 3, 3, 3, 5, 3], expandRatio: [1, 4, 6, 5, 4, 6, 6])
     throughput(space: "alphanet", arch: a0, label: "A0@128", batch: 64)
     throughput(space: "alphanet", arch: a6, label: "A6@128", batch: 64)
+    // estimate-acc's ImageNet setting (224 px, batch 256; tensors far beyond the cache):
+    // only when named in --only.
+    if only != nil {
+        for (arch, name) in [(a0, "A0@224"), (a6, "A6@224")] {
+            var a = arch
+            a.resolution = 224
+            throughput(space: "alphanet", arch: a, label: name, batch: 256)
+        }
+    }
     if let official = try? SearchSpace(contentsOf: repo + "/pipelines/spaces/alphanet.json") {
         var mx = official.maxArch
         mx.resolution = 128

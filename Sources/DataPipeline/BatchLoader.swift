@@ -21,6 +21,59 @@ public struct Batch: Sendable {
     }
 }
 
+/// Prepared batches rendered one at a time as they are iterated, at most `limit` images
+/// in all, each rendered into the memory of the previous one (which the caller has let go
+/// of by then: a batch still held is copied away by the array, never overwritten). For
+/// sets too large to keep rendered (ImageNet's validation set at 224 px is 30 GB of
+/// floats): memory stays at one batch, and no batch pays for fresh pages.
+public struct RenderedBatches: Sequence, Sendable {
+    public let prepared: [BatchLoader.PreparedBatch]
+    public let resolution: Int
+    public let augmentation: Augmentation
+    public let limit: Int
+
+    public init(_ prepared: [BatchLoader.PreparedBatch], resolution: Int, augmentation: Augmentation, limit: Int = .max) {
+        self.prepared = prepared
+        self.resolution = resolution
+        self.augmentation = augmentation
+        self.limit = limit
+    }
+
+    /// Images the iteration yields.
+    public var imageCount: Int { Swift.min(limit, prepared.reduce(0) { $0 + $1.count }) }
+
+    public struct Iterator: IteratorProtocol {
+        let batches: RenderedBatches
+        var index = 0, left: Int
+        var storage: [Float] = []
+
+        public mutating func next() -> Batch? {
+            guard index < batches.prepared.count, left > 0 else { return nil }
+            let p = batches.prepared[index]
+            let n = Swift.min(p.count, left)
+            index += 1
+            left -= n
+            let b = BatchLoader.render(p, count: n, resolution: batches.resolution, augmentation: batches.augmentation, reusing: &storage)
+            storage = b.images
+            return b
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(batches: self, left: limit) }
+
+    /// Every batch rendered into memory of its own, to keep.
+    public func keptBatches() -> [Batch] {
+        var kept: [Batch] = [], left = limit
+        for p in prepared where left > 0 {
+            let n = Swift.min(p.count, left)
+            left -= n
+            var fresh: [Float] = []
+            kept.append(BatchLoader.render(p, count: n, resolution: resolution, augmentation: augmentation, reusing: &fresh))
+        }
+        return kept
+    }
+}
+
 /// ImageNet normalisation: x = (v/255 - mean) / std with
 /// mean = (0.485, 0.456, 0.406), std = (0.229, 0.224, 0.225), written on the
 /// 0-255 scale as the official code does (mean 123.675, 116.28, 103.53;
@@ -165,13 +218,32 @@ public final class BatchLoader: @unchecked Sendable {
     /// Renders prepared samples at `resolution` (parallel over images on the shared
     /// worker pool; deterministic, every draw was made beforehand).
     public static func render(_ p: PreparedBatch, resolution: Int, augmentation: Augmentation) -> Batch {
-        let n = p.samples.count
+        var images: [Float] = []
+        return render(p, count: p.count, resolution: resolution, augmentation: augmentation, reusing: &images)
+    }
+
+    /// The first `count` images of `p` rendered into `storage`'s memory (resized to fit, its
+    /// capacity kept), which the returned batch then holds: give its `images` back as the
+    /// next call's `storage` and a stream of batches renders into one allocation instead
+    /// of fresh pages every batch.
+    public static func render(_ p: PreparedBatch, count n: Int, resolution: Int, augmentation: Augmentation,
+                              reusing storage: inout [Float]) -> Batch {
+        precondition((0...p.count).contains(n), "BatchLoader.render: \(n) of \(p.count) images")
         let per = resolution * resolution * 3
-        let out = FloatSlots(count: n * per)
-        WorkerPool.shared.run(n) { i in
-            renderOne(p.samples[i], p.draws[i], resolution: resolution, augmentation: augmentation, into: out.pointer + i * per)
+        var images: [Float] = []
+        swap(&images, &storage)
+        if images.count > n * per {
+            images.removeLast(images.count - n * per)
+        } else if images.count < n * per {
+            images.append(contentsOf: repeatElement(0, count: n * per - images.count))
         }
-        return Batch(images: out.values(), labels: p.labels, count: n, resolution: resolution)
+        images.withUnsafeMutableBufferPointer { out in
+            guard let base = out.baseAddress else { return }
+            WorkerPool.shared.run(n) { i in
+                renderOne(p.samples[i], p.draws[i], resolution: resolution, augmentation: augmentation, into: base + i * per)
+            }
+        }
+        return Batch(images: images, labels: Array(p.labels.prefix(n)), count: n, resolution: resolution)
     }
 
     static func renderOne(_ s: Sample, _ draw: SampleDraw, resolution: Int, augmentation: Augmentation, into dst: UnsafeMutablePointer<Float>) {
@@ -227,19 +299,6 @@ public final class BatchLoader: @unchecked Sendable {
         }
         return out
     }
-}
-
-/// Float slots each written by one task of a parallel render.
-final class FloatSlots: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: count)
-        pointer.initialize(repeating: 0, count: count)
-    }
-    func values() -> [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-    deinit { pointer.deallocate() }
 }
 
 /// What a loader draws batches from: touched only by one thread at a time (the

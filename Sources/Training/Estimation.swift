@@ -241,9 +241,17 @@ final class RenderedSets: @unchecked Sendable {
     }
 
     /// Rendering holds the lock: a second thread wanting the same resolution
-    /// waits instead of rendering it again.
-    func batches(resolution r: Int) -> (calibration: [Batch], validation: [Batch]) {
-        entries.withLock { entries in batchesLocked(resolution: r, &entries) }
+    /// waits instead of rendering it again. Sets larger than `cacheBytes` (ImageNet's
+    /// at 224 px) are not rendered here but batch by batch as each job uses them.
+    func batches(resolution r: Int) -> (calibration: AnySequence<Batch>, validation: AnySequence<Batch>) {
+        let augmentation = data.transform.augmentation
+        let images = data.calibration.reduce(0) { $0 + $1.count } + data.validationImages
+        guard images * r * r * 3 * 4 <= cacheBytes else {
+            return (AnySequence(RenderedBatches(data.calibration, resolution: r, augmentation: augmentation)),
+                    AnySequence(RenderedBatches(data.validation, resolution: r, augmentation: augmentation, limit: data.validationImages)))
+        }
+        let sets = entries.withLock { entries in batchesLocked(resolution: r, &entries) }
+        return (AnySequence(sets.calibration), AnySequence(sets.validation))
     }
 
     private func batchesLocked(resolution r: Int, _ entries: inout [Entry]) -> (calibration: [Batch], validation: [Batch]) {
@@ -252,19 +260,9 @@ final class RenderedSets: @unchecked Sendable {
             entries.insert(hit, at: 0)
             return (hit.calibration, hit.validation)
         }
-        let cal = data.calibration.map { BatchLoader.render($0, resolution: r, augmentation: data.transform.augmentation) }
-        var val: [Batch] = []
-        var left = data.validationImages
-        for p in data.validation where left > 0 {
-            var b = BatchLoader.render(p, resolution: r, augmentation: data.transform.augmentation)
-            if b.count > left {
-                b.images = Array(b.images[0..<(left * r * r * 3)])
-                b.labels = Array(b.labels.prefix(left))
-                b.count = left
-            }
-            left -= b.count
-            val.append(b)
-        }
+        let augmentation = data.transform.augmentation
+        let cal = RenderedBatches(data.calibration, resolution: r, augmentation: augmentation).keptBatches()
+        let val = RenderedBatches(data.validation, resolution: r, augmentation: augmentation, limit: data.validationImages).keptBatches()
         let bytes = (cal + val).reduce(0) { $0 + $1.images.count * 4 }
         entries.insert((r, cal, val, bytes), at: 0)
         var total = 0

@@ -56,19 +56,24 @@ public final class SubnetEvaluator {
     /// Images in the validation set.
     public var validationImages: Int { validation.reduce(0) { $0 + $1.count } }
 
-    func batches(resolution r: Int) -> (calibration: [Batch], validation: [Batch]) {
-        if let hit = cache.first(where: { $0.resolution == r }) { return (hit.calibration, hit.validation) }
+    func batches(resolution r: Int) -> (calibration: AnySequence<Batch>, validation: AnySequence<Batch>) {
+        if let hit = cache.first(where: { $0.resolution == r }) { return (AnySequence(hit.calibration), AnySequence(hit.validation)) }
+        let images = (calibration + validation).reduce(0) { $0 + $1.count }
+        let bytes = images * r * r * 3 * 4
+        guard bytes <= cacheBytes else {
+            return (AnySequence(RenderedBatches(calibration, resolution: r, augmentation: augmentation)),
+                    AnySequence(RenderedBatches(validation, resolution: r, augmentation: augmentation)))
+        }
         let cal = calibration.map { BatchLoader.render($0, resolution: r, augmentation: augmentation) }
         let val = validation.map { BatchLoader.render($0, resolution: r, augmentation: augmentation) }
-        let bytes = (cal + val).reduce(0) { $0 + $1.images.count * 4 }
         // Keep what fits, newest first.
         cache.insert((r, cal, val), at: 0)
         var total = 0
         cache = cache.filter { entry in
             total += (entry.calibration + entry.validation).reduce(0) { $0 + $1.images.count * 4 }
-            return total <= max(cacheBytes, bytes)
+            return total <= cacheBytes
         }
-        return (cal, val)
+        return (AnySequence(cal), AnySequence(val))
     }
 
     /// Recalibrates BN for `arch` and measures it on the validation set.
@@ -82,7 +87,7 @@ public final class SubnetEvaluator {
 
     /// Leaves the recalibrated statistics of `arch` in the model (callers
     /// that want them, e.g. `infer --bn running` after calibration).
-    public func recalibrate(_ arch: Arch, on batches: [Batch]) {
+    public func recalibrate(_ arch: Arch, on batches: some Sequence<Batch>) {
         var random = SeededRandom(seed: 0)
         model.resetRunningStatistics(for: arch)
         for (i, b) in batches.enumerated() {
@@ -93,7 +98,7 @@ public final class SubnetEvaluator {
         }
     }
 
-    public func validate(_ arch: Arch, on batches: [Batch]) -> SubnetAccuracy {
+    public func validate(_ arch: Arch, on batches: some Sequence<Batch>) -> SubnetAccuracy {
         var random = SeededRandom(seed: 0)
         var top1 = 0, top5 = 0, count = 0
         var lossSum = 0.0

@@ -58,6 +58,34 @@ struct BatchLoaderTests {
         #expect(loader.classes == (0..<fx.images).map { "c\($0)" })
     }
 
+    /// Batches rendered as they are iterated equal the batches rendered to keep, stop at
+    /// the image limit (cutting a batch), reuse one allocation when the caller lets each
+    /// batch go, and never overwrite a batch the caller still holds.
+    @Test func renderedBatchesStreamIntoOneBuffer() throws {
+        let fx = try ShardFixture(images: 11, perShard: 4)
+        defer { fx.remove() }
+        let loader = try BatchLoader(source: fx.source, batchSize: 3, resolution: 8, augmentation: .eval, seed: 0, epochs: 1)
+        var prepared: [BatchLoader.PreparedBatch] = []
+        while let p = try loader.nextPrepared() { prepared.append(p) }
+        #expect(prepared.map(\.count) == [3, 3, 3, 2])
+        let batches = RenderedBatches(prepared, resolution: 6, augmentation: .eval, limit: 8)
+        #expect(batches.imageCount == 8)
+        let kept = batches.keptBatches()
+        #expect(kept.map(\.count) == [3, 3, 2] && kept.map(\.labels) == [[0, 1, 2], [3, 4, 5], [6, 7]])
+        #expect(kept[2].images == Array(BatchLoader.render(prepared[2], resolution: 6, augmentation: .eval).images.prefix(2 * 6 * 6 * 3)))
+        var addresses = Set<UnsafeRawPointer?>()
+        var streamed: [[Float]] = []
+        for b in batches {
+            #expect(b.images.count == b.count * 6 * 6 * 3)
+            addresses.insert(b.images.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) })
+            streamed.append(b.images.map { $0 })  // a copy: holding b.images itself would keep the buffer
+        }
+        #expect(streamed == kept.map(\.images))
+        #expect(addresses.count == 1, "a batch that was let go is rendered over, not reallocated")
+        let held = Array(batches)
+        #expect(held.map(\.images) == kept.map(\.images), "held batches keep their pixels")
+    }
+
     @Test func shufflingIsAPermutationAndFixedBySeed() throws {
         let fx = try ShardFixture(images: 23, perShard: 5)
         defer { fx.remove() }

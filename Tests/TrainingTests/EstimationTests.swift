@@ -118,6 +118,22 @@ struct EstimationTests {
         #expect(got.items.map(\.1) == expected)
     }
 
+    /// Sets too large for the render cache are rendered batch by batch as each job uses
+    /// them (ImageNet at 224 px); the results are those of the kept batches.
+    @Test func streamedRenderingGivesTheKeptResults() throws {
+        let f = try Fixture()
+        let data = try EstimationData(calibration: f.dir + "/cal", validation: f.dir + "/val", batchSize: 4, calibBatches: 3, valLimit: 7)
+        let archs = [EstimationTests.arch, f.space.minArch, f.space.maxArch]
+        let kept = AccuracyEstimator(checkpoint: f.checkpoint, data: data, jobs: 1, workersPerJob: 1)
+        let streamed = AccuracyEstimator(checkpoint: f.checkpoint, data: data, jobs: 2, workersPerJob: 1, cacheBytes: 0)
+        for a in archs {
+            let expected = kept.evaluate(a)
+            #expect(expected.images == 7)
+            #expect(streamed.evaluate(a, job: 1) == expected)
+            #expect(streamed.recalibratedStatistics(a) == kept.recalibratedStatistics(a))
+        }
+    }
+
     final class Collected: @unchecked Sendable {
         var items: [(Int, SubnetAccuracy)] = []
         func append(_ s: Int, _ a: SubnetAccuracy) { items.append((s, a)) }
