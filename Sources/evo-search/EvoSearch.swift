@@ -112,6 +112,11 @@ struct EvoSearch: Tool {
     @Option(name: [.short, .long], help: ArgumentHelp("Where to write the front ('-' or nothing: stdout).", valueName: "file"))
     var output: String?
 
+    @Option(name: .customLong("front-size"), help: ArgumentHelp(
+        "Write at most N archs of the front, spread evenly over its cost range (both ends kept): fewer archs to re-estimate (default: the whole front).",
+        valueName: "n"))
+    var frontSize: Int?
+
     @Option(name: .customLong("hv-floor"), help: ArgumentHelp("Accuracy floor of the hypervolume shown in progress (70: the HV70 of the oracle benchmarks).", valueName: "acc1"))
     var hvFloor: Double = 70
 
@@ -131,6 +136,7 @@ struct EvoSearch: Tool {
             if flopsMin != nil || flopsMax != nil { throw ValidationError("--objective latency bounds the latency: use --latency-min/--latency-max, not --flops-min/--flops-max") }
             if algorithm == .official { throw ValidationError("--algorithm official searches FLOPs buckets; use --algorithm front with --objective latency") }
         }
+        if let n = frontSize, n < 1 { throw ValidationError("--front-size must be at least 1") }
         if !(step > 0) { throw ValidationError("--step must be positive") }
         if population < 1 || mutate < 0 || crossover < 0 { throw ValidationError("--population must be at least 1, --mutate and --crossover at least 0") }
         if !(0...1).contains(mutateProb) { throw ValidationError("--mutate-prob must be within 0...1") }
@@ -184,9 +190,11 @@ struct EvoSearch: Tool {
         }
         try writeLog(run.search.records)
         let front = run.search.front
-        try writeFront(front, to: output)
+        let written = frontSize.map { ParetoFront.spread(front, count: $0, cost: \.cost) } ?? front
+        try writeFront(written, to: output)
         let hv = ParetoFront.hypervolume(front, bounds: settings.bounds, accuracyFloor: floor)
-        Diagnostics.info("done: \(run.search.records.count) evaluations, front \(front.count) archs, HV\(floor.formatted) \(hv.formatted)")
+        let kept = written.count < front.count ? " (\(written.count) written, spread over its range)" : ""
+        Diagnostics.info("done: \(run.search.records.count) evaluations, front \(front.count) archs\(kept), HV\(floor.formatted) \(hv.formatted)")
     }
 
     func writeFront(_ front: [EvaluatedArch], to path: String?) throws {

@@ -34,6 +34,33 @@ func randomPoints(seed: UInt64, count: Int) -> [(flops: Double, acc: Double)] {
         }
     }
 
+    /// `spread` keeps both ends and, for each evenly spaced cost target, the point a
+    /// brute-force nearest search picks (of two equally near, the costlier), in front order.
+    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
+    func spreadPicksTheNearestPointToEvenlySpacedCosts(seed: UInt64) {
+        // A front of 40 points at irregular costs (accuracy rising with cost).
+        var r = SeededRandom(seed: seed)
+        let costs = Set((0..<40).map { _ in 150 + Double(r.next() % 1000) }).sorted()
+        let front = costs.enumerated().map { (flops: $1, acc: 60 + Double($0) * 0.1) }
+        #expect(front.count > 12)
+        for count in [1, 2, 5, 12] {
+            let kept = ParetoFront.spread(front, count: count, cost: \.flops)
+            let lo = front[0].flops, hi = front[front.count - 1].flops
+            var naive = Set<Int>()
+            for i in 0..<count {
+                let t = count == 1 ? lo : lo + (hi - lo) * Double(i) / Double(count - 1)
+                let best = front.indices.min { a, b in
+                    let da = abs(front[a].flops - t), db = abs(front[b].flops - t)
+                    return da != db ? da < db : a > b  // equal distance: the later (farther right) point, as the sweep
+                }!
+                naive.insert(best)
+            }
+            #expect(kept.map(\.flops) == naive.sorted().map { front[$0].flops }, "count \(count)")
+            #expect(kept.count <= count && kept.first?.flops == lo && (count == 1 || kept.last?.flops == hi))
+        }
+        #expect(ParetoFront.spread(front, count: front.count, cost: \.flops).map(\.flops) == front.map(\.flops))
+    }
+
     @Test func frontOfNothingIsEmpty() {
         let none: [(flops: Double, acc: Double)] = []
         #expect(ParetoFront.extract(none, flops: \.flops, accuracy: \.acc).isEmpty)

@@ -108,6 +108,21 @@ enum EvoTool {
         #expect(r.stderr.contains("evo-search: generation 0:") && r.stderr.contains("HV70"))
     }
 
+    /// `--front-size N` writes N archs of the same search's front, its two ends
+    /// included, each a line of the whole front; the progress line says so.
+    @Test(.requires(.python3)) func frontSizeWritesASpreadSubsetOfTheFront() throws {
+        let whole = try search(["--budget", "130"], evaluator: EvoTool.evaluator("ok", log: "sent-a.jsonl"))
+        let thin = try search(["--budget", "130", "--front-size", "4"], evaluator: EvoTool.evaluator("ok", log: "sent-b.jsonl"))
+        #expect(whole.status == 0 && thin.status == 0, "\(whole.stderr)\(thin.stderr)")
+        let all = EvoTool.front(whole.stdout), kept = EvoTool.front(thin.stdout)
+        #expect(all.count > 4)
+        #expect(kept.count >= 2 && kept.count <= 4 && kept.first == all.first && kept.last == all.last)
+        #expect(kept.allSatisfy(all.contains))
+        #expect(thin.stderr.contains("front \(all.count) archs (\(kept.count) written"), "\(thin.stderr)")
+        let bad = try search(["--budget", "10", "--front-size", "0"], evaluator: "true")
+        #expect(bad.status == 64 && bad.stderr.contains("--front-size"), "\(bad.stderr)")
+    }
+
     /// `--evaluators 3`: three co-processes really start and share the work, and the
     /// search sends, logs and finds exactly what one evaluator gives (the fake is
     /// deterministic apart from its per-process "seen" counter, left out here).

@@ -34,6 +34,28 @@ public enum ParetoFront {
         extract(points, flops: \.cost, accuracy: \.acc1)
     }
 
+    /// At most `count` points of `front` (sorted by cost ascending) spread evenly over
+    /// its cost range: for `count` targets evenly spaced from the first point's cost to
+    /// the last's, the point nearest each (of two equally near, the costlier; both ends are
+    /// kept), in front order. Fewer
+    /// when several targets share their nearest point; all of `front` when it has no
+    /// more than `count` points.
+    public static func spread<T>(_ front: [T], count: Int, cost: (T) -> Double) -> [T] {
+        precondition(count >= 1, "ParetoFront.spread: count \(count) < 1")
+        guard front.count > count, let first = front.first, let last = front.last else { return front }
+        let lo = cost(first), hi = cost(last)
+        if count == 1 { return [first] }
+        var chosen = Set<Int>()
+        var j = 0
+        for i in 0..<count {
+            let target = lo + (hi - lo) * Double(i) / Double(count - 1)
+            // Costs ascend: move right while the next point is no farther from the target.
+            while j + 1 < front.count, abs(cost(front[j + 1]) - target) <= abs(cost(front[j]) - target) { j += 1 }
+            chosen.insert(j)
+        }
+        return chosen.sorted().map { front[$0] }
+    }
+
     /// The area that the front of `points` dominates above `accuracyFloor`,
     /// with FLOPs scaled to [0, 1] over `bounds`:
     ///
