@@ -10,10 +10,11 @@ extension Chart {
         let plotW = width - left - right, plotH = height - top - bottom
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         let xs = all.map(\.x), ys = all.flatMap { [$0.y - $0.yError, $0.y + $0.yError] }
-        // 3% padding so that markers on the extremes stay inside the frame.
+        // 3% padding so that markers on the extremes stay inside the frame, but not below
+        // zero for data that is not (no axis of negative MFLOPs for a subnet of 0.7).
         func padded(_ v: [Double]) -> Ticks {
             let lo = v.min() ?? 0, hi = v.max() ?? 1, pad = (hi - lo) * 0.03
-            return Ticks(min: lo - pad, max: hi + pad)
+            return Ticks(min: lo >= 0 ? Swift.max(0, lo - pad) : lo - pad, max: hi + pad)
         }
         let xt = padded(xs), yt = padded(ys)
         func px(_ x: Double) -> Double { left + (x - xt.lower) / (xt.upper - xt.lower) * plotW }

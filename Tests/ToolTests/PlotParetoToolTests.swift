@@ -45,6 +45,18 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: h.dir).sorted() == ["f.jsonl", "p.svg", "s.jsonl"])
     }
 
+    /// Data that is never negative gets no negative axis: a min subnet of 0.7 MFLOPs
+    /// (the demo's) starts the x axis at 0, not at -10.
+    @Test func axesOfNonNegativeDataStartAtZero() throws {
+        let h = try ToolHarness()
+        let pts = [(0.7, 79.0), (12.0, 81.0), (49.9, 90.0)].map { "{\"flops\":\($0.0),\"acc1\":\($0.1)}" }
+        try (pts.joined(separator: "\n") + "\n").write(toFile: h.path("s.jsonl"), atomically: true, encoding: .utf8)
+        let r = try h.run("plot-pareto", ["--points", "s.jsonl", "-o", "p.svg"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let svg = try String(contentsOfFile: h.path("p.svg"), encoding: .utf8)
+        #expect(svg.contains(">0</text>") && !svg.contains(">-"), "an axis label below zero")
+    }
+
     /// Accuracies measured on N images get error bars of their 95% interval: on the
     /// front and the min/max marks (not the cloud of sampled dots); --searched draws rings.
     @Test func measuredAccuraciesGetTheirIntervals() throws {
