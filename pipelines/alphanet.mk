@@ -6,7 +6,7 @@
 #   everything measured (pareto.jsonl: no sampled or searched subnet beats a point of it)
 #   -> plot.
 #
-#   make -f pipelines/alphanet.mk            # demo data, tiny space (9-27 min on 2 cores, BENCHMARKS.md)
+#   make -f pipelines/alphanet.mk            # demo data and space (about 15 min on 2 cores, BENCHMARKS.md)
 #   make -f pipelines/alphanet.mk quick      # the same chain with tiny budgets (minutes), in $(OUT)/quick
 #   make -f pipelines/alphanet.mk -j2        # independent steps in parallel (data/training vs sampling)
 #   make -f pipelines/alphanet.mk STEPS=600  # train further: only what depends on the checkpoint re-runs
@@ -22,7 +22,8 @@
 #   BIN           directory of the tool binaries [.build/release]
 #   DATASET       demo (Fashion-MNIST via Scripts/demo-data) or imagenet [demo]
 #   DATA          where the shards go: DATA/train, DATA/val [$(OUT)/data]
-#   SPACE         search space [pipelines/spaces/tiny.json; use pipelines/spaces/alphanet.json for ImageNet]
+#   SPACE         search space [the demo recipe's pipelines/spaces/demo.json, else pipelines/spaces/tiny.json;
+#                 use pipelines/spaces/alphanet.json for ImageNet]
 #   -- ImageNet (DATASET=imagenet) --
 #   IMAGENET_TRAIN  ILSVRC2012_img_train.tar (or an ImageFolder directory)
 #   IMAGENET_VAL    ILSVRC2012_img_val.tar
@@ -43,15 +44,17 @@
 #                 BATCH is then per rank, so changing the rank count restarts the training
 #   CHECKPOINT    the supernet to evaluate [$(OUT)/supernet.safetensors.lz4, trained here];
 #                 point it at an imported official checkpoint to skip training
-#   -- evaluation and search --
+#   -- evaluation and search (pipelines/demo-recipe.mk sets the demo's own values) --
 #   N_SAMPLE      subnets sampled uniformly (plus the min and max subnets) [512]
 #   SEED          seed of sampling and search [1]
 #   CALIB_BATCHES BN recalibration batches per subnet [1]   EVAL_BATCH  batch size [128]
 #   VAL_LIMIT     validation images per subnet [384; 0 = all]
-#   (the demo defaults keep 514 estimates within ~10 minutes on 2 cores; for ImageNet use the
-#   official CALIB_BATCHES=64 EVAL_BATCH=256 VAL_LIMIT=0)
+#   (for ImageNet use the official CALIB_BATCHES=64 EVAL_BATCH=256 VAL_LIMIT=0)
 #   PREDICTOR     fit-predictor model family: gbdt, rf or ridge [gbdt]
+#   FEATURES      fit-predictor features, e.g. official,flops [official: the 31-number encoding]
 #   BUDGET        evo-search evaluations (on the predictor) [3000]
+#   FRONT_SIZE    searched archs re-estimated on the supernet: at most this many of the
+#                 searched front, spread over its FLOPs range [0: the whole front]
 #   FLOPS_MIN, FLOPS_MAX  FLOPs bounds of the search [the min and max subnets']
 #
 # Outputs under $(OUT): supernet.safetensors.lz4 (+ train/log.jsonl), subnets.jsonl,
@@ -96,7 +99,9 @@ CALIB_BATCHES ?= 1
 EVAL_BATCH ?= 128
 VAL_LIMIT ?= 384
 PREDICTOR ?= gbdt
+FEATURES ?= official
 BUDGET ?= 3000
+FRONT_SIZE ?= 0
 FLOPS_MIN ?=
 FLOPS_MAX ?=
 ESTIMATE_ACC ?= $(BIN)/estimate-acc
@@ -110,7 +115,8 @@ $(eval $(call settings,recipe,space=$(SPACE) size=$(IMAGE_SIZE) total=$(TOTAL_ST
 $(eval $(call settings,steps,$(STEPS)))
 $(eval $(call settings,sample,space=$(SPACE) n=$(N_SAMPLE) seed=$(SEED)))
 $(eval $(call settings,estimate,checkpoint=$(CHECKPOINT) data=$(DATA) calib=$(CALIB_BATCHES) batch=$(EVAL_BATCH) val_limit=$(VAL_LIMIT)))
-$(eval $(call settings,search,model=$(PREDICTOR) budget=$(BUDGET) seed=$(SEED) flops=$(FLOPS_MIN)..$(FLOPS_MAX)))
+$(eval $(call settings,predictor,model=$(PREDICTOR) features=$(FEATURES) seed=$(SEED)))
+$(eval $(call settings,search,model=$(PREDICTOR) budget=$(BUDGET) seed=$(SEED) flops=$(FLOPS_MIN)..$(FLOPS_MAX) front=$(FRONT_SIZE)))
 
 ESTIMATE = flock $(OUT)/estimate-cache.lock $(ESTIMATE_ACC) --checkpoint $(CHECKPOINT) --space $(SPACE) \
 	--calib $(DATA)/train --val $(DATA)/val --calib-batches $(CALIB_BATCHES) --batch-size $(EVAL_BATCH) \
@@ -190,8 +196,8 @@ $(OUT)/subnets-acc.jsonl: $(OUT)/subnets.jsonl $(CHECKPOINT) $(VAL) $(SETTINGS)/
 	mv $@.tmp $@
 
 # --- predictor and search ------------------------------------------------------------
-$(OUT)/predictor.json: $(OUT)/subnets-acc.jsonl
-	$(BIN)/fit-predictor --model $(PREDICTOR) --seed $(SEED) -o $@ $< 2> $(OUT)/predictor-report.txt || { cat $(OUT)/predictor-report.txt >&2; exit 1; }
+$(OUT)/predictor.json: $(OUT)/subnets-acc.jsonl $(SETTINGS)/predictor
+	$(BIN)/fit-predictor --model $(PREDICTOR) --features $(FEATURES) --seed $(SEED) -o $@ $< 2> $(OUT)/predictor-report.txt || { cat $(OUT)/predictor-report.txt >&2; exit 1; }
 	@cat $(OUT)/predictor-report.txt >&2
 
 # The search state resumes an interrupted search; it is dropped when the predictor is
@@ -200,7 +206,7 @@ $(OUT)/search-front.jsonl: $(OUT)/predictor.json $(SETTINGS)/search
 	[ $(OUT)/search.state -nt $(OUT)/predictor.json ] && [ $(OUT)/search.state -nt $(SETTINGS)/search ] || rm -f $(OUT)/search.state
 	$(BIN)/evo-search --space $(SPACE) --predictor $< --budget $(BUDGET) --seed $(SEED) \
 		$(if $(FLOPS_MIN),--flops-min $(FLOPS_MIN)) $(if $(FLOPS_MAX),--flops-max $(FLOPS_MAX)) \
-		--state $(OUT)/search.state -o $@
+		$(if $(filter-out 0,$(FRONT_SIZE)),--front-size $(FRONT_SIZE)) --state $(OUT)/search.state -o $@
 
 # The searched archs re-estimated on the supernet: acc1_pred is the predictor's value the
 # search saw, acc1 (acc5, loss) the supernet's.

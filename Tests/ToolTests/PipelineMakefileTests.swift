@@ -22,8 +22,23 @@ import Testing
             }
             last = at.upperBound
         }
-        #expect(r.stdout.contains("sample-subnets --space pipelines/spaces/tiny.json --min --max -n 512"))
+        // The demo recipe's space and estimation settings (pipelines/demo-recipe.mk).
+        #expect(r.stdout.contains("sample-subnets --space pipelines/spaces/demo.json --min --max -n 128"))
+        #expect(r.stdout.contains("--calib-batches 4 --batch-size 128") && !r.stdout.contains("--val-limit"))
+        #expect(r.stdout.contains("fit-predictor --model gbdt --features official,flops"))
+        #expect(r.stdout.contains("--front-size 32"))
         #expect(r.stdout.contains("--total-steps"))
+    }
+
+    /// Without the demo recipe's values the pipeline's own defaults apply (ImageNet runs
+    /// skip the recipe): the tiny space, 512 subnets on 384 images, the whole front.
+    @Test func pipelineDefaultsWithoutTheDemoRecipe() throws {
+        let h = try ToolHarness()
+        let r = try plan(h, ["SPACE=pipelines/spaces/tiny.json", "N_SAMPLE=512", "CALIB_BATCHES=1", "VAL_LIMIT=384", "FEATURES=official", "FRONT_SIZE=0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("sample-subnets --space pipelines/spaces/tiny.json --min --max -n 512"))
+        #expect(r.stdout.contains("--calib-batches 1 --batch-size 128 --val-limit 384"))
+        #expect(r.stdout.contains("--features official ") && !r.stdout.contains("--front-size"))
     }
 
     @Test func imagenetVariablesReachTheTools() throws {
