@@ -181,7 +181,8 @@ public func fileSHA256(_ path: String) throws(Failure) -> String {
 /// forward pass keeps per-model activations) with `workersPerJob` kernel
 /// threads, and all jobs share the rendered calibration and validation
 /// batches (rendered once per resolution, the most recent resolutions kept
-/// within `cacheBytes`).
+/// within `cacheBytes`; a resolution's sets larger than that are rendered batch
+/// by batch by each job as it uses them).
 ///
 /// A result does not depend on `jobs`: each subnet is recalibrated from
 /// reset statistics on the same batches in the same order.

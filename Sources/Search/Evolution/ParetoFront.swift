@@ -36,10 +36,9 @@ public enum ParetoFront {
 
     /// At most `count` points of `front` (sorted by cost ascending) spread evenly over
     /// its cost range: for `count` targets evenly spaced from the first point's cost to
-    /// the last's, the point nearest each (of two equally near, the costlier; both ends are
-    /// kept), in front order. Fewer
-    /// when several targets share their nearest point; all of `front` when it has no
-    /// more than `count` points.
+    /// the last's, the point nearest each (of two equally near, the costlier; both ends
+    /// are kept), in front order. Fewer when several targets share their nearest point;
+    /// all of `front` when it has no more than `count` points.
     public static func spread<T>(_ front: [T], count: Int, cost: (T) -> Double) -> [T] {
         precondition(count >= 1, "ParetoFront.spread: count \(count) < 1")
         guard front.count > count, let first = front.first, let last = front.last else { return front }
