@@ -6,7 +6,7 @@
 #   everything measured (pareto.jsonl: no sampled or searched subnet beats a point of it)
 #   -> plot.
 #
-#   make -f pipelines/alphanet.mk            # demo data and space (about 15 min on 2 cores, BENCHMARKS.md)
+#   make -f pipelines/alphanet.mk            # demo data and space (about 12 min on 2 cores, BENCHMARKS.md)
 #   make -f pipelines/alphanet.mk quick      # the same chain with tiny budgets (minutes), in $(OUT)/quick
 #   make -f pipelines/alphanet.mk -j2        # independent steps in parallel (data/training vs sampling)
 #   make -f pipelines/alphanet.mk STEPS=600  # train further: only what depends on the checkpoint re-runs

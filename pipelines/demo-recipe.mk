@@ -1,9 +1,9 @@
 # Demo recipe: Fashion-MNIST (Scripts/demo-data) at 32 px, pipelines/spaces/demo.json, on 2
 # cores. Included by the pipeline; every variable can be overridden (make STEPS=2000 ...).
-# Measured (BENCHMARKS.md "Demo front"): the whole pipeline from an empty out/ in about 15
-# minutes on 2 quiet cores; the max subnet reaches about 90% and the 8 px min subnet about 80%
-# top-1 on all 10,000 validation images, and the predictor's 5-fold CV Kendall tau is about
-# 0.75 (estimate-acc with whole-image evaluation, which --transform auto picks for
+# Measured (BENCHMARKS.md "Demo recipe"): Scripts/demo from a fresh clone in 12 min 29 s on
+# 2 quiet cores (the build included); the max subnet reaches 90.1% and the 8 px min subnet
+# 80.0% top-1 on all 10,000 validation images, and the predictor's 5-fold CV Kendall tau is
+# 0.77 (estimate-acc with whole-image evaluation, which --transform auto picks for
 # --augment none).
 #
 # Why not the official ImageNet defaults: with them (lr 0.1 + value clipping 1.0,
