@@ -50,11 +50,11 @@ N_SAMPLE ?= 128
 CALIB_BATCHES ?= 4
 EVAL_BATCH ?= 128
 VAL_LIMIT ?= 0
-# The predictor sees FLOPs besides the arch encoding (CV tau 0.73-0.79 against 0.69-0.72
-# without, five fold assignments, BENCHMARKS.md "Demo front").
+# The predictor sees FLOPs besides the arch encoding (gbdt CV tau 0.73-0.77 against
+# 0.69-0.71 without, over five fold assignments; BENCHMARKS.md "Demo front").
 FEATURES ?= official,flops
-# Searched archs re-estimated: 32 spread over the searched front (the whole front held
-# ~130, six minutes of estimation for points a plot cannot tell apart).
+# Searched archs re-estimated: at most 32, spread over the searched front (the whole front
+# held ~130, six minutes of estimation for points a plot cannot tell apart).
 FRONT_SIZE ?= 32
 
 # What the pipeline passes to train-supernet besides steps, batch, lr, augment, kd, num-arch.
