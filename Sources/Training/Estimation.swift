@@ -201,76 +201,25 @@ public final class AccuracyEstimator: @unchecked Sendable {
         models = (0..<jobs).map { _ in
             Supernet(weights: checkpoint.weights, space: checkpoint.space, context: ComputeContext(workers: workersPerJob))
         }
-        renders = RenderedSets(data: data, cacheBytes: cacheBytes)
+        renders = RenderedSets(calibration: data.calibration, validation: data.validation,
+                               augmentation: data.transform.augmentation, validationLimit: data.validationImages,
+                               cacheBytes: cacheBytes)
     }
 
     /// Recalibrates BN for `arch` on job `job`'s model and validates it; the
     /// model's own statistics are restored afterwards. Each job is used by
     /// one thread at a time.
     public func evaluate(_ arch: Arch, job: Int = 0) -> SubnetAccuracy {
-        let sets = renders.batches(resolution: arch.resolution)
-        let ev = SubnetEvaluator(model: models[job], calibration: [], validation: [])
-        let saved = models[job].runningStatistics()
-        defer { models[job].setRunningStatistics(saved) }
-        ev.recalibrate(arch, on: sets.calibration)
-        return ev.validate(arch, on: sets.validation)
+        SubnetEvaluator(model: models[job], sets: renders).evaluate(arch)
     }
 
     /// The BN running statistics after recalibrating `arch` (for tests and
     /// for `infer`), in the supernet's buffer layout.
     public func recalibratedStatistics(_ arch: Arch, job: Int = 0) -> [Float] {
-        let sets = renders.batches(resolution: arch.resolution)
-        let ev = SubnetEvaluator(model: models[job], calibration: [], validation: [])
-        let saved = models[job].runningStatistics()
-        defer { models[job].setRunningStatistics(saved) }
-        ev.recalibrate(arch, on: sets.calibration)
-        return models[job].runningStatistics()
-    }
-}
-
-/// Calibration and validation batches rendered per resolution, shared by
-/// threads; the validation set is cut at `valLimit` images.
-final class RenderedSets: @unchecked Sendable {
-    private let data: EstimationData
-    private let cacheBytes: Int
-    private typealias Entry = (resolution: Int, calibration: [Batch], validation: [Batch], bytes: Int)
-    private let entries = Mutex<[Entry]>([])
-
-    init(data: EstimationData, cacheBytes: Int) {
-        self.data = data
-        self.cacheBytes = cacheBytes
-    }
-
-    /// Rendering holds the lock: a second thread wanting the same resolution
-    /// waits instead of rendering it again. Sets larger than `cacheBytes` (ImageNet's
-    /// at 224 px) are not rendered here but batch by batch as each job uses them.
-    func batches(resolution r: Int) -> (calibration: AnySequence<Batch>, validation: AnySequence<Batch>) {
-        let augmentation = data.transform.augmentation
-        let images = data.calibration.reduce(0) { $0 + $1.count } + data.validationImages
-        guard images * r * r * 3 * 4 <= cacheBytes else {
-            return (AnySequence(RenderedBatches(data.calibration, resolution: r, augmentation: augmentation)),
-                    AnySequence(RenderedBatches(data.validation, resolution: r, augmentation: augmentation, limit: data.validationImages)))
-        }
-        let sets = entries.withLock { entries in batchesLocked(resolution: r, &entries) }
-        return (AnySequence(sets.calibration), AnySequence(sets.validation))
-    }
-
-    private func batchesLocked(resolution r: Int, _ entries: inout [Entry]) -> (calibration: [Batch], validation: [Batch]) {
-        if let i = entries.firstIndex(where: { $0.resolution == r }) {
-            let hit = entries.remove(at: i)
-            entries.insert(hit, at: 0)
-            return (hit.calibration, hit.validation)
-        }
-        let augmentation = data.transform.augmentation
-        let cal = RenderedBatches(data.calibration, resolution: r, augmentation: augmentation).keptBatches()
-        let val = RenderedBatches(data.validation, resolution: r, augmentation: augmentation, limit: data.validationImages).keptBatches()
-        let bytes = (cal + val).reduce(0) { $0 + $1.images.count * 4 }
-        entries.insert((r, cal, val, bytes), at: 0)
-        var total = 0
-        entries = entries.enumerated().filter { i, e in
-            total += e.bytes
-            return i == 0 || total <= cacheBytes
-        }.map(\.element)
-        return (cal, val)
+        let model = models[job]
+        let saved = model.runningStatistics()
+        defer { model.setRunningStatistics(saved) }
+        SubnetEvaluator.recalibrate(model, arch, on: renders.batches(resolution: arch.resolution).calibration)
+        return model.runningStatistics()
     }
 }

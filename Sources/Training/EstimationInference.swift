@@ -124,8 +124,8 @@ public enum EstimationInference {
     public static func recalibrate(model: Supernet, arch: Arch, calibration path: String, batchSize: Int, batches: Int,
                                    transform: EvaluationTransform = .eval) throws(Failure) {
         let cal = try EstimationData.calibrationBatches(path, batchSize: batchSize, batches: batches)
-        SubnetEvaluator(model: model, calibration: [], validation: [])
-            .recalibrate(arch, on: RenderedBatches(cal, resolution: arch.resolution, augmentation: transform.augmentation))
+        SubnetEvaluator.recalibrate(model, arch, on: RenderedBatches(cal, resolution: arch.resolution,
+                                                                     augmentation: transform.augmentation))
     }
 
     /// The class list of shard metadata: `classes` as a JSON list of strings

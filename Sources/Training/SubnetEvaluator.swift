@@ -33,61 +33,42 @@ public struct SubnetAccuracy: Sendable, Equatable {
 /// momentum None, in train mode), then run the validation set with those
 /// statistics. The supernet's own statistics are restored afterwards.
 ///
-/// Calibration and validation images are decoded once and rendered per
-/// resolution, so many subnets reuse them; rendered batches of the most
-/// recent resolutions are kept within `cacheBytes`.
+/// The images come from `RenderedSets`: decoded once, rendered per resolution and
+/// shared by every subnet (and every evaluator) of the same sets.
 public final class SubnetEvaluator {
     public let model: Supernet
-    public let calibration: [BatchLoader.PreparedBatch]
-    public let validation: [BatchLoader.PreparedBatch]
-    public let augmentation: Augmentation
-    let cacheBytes: Int
-    private var cache: [(resolution: Int, calibration: [Batch], validation: [Batch])] = []
+    public let sets: RenderedSets
 
-    public init(model: Supernet, calibration: [BatchLoader.PreparedBatch], validation: [BatchLoader.PreparedBatch],
-                augmentation: Augmentation = .eval, cacheBytes: Int = 1 << 31) {
+    public init(model: Supernet, sets: RenderedSets) {
         self.model = model
-        self.calibration = calibration
-        self.validation = validation
-        self.augmentation = augmentation
-        self.cacheBytes = cacheBytes
+        self.sets = sets
+    }
+
+    /// An evaluator with sets of its own; rendered sets of the most recent resolutions
+    /// are kept within `cacheBytes`.
+    public convenience init(model: Supernet, calibration: [BatchLoader.PreparedBatch],
+                            validation: [BatchLoader.PreparedBatch], augmentation: Augmentation = .eval,
+                            cacheBytes: Int = 1 << 31) {
+        self.init(model: model, sets: RenderedSets(calibration: calibration, validation: validation,
+                                                   augmentation: augmentation, cacheBytes: cacheBytes))
     }
 
     /// Images in the validation set.
-    public var validationImages: Int { validation.reduce(0) { $0 + $1.count } }
-
-    func batches(resolution r: Int) -> (calibration: AnySequence<Batch>, validation: AnySequence<Batch>) {
-        if let hit = cache.first(where: { $0.resolution == r }) { return (AnySequence(hit.calibration), AnySequence(hit.validation)) }
-        let images = (calibration + validation).reduce(0) { $0 + $1.count }
-        let bytes = images * r * r * 3 * 4
-        guard bytes <= cacheBytes else {
-            return (AnySequence(RenderedBatches(calibration, resolution: r, augmentation: augmentation)),
-                    AnySequence(RenderedBatches(validation, resolution: r, augmentation: augmentation)))
-        }
-        let cal = calibration.map { BatchLoader.render($0, resolution: r, augmentation: augmentation) }
-        let val = validation.map { BatchLoader.render($0, resolution: r, augmentation: augmentation) }
-        // Keep what fits, newest first.
-        cache.insert((r, cal, val), at: 0)
-        var total = 0
-        cache = cache.filter { entry in
-            total += (entry.calibration + entry.validation).reduce(0) { $0 + $1.images.count * 4 }
-            return total <= cacheBytes
-        }
-        return (AnySequence(cal), AnySequence(val))
-    }
+    public var validationImages: Int { sets.validationImages }
 
     /// Recalibrates BN for `arch` and measures it on the validation set.
     public func evaluate(_ arch: Arch) -> SubnetAccuracy {
-        let (cal, val) = batches(resolution: arch.resolution)
+        let (cal, val) = sets.batches(resolution: arch.resolution)
         let saved = model.runningStatistics()
         defer { model.setRunningStatistics(saved) }
-        recalibrate(arch, on: cal)
-        return validate(arch, on: val)
+        Self.recalibrate(model, arch, on: cal)
+        return Self.validate(model, arch, on: val)
     }
 
-    /// Leaves the recalibrated statistics of `arch` in the model (callers
-    /// that want them, e.g. `infer --bn running` after calibration).
-    public func recalibrate(_ arch: Arch, on batches: some Sequence<Batch>) {
+    /// Resets the running statistics of `arch` in `model` and accumulates them over
+    /// `batches`; leaves them there (callers that want them, e.g. `infer --bn running`
+    /// after calibration).
+    public static func recalibrate(_ model: Supernet, _ arch: Arch, on batches: some Sequence<Batch>) {
         var random = SeededRandom(seed: 0)
         model.resetRunningStatistics(for: arch)
         for (i, b) in batches.enumerated() {
@@ -98,7 +79,8 @@ public final class SubnetEvaluator {
         }
     }
 
-    public func validate(_ arch: Arch, on batches: some Sequence<Batch>) -> SubnetAccuracy {
+    /// Accuracy of `arch` on `batches` with the running statistics in `model`.
+    public static func validate(_ model: Supernet, _ arch: Arch, on batches: some Sequence<Batch>) -> SubnetAccuracy {
         var random = SeededRandom(seed: 0)
         var top1 = 0, top5 = 0, count = 0
         var lossSum = 0.0

@@ -134,6 +134,41 @@ struct EstimationTests {
         }
     }
 
+    /// The render cache shared by estimate-acc's jobs and train-supernet's evaluator:
+    /// the most recent resolutions within the budget (the newest always), a hit moved to
+    /// the front, and a resolution too large for the budget streamed, never kept, with
+    /// the same pixels and labels as when kept.
+    @Test func renderedSetsKeepTheNewestResolutionsWithinTheBudget() throws {
+        let f = try Fixture()
+        let data = try EstimationData(calibration: f.dir + "/cal", validation: f.dir + "/val", batchSize: 4, calibBatches: 3, valLimit: 7)
+        func bytes(_ r: Int) -> Int { (12 + 7) * r * r * 3 * 4 }
+        func sets(_ budget: Int) -> RenderedSets {
+            RenderedSets(calibration: data.calibration, validation: data.validation, augmentation: .eval,
+                         validationLimit: data.validationImages, cacheBytes: budget)
+        }
+        let both = sets(bytes(8) + bytes(10))
+        _ = both.batches(resolution: 8)
+        _ = both.batches(resolution: 10)
+        #expect(both.keptResolutions == [10, 8])
+        _ = both.batches(resolution: 8)
+        #expect(both.keptResolutions == [8, 10])
+        _ = both.batches(resolution: 9)
+        #expect(both.keptResolutions == [9, 8])
+
+        let small = sets(bytes(8))
+        let streamed = small.batches(resolution: 10)
+        #expect(small.keptResolutions.isEmpty)
+        let kept = both.batches(resolution: 10)
+        #expect(both.keptResolutions.first == 10)
+        for (s, k) in [(streamed.calibration, kept.calibration), (streamed.validation, kept.validation)] {
+            let a = s.map { ($0.images, $0.labels, $0.resolution) }, b = k.map { ($0.images, $0.labels, $0.resolution) }
+            #expect(a.count == b.count)
+            for (x, y) in zip(a, b) { #expect(x.0 == y.0 && x.1 == y.1 && x.2 == y.2) }
+        }
+        #expect(kept.validation.reduce(0) { $0 + $1.count } == 7)
+        #expect(kept.calibration.map(\.count) == [4, 4, 4])
+    }
+
     final class Collected: @unchecked Sendable {
         var items: [(Int, SubnetAccuracy)] = []
         func append(_ s: Int, _ a: SubnetAccuracy) { items.append((s, a)) }
