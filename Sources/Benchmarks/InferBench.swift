@@ -45,7 +45,8 @@ func runInferBench(arguments: [String]) {
                 Gemm.sgemm(ctx, transA: false, transB: false, m: n, n: n, k: n, a: pa, lda: n, b: pb, ldb: n, beta: 0, c: pc, ldc: n)
             } } }
         }
-        emit([("bench", "sgemm_peak"), ("shape", "2048^3"), ("gflops", 2 * pow(Double(n), 3) / t * 1e-9), ("threads", cores)])
+        emit([("bench", "sgemm_peak"), ("shape", "2048^3"), ("gflops", 2 * pow(Double(n), 3) / t * 1e-9), ("threads", cores),
+              ("blas_kernels", BLASKernels.coreName), ("openblas_coretype", BLASKernels.coreTypeSetting)])
     }
 
     func throughput(space spaceName: String, arch: Arch, label: String, batch: Int) {

@@ -72,7 +72,8 @@ enum KernelBench {
         let blasCtx = ComputeContext(workers: 1, blasThreads: workers)
         let peakBLAS = gemmPeak(blasCtx)
         _ = ComputeContext(workers: workers, blasThreads: 1)  // back to our policy
-        emit([("kernel", "sgemm_peak"), ("shape", "2048x2048x2048"), ("policy", "split \(workers) x 1 thread"), ("gflops", peak), ("sgemm_peak_gflops", peak)])
+        emit([("kernel", "sgemm_peak"), ("shape", "2048x2048x2048"), ("policy", "split \(workers) x 1 thread"), ("gflops", peak), ("sgemm_peak_gflops", peak),
+              ("blas_kernels", BLASKernels.coreName), ("openblas_coretype", BLASKernels.coreTypeSetting)])
         emit([("kernel", "sgemm_peak"), ("shape", "2048x2048x2048"), ("policy", "openblas \(workers) threads"), ("gflops", peakBLAS), ("sgemm_peak_gflops", peak)])
 
         // Ceiling 2: copy bandwidth (read + write bytes), 64 MiB, split over workers.

@@ -40,7 +40,8 @@ func runTrainStepBench(arguments: [String]) {
     let workers = Cores.available
     let context = ComputeContext(workers: workers, blasThreads: 1)
     let peak = TrainStepBench.sgemmPeak(context)
-    KernelBench.emit([("kernel", "sgemm_peak"), ("shape", "2048x2048x2048"), ("gflops", peak)])
+    KernelBench.emit([("kernel", "sgemm_peak"), ("shape", "2048x2048x2048"), ("gflops", peak),
+                      ("blas_kernels", BLASKernels.coreName), ("openblas_coretype", BLASKernels.coreTypeSetting)])
     for name in cases {
         do {
             try TrainStepBench.run(case: name, repo: repo, context: context, steps: steps, warmup: warmup,

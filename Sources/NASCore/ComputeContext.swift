@@ -75,6 +75,23 @@ public enum BLASThreads {
     private static let serial = Mutex(())
 }
 
+/// The kernels OpenBLAS runs. A DYNAMIC_ARCH build (Debian's) picks them by CPU when it
+/// loads, unless `OPENBLAS_CORETYPE` names a set: on an AVX-512 CPU, "Haswell" (AVX2)
+/// halves sgemm's rate against the library's own AVX-512 choice (BENCHMARKS.md "Kernels").
+/// Benchmarks print it beside every peak they measure.
+public enum BLASKernels {
+    /// The kernel set OpenBLAS runs ("Haswell", "SkylakeX", "Cooperlake", ...).
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// `OPENBLAS_CORETYPE` as this process sees it, "unset" when it is not set.
+    public static var coreTypeSetting: String {
+        ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"
+    }
+}
+
 /// Threads, BLAS configuration and scratch memory for the kernels.
 ///
 /// **Threading policy (measured, see BENCHMARKS.md "Kernels"):** OpenBLAS runs
