@@ -77,7 +77,8 @@ public enum BLASThreads {
 
 /// The kernels OpenBLAS runs. A DYNAMIC_ARCH build (Debian's) picks them by CPU when it
 /// loads, unless `OPENBLAS_CORETYPE` names a set: on an AVX-512 CPU, "Haswell" (AVX2)
-/// halves sgemm's rate against the library's own AVX-512 choice (BENCHMARKS.md "Kernels").
+/// halves sgemm's rate against the library's own AVX-512 choice (BENCHMARKS.md, "OpenBLAS's
+/// kernels", at the top).
 /// Benchmarks print it beside every peak they measure.
 public enum BLASKernels {
     /// The kernel set OpenBLAS runs ("Haswell", "SkylakeX", "Cooperlake", ...).
