@@ -53,9 +53,6 @@ public final class SubnetEvaluator {
                                                    augmentation: augmentation, cacheBytes: cacheBytes))
     }
 
-    /// Images in the validation set.
-    public var validationImages: Int { sets.validationImages }
-
     /// Recalibrates BN for `arch` and measures it on the validation set.
     public func evaluate(_ arch: Arch) -> SubnetAccuracy {
         let (cal, val) = sets.batches(resolution: arch.resolution)
