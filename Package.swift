@@ -35,6 +35,10 @@ let package = Package(
         // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
         // cannot catch, so the JPEG and PNG calls live in this small C target,
         // which catches them with setjmp and returns status codes.
+        // AVX-512 versions of NASCore's hottest loops, each compiled with its own target
+        // attribute and called only where the CPU has AVX-512 (NASCore's VectorISA).
+        .target(name: "CVectorKernels", path: "Sources/CVectorKernels",
+                cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
                 linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
@@ -45,7 +49,7 @@ let package = Package(
         .target(name: "FileFormats", dependencies: ["CLZ4", "System"]),
         // The kernels are optimised in debug builds too: unoptimised SIMD generics run
         // 50-100x slower, which made the tool tests spend most of their time in them.
-        .target(name: "NASCore", dependencies: ["COpenBLAS", "CCPUHints", "System"],
+        .target(name: "NASCore", dependencies: ["COpenBLAS", "CCPUHints", "CVectorKernels", "System"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Supernet", dependencies: ["NASCore", "FileFormats", "System"]),
         .target(name: "DataPipeline", dependencies: ["FileFormats", "NASCore", "CImageCodecs", "CArchive", "System"]),

@@ -1,3 +1,5 @@
+import CVectorKernels
+
 /// A per-channel affine map and activation, `y[r, ch] = act(x[r, ch] · scale[ch] + bias[ch])`
 /// (one fused multiply-add, then the activation), applied by a convolution to its own
 /// output while that output is still in cache: an evaluation-mode BatchNorm (and the
@@ -36,11 +38,18 @@ public struct ChannelAffine {
     public var channels: Int { scale.count }
 
     /// Applies the map in place to `rows` rows of `channels` floats at `y`, on the calling
-    /// thread (kernels call it from inside their own parallel chunks).
-    public func apply(_ y: UnsafeMutablePointer<Float>, rows: Int) {
+    /// thread (kernels call it from inside their own parallel chunks). With `.avx512`,
+    /// swish (compute-bound: an exponential and a division per element) runs the 512-bit C
+    /// loop, which is bit-identical to the Swift one; the other activations are
+    /// memory-bound and stay here.
+    public func apply(_ y: UnsafeMutablePointer<Float>, rows: Int, isa: VectorISA) {
         scale.withUnsafeBufferPointer { s in
             bias.withUnsafeBufferPointer { b in
-                activation.dispatch(Rows(x: UnsafePointer(y), y: y, rows: 0..<rows, c: s.count, scale: s.base, bias: b.base))
+                if isa == .avx512 && activation == .swish {
+                    vk_affine_swish_rows_avx512(y, y, rows, Int32(s.count), s.base, b.base)
+                } else {
+                    activation.dispatch(Rows(x: UnsafePointer(y), y: y, rows: 0..<rows, c: s.count, scale: s.base, bias: b.base))
+                }
             }
         }
     }

@@ -113,6 +113,8 @@ public final class ComputeContext {
     public let workers: Int
     /// Scratch memory shared by all kernels run with this context.
     public let workspace: Workspace
+    /// The vector instructions of our own kernels (AVX-512 where the CPU has it).
+    public let vectorISA: VectorISA
     /// The threads of `parallel`.
     private let pool: WorkerPool
 
@@ -120,9 +122,13 @@ public final class ComputeContext {
     ///   - workers: parallel tasks (default: the cores this process may use).
     ///   - blasThreads: threads OpenBLAS itself may use inside one call; 1 (default)
     ///     leaves all parallelism to `workers` (see the type's documentation).
-    public init(workers: Int = Cores.available, blasThreads: Int = 1) {
+    ///   - vectorISA: the instruction set of our own kernels (default: the CPU's widest,
+    ///     `VectorISA.preferred`); must be one the CPU supports.
+    public init(workers: Int = Cores.available, blasThreads: Int = 1, vectorISA: VectorISA = .preferred) {
         precondition(workers >= 1 && blasThreads >= 1, "ComputeContext: need at least one thread")
+        precondition(vectorISA.isSupported, "ComputeContext: this CPU cannot run \(vectorISA) kernels")
         self.workers = workers
+        self.vectorISA = vectorISA
         self.workspace = Workspace()
         self.pool = WorkerPool(workers: workers)
         openblas_set_num_threads(Int32(blasThreads))

@@ -112,7 +112,7 @@ public enum Conv2D {
                 im2col(xp, xs, ys, k: k, stride: stride, p0: p, rows: rows, col)
                 Gemm.sgemm(.serial, transA: false, transB: true, m: rows, n: cout, k: kk,
                            a: col, lda: kk, b: ws, ldb: kk, beta: 0, c: yp + p * cout, ldc: cout)
-                epilogue?.apply(yp + p * cout, rows: rows)
+                epilogue?.apply(yp + p * cout, rows: rows, isa: ctx.vectorISA)
                 p += rows
             }
         }

@@ -1,3 +1,5 @@
+import CVectorKernels
+
 /// Depthwise k x k convolution (k = 3, 5, 7, any odd k works), stride 1 or 2, 'same'
 /// padding `p = k / 2`, no bias; weight `[cMax, 1, kMax, kMax]` OIHW, of which the
 /// first `c` channels and the centre `k x k` window are used.
@@ -9,8 +11,12 @@
 /// Implementation: the slice is repacked to `Wp[k*k, c]` (channels contiguous), and
 /// each output pixel accumulates its taps over 8 contiguous channels at a time in
 /// `SIMD8<Float>` registers, four output pixels per step so each weight vector load
-/// is reused. Forward splits output rows over workers; backward splits samples, with
-/// per-worker weight-gradient partials summed at the end.
+/// is reused (with `VectorISA.avx512`, 16 channels in a 512-bit C loop). Forward copies
+/// each sample into a zero-bordered buffer and splits samples over workers
+/// (`forwardPadded`); a batch smaller than the workers, a channel count not a multiple of
+/// 8 or a kernel wider than the map split output rows instead, with bounds-checked edge
+/// columns. Backward splits samples, with per-worker weight-gradient partials summed at
+/// the end.
 /// Backward: `dx[ih,iw,c] = Σ dy[oh,ow,c] · Wp[t,c]` (overwritten),
 /// `dW[c,0,kh,kw] += Σ_{n,oh,ow} x[..] · dy[n,oh,ow,c]` (into the full buffer).
 public enum DepthwiseConv {
@@ -52,7 +58,7 @@ public enum DepthwiseConv {
         requireCount(y, ys.count, "y")
         let k = slice.k, c = xs.c
         if let epilogue { precondition(epilogue.channels == c, "DepthwiseConv: epilogue of \(epilogue.channels) channels, output has \(c)") }
-        if c % 8 == 0 && ys.w <= paddedMaxWidth && k <= xs.w {
+        if c % 8 == 0 && k <= xs.w && ys.n >= ctx.workers {
             forwardPadded(ctx, x.base, xs, weight.base, slice, stride: stride, ys, y.base, epilogue: epilogue)
             return
         }
@@ -64,7 +70,7 @@ public enum DepthwiseConv {
         ctx.parallelChunks(rows, minChunk: max(1, 4096 / max(1, ys.w * c))) { _, range in
             for row in range {
                 forwardRow(xp, xs, wp, k: k, stride: stride, n: row / ys.h, oh: row % ys.h, ys, yp + row * ys.w * c)
-                epilogue?.apply(yp + row * ys.w * c, rows: ys.w)
+                epilogue?.apply(yp + row * ys.w * c, rows: ys.w, isa: ctx.vectorISA)
             }
         }
     }
@@ -113,46 +119,55 @@ public enum DepthwiseConv {
         }
     }
 
-    /// Output widths up to this use `forwardPadded` (when the kernel is no wider than the
-    /// map): on small maps most output pixels touch the border, and the bounds-checked edge
-    /// path dominated (BENCHMARKS.md "Kernels"). A kernel wider than the map would
-    /// multiply mostly zeros (2x2 k5: 4 of 25 taps are real), so those keep the edge path.
-    static let paddedMaxWidth = 8
-
-    /// Small maps: each sample is copied into a zero-bordered buffer (per worker, its
-    /// border zeroed once), so every output pixel takes the unchecked path, four pixels
-    /// per step. Samples are split over workers. Needs `c % 8 == 0`.
+    /// The usual path (`c % 8 == 0`, the kernel no wider than the map, at least one
+    /// sample per worker): each sample is copied into a zero-bordered buffer (per worker,
+    /// its border zeroed once), so every output pixel takes the unchecked path, four pixels
+    /// per step, and the epilogue runs on each output row while it is in L1. The bounds-
+    /// checked edge columns of the row path cost more than the copy on every map size
+    /// (BENCHMARKS.md "Kernels": [32,32,32,144] k3 37 -> 87-90 GFLOP/s); a kernel wider
+    /// than the map would multiply mostly zeros (2x2 k5: 4 of 25 taps are real), and a
+    /// batch smaller than the workers would leave workers idle, so those keep the row path.
+    /// Rows of the buffer are 16 floats longer than the padded row, so that rows a
+    /// multiple of 4 KiB apart (8x8x768 k5: 12 x 768 floats) do not share L1 sets
+    /// ([64,8,8,768] k5 80 -> 120 GFLOP/s). Samples are split over workers. With
+    /// `VectorISA.avx512` each row runs the 512-bit C loop (`vk_depthwise_row_avx512`),
+    /// which sums each output's taps in the same order.
     private static func forwardPadded(_ ctx: ComputeContext, _ xp: UnsafePointer<Float>, _ xs: Shape4,
                                       _ weight: UnsafePointer<Float>, _ slice: ConvWeightSlice, stride: Int,
                                       _ ys: Shape4, _ yp: UnsafeMutablePointer<Float>, epilogue: ChannelAffine?) {
         let k = slice.k, c = xs.c, pad = k / 2
         let pw = xs.w + 2 * pad, ph = xs.h + 2 * pad
-        let per = (ph * pw * c + 15) / 16 * 16
+        let rs = pw * c + 16
+        let per = (ph * rs + 15) / 16 * 16
         let kkc = (k * k * c + 15) / 16 * 16
-        let workers = ctx.workers
+        let workers = ctx.workers, wide = ctx.vectorISA == .avx512
         let wp = ctx.workspace.floats(kkc + workers * per)
         pack(weight, slice, wp)
         let pads = wp + kkc
         ctx.parallelChunks(ys.n) { wi, samples in
             let buf = pads + wi * per
-            buf.update(repeating: 0, count: ph * pw * c)
+            buf.update(repeating: 0, count: ph * rs)
             for n in samples {
                 let src = xp + n * xs.sampleCount
                 for h in 0..<xs.h {
-                    (buf + ((h + pad) * pw + pad) * c).update(from: src + h * xs.w * c, count: xs.w * c)
+                    (buf + (h + pad) * rs + pad * c).update(from: src + h * xs.w * c, count: xs.w * c)
                 }
                 let dst = yp + n * ys.sampleCount
                 for oh in 0..<ys.h {
                     let yrow = dst + oh * ys.w * c
-                    let top = buf + oh * stride * pw * c
-                    var cb = 0
-                    while cb < c {
-                        interior(top + cb, rowStride: pw * c, wp + cb, k: k, kh: 0..<k, stride: stride, c: c,
-                                 columns: 0..<ys.w, yrow + cb)
-                        cb += 8
+                    let top = buf + oh * stride * rs
+                    if wide {
+                        vk_depthwise_row_avx512(top, rs, wp, Int32(k), Int32(stride), Int32(c), Int32(ys.w), yrow)
+                    } else {
+                        var cb = 0
+                        while cb < c {
+                            interior(top + cb, rowStride: rs, wp + cb, k: k, kh: 0..<k, stride: stride, c: c,
+                                     columns: 0..<ys.w, yrow + cb)
+                            cb += 8
+                        }
                     }
+                    epilogue?.apply(yrow, rows: ys.w, isa: ctx.vectorISA)
                 }
-                epilogue?.apply(dst, rows: ys.h * ys.w)
             }
         }
     }

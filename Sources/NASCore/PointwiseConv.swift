@@ -49,7 +49,7 @@ public enum PointwiseConv {
                        beta: bias == nil ? 0 : 1, c: yp, ldc: cout)
             if let epilogue {
                 ctx.parallelChunks(m, minChunk: max(1, 16384 / max(cout, 1))) { _, rows in
-                    epilogue.apply(yp + rows.lowerBound * cout, rows: rows.count)
+                    epilogue.apply(yp + rows.lowerBound * cout, rows: rows.count, isa: ctx.vectorISA)
                 }
             }
             return
@@ -62,7 +62,7 @@ public enum PointwiseConv {
                 Gemm.sgemm(.serial, transA: false, transB: true, m: n, n: cout, k: cin,
                            a: xp + p * cin, lda: cin, b: wp, ldb: slice.inMax,
                            beta: bias == nil ? 0 : 1, c: yp + p * cout, ldc: cout)
-                epilogue.apply(yp + p * cout, rows: n)
+                epilogue.apply(yp + p * cout, rows: n, isa: ctx.vectorISA)
                 p += n
             }
         }

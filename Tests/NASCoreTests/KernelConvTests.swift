@@ -91,12 +91,19 @@ struct KernelConvTests {
         (1, 9, 11, 24, 7, 7, 1),
         (1, 2, 2, 8, 7, 7, 2),     // kernel wider than the map
         (3, 5, 6, 40, 3, 5, 2),
-        (1, 6, 13, 32, 5, 7, 1),   // wide rows exercise the four-pixel interior path
-        // Output width <= 8 and c % 8 == 0: the zero-bordered small-map path.
+        (1, 6, 13, 32, 5, 7, 1),   // one sample for two workers: the row path's interior and edges
+        // c % 8 == 0, the kernel no wider than the map, a sample per worker: the
+        // zero-bordered path (with AVX-512: 16-channel blocks and an 8-channel tail).
         (4, 4, 4, 32, 3, 5, 1),    // 4x4 maps: one four-pixel step per row
         (2, 8, 7, 16, 5, 7, 1),    // four-pixel step plus three single pixels
-        (3, 7, 8, 24, 3, 3, 2),    // stride 2, odd height
+        (3, 7, 8, 24, 3, 3, 2),    // stride 2, odd height, 16 + 8 channels
+        (2, 13, 11, 40, 5, 7, 1),  // wider than 8: 32 + 8 channels, 11 = 2 steps + 3
+        (2, 12, 12, 48, 7, 7, 2),  // k7 stride 2, 48 = 3 x 16 channels
+        (2, 10, 10, 8, 3, 3, 1),   // only the 8-channel tail
     ]
+
+    /// The ISAs this CPU runs (AVX2 always; AVX-512 where it has it).
+    static let isas = VectorISA.allCases.filter(\.isSupported)
 
     @Test(arguments: depthwiseCases)
     func depthwise(_ cfg: (Int, Int, Int, Int, Int, Int, Int)) {
@@ -109,6 +116,14 @@ struct KernelConvTests {
         DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, y: y.m)
         let yRef = Naive.conv(x.doubles, xs, wt.doubles, sl, stride: stride, depthwise: true)
         #expect(relError(y.array(ys.count), yRef) < 1e-5)
+        // Every ISA's forward: the same sums in the same order, so the same bits.
+        for isa in Self.isas {
+            let other = Buf(count: ys.count, value: .nan)
+            DepthwiseConv.forward(ComputeContext(workers: 2, vectorISA: isa), x: x.r, shape: xs, weight: wt.r, slice: sl,
+                                  stride: stride, y: other.m)
+            let d = ChannelAffineTests.difference(other.array(ys.count), y.array(ys.count))
+            #expect(d.count == 0, "\(isa) \(cfg): \(d.count) of \(ys.count) differ, max \(d.relative)")
+        }
 
         let rr = randomFloats(ys.count, seed: 23), rd = rr.map(Double.init)
         let dy = Buf(rr), dx = Buf(count: xs.count, value: 9)

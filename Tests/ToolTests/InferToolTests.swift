@@ -23,6 +23,30 @@ struct InferToolTests {
         try InferToolTests.expectSameAccuracy(line, logits: logits.floats(), labels: labels)
     }
 
+    /// The AVX-512 kernels (the default on a CPU that has them) and the AVX2 ones
+    /// (`ALPHANET_VECTOR_ISA=avx2`) give infer byte-identical logits: the same sums in the
+    /// same order. Skipped on a CPU without AVX-512, where both runs would take one path.
+    @Test(.enabled(if: InferToolTests.cpuHasAVX512, "the CPU has no AVX-512"))
+    func vectorISAsGiveTheSameLogits() throws {
+        let f = try EstimationFixture()
+        let valShard = f.h.path("val/val-00000.safetensors.lz4")
+        var outputs: [Data] = []
+        for (isa, file) in [("avx512", "wide.safetensors.lz4"), ("avx2", "narrow.safetensors.lz4")] {
+            let r = try f.h.run("infer", ["--checkpoint", f.checkpoint, "--arch", EstimationFixture.otherArch, "--images", valShard,
+                                          "--calib", f.train, "--calib-batches", "2", "--batch-size", "8", "--transform", "eval",
+                                          "-o", file], environment: ["ALPHANET_VECTOR_ISA": isa])
+            #expect(r.status == 0, "\(isa): \(r.stderr)")
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: f.h.path(file))))
+        }
+        #expect(outputs[0] == outputs[1], "logits differ between the AVX-512 and the AVX2 kernels")
+    }
+
+    static let cpuHasAVX512: Bool = {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        return flags.split(separator: " ").contains("avx512f")
+    }()
+
     /// `estimate-acc --transform resize` evaluates whole images: on 24 px shards and a
     /// 24 px subnet that is the identity, so its accuracy equals that of infer's logits on
     /// the stored images (recalibrated on the same whole images); `eval` (the centre crop)

@@ -1,0 +1,26 @@
+// AVX-512 versions of NASCore's hottest vector loops. Swift compiles the rest of the
+// kernels for one target (x86-64-v3, AVX2) and has no per-function target attribute;
+// these C functions carry their own (`target("avx512f")`) and NASCore calls them only
+// when `vk_cpu_has_avx512()` says the CPU and the OS support it (`VectorISA`).
+#ifndef VECTOR_KERNELS_H
+#define VECTOR_KERNELS_H
+
+#include <stddef.h>
+
+/// 1 when the CPU has AVX-512F and the OS saves its registers, else 0.
+int vk_cpu_has_avx512(void);
+
+/// One output row of a depthwise k x k convolution over a zero-bordered input, all
+/// channels (`c % 8 == 0`): `y[ow, ch] = sum_{kh,kw} top[kh*row_stride + (ow*stride + kw)*c + ch] * w[(kh*k + kw)*c + ch]`
+/// for `ow < columns`. `w` is the packed weight `[k*k, c]`. 16 channels per 512-bit
+/// vector (an 8-channel tail in 256 bits), four output pixels per step.
+void vk_depthwise_row_avx512(const float *top, ptrdiff_t row_stride, const float *w, int k, int stride,
+                             int c, int columns, float *y);
+
+/// `y[r, ch] = swish(x[r, ch] * scale[ch] + bias[ch])` for `rows` rows of `c` floats (`y`
+/// may alias `x`): NASCore's `ChannelAffine` with `SwishKernel`, the same operations in
+/// the same order on 16 lanes (results equal to the last bit).
+void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c, const float *scale,
+                                 const float *bias);
+
+#endif
