@@ -55,11 +55,15 @@ func runInferBench(arguments: [String]) {
             FileHandle.standardError.write(Data("infer bench: cannot read space \(spaceName)\n".utf8))
             return
         }
-        let model = Supernet(weights: SupernetInitializer.initialWeights(space: space, seed: 0), space: space, context: ComputeContext(workers: cores))
+        let weights = SupernetInitializer.initialWeights(space: space, seed: 0)
+        let model = Supernet(weights: weights, space: space, context: ComputeContext(workers: cores))
+        // The same subnet with the AVX2 kernels, when ours run AVX-512 (timed alternating).
+        let avx2Model = model.context.vectorISA == .avx2 ? nil
+            : Supernet(weights: weights, space: space, context: ComputeContext(workers: cores, vectorISA: .avx2))
         let r = arch.resolution
         var rng = SeededRandom(seed: 1)
         let input = (0..<(batch * r * r * 3)).map { _ in Float(rng.next() % 1000) / 500 - 1 }
-        func run(_ normalization: NormalizationMode = .runningStatistics) {
+        func run(_ normalization: NormalizationMode = .runningStatistics, on model: Supernet = model) {
             var random = SeededRandom(seed: 0)
             _ = input.withUnsafeBufferPointer {
                 model.forward(arch: arch, input: $0, shape: Shape4(n: batch, h: r, w: r, c: 3), normalization: normalization,
@@ -69,10 +73,11 @@ func runInferBench(arguments: [String]) {
         // BN fused into the convolutions (the default), then one pass per BN, then BN
         // recalibration (batch statistics accumulated into the running ones, as
         // estimate-acc's calibration batches), alternating.
-        var fused: [Double] = [], separate: [Double] = [], calibrating: [Double] = []
+        var fused: [Double] = [], separate: [Double] = [], calibrating: [Double] = [], fusedAVX2: [Double] = []
         for _ in 0..<(quick ? 1 : 2) {
             model.fusesNormalization = true
             fused.append(KernelBench.time(budget: quick ? 0.5 : 2, { run() }))
+            if let avx2Model { fusedAVX2.append(KernelBench.time(budget: quick ? 0.5 : 2, { run(on: avx2Model) })) }
             model.fusesNormalization = false
             separate.append(KernelBench.time(budget: quick ? 0.5 : 2, { run() }))
             model.fusesNormalization = true
@@ -82,6 +87,8 @@ func runInferBench(arguments: [String]) {
         emit([("bench", "infer"), ("space", spaceName), ("subnet", label), ("resolution", r), ("batch", batch),
               ("images_per_s", Double(batch) / t), ("images_per_s_separate_bn", Double(batch) / ts),
               ("images_per_s_calibration", Double(batch) / tc),
+              ("vector_isa", model.context.vectorISA.rawValue),
+              ("images_per_s_avx2", fusedAVX2.min().map { Double(batch) / $0 } ?? Double(batch) / t),
               ("flops_m", arch.flops(in: space)), ("threads", cores)])
         if profile {
             for (mode, normalization) in [("eval", NormalizationMode.runningStatistics), ("calibration", .calibration(batchIndex: 1))] {
