@@ -167,6 +167,71 @@ void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c
     }
 }
 
+
+// The weight gradient of one output row for a compile-time kernel size `K`: per channel
+// block of `W` lanes and kernel row kh, K accumulators over the row's columns.
+#define WEIGHT_GRAD_ROW(NAME, TARGET, VEC, W, LOAD, STORE, FMA, ZERO, ADD)                                   \
+    __attribute__((target(TARGET), always_inline)) static inline void NAME(                                 \
+        const float *top, ptrdiff_t row_stride, const float *dy, const int K, int stride, int c, int cb,      \
+        int columns, float *dw) {                                                                            \
+        const ptrdiff_t sc = (ptrdiff_t)stride * c;                                                          \
+        for (int kh = 0; kh < K; kh++) {                                                                     \
+            VEC a[7];                                                                                        \
+            for (int kw = 0; kw < K; kw++) a[kw] = ZERO();                                                   \
+            const float *xr = top + kh * row_stride + cb;                                                    \
+            for (int ow = 0; ow < columns; ow++, xr += sc) {                                                 \
+                const VEC g = LOAD(dy + ow * c + cb);                                                        \
+                for (int kw = 0; kw < K; kw++) a[kw] = FMA(LOAD(xr + kw * c), g, a[kw]);                     \
+            }                                                                                                \
+            float *d = dw + kh * K * c + cb;                                                                 \
+            for (int kw = 0; kw < K; kw++) STORE(d + kw * c, ADD(LOAD(d + kw * c), a[kw]));                  \
+        }                                                                                                    \
+    }
+
+WEIGHT_GRAD_ROW(wgrad8, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_setzero_ps,
+                _mm256_add_ps)
+WEIGHT_GRAD_ROW(wgrad16, "avx512f,avx2,fma", __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps,
+                _mm512_setzero_ps, _mm512_add_ps)
+
+#define WEIGHT_GRAD_K(FN, K) for (; cb + W <= c; cb += W) FN(top, row_stride, dy, K, stride, c, cb, columns, dw)
+
+__attribute__((target("avx2,fma")))
+void vk_depthwise_weight_grad_row_avx2(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
+                                       int c, int columns, float *dw) {
+    enum { W = 8 };
+    int cb = 0;
+    switch (k) {
+    case 3: WEIGHT_GRAD_K(wgrad8, 3); break;
+    case 5: WEIGHT_GRAD_K(wgrad8, 5); break;
+    case 7: WEIGHT_GRAD_K(wgrad8, 7); break;
+    default: WEIGHT_GRAD_K(wgrad8, k); break;
+    }
+}
+
+__attribute__((target("avx512f,avx2,fma")))
+void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
+                                         int c, int columns, float *dw) {
+    int cb = 0;
+    {
+        enum { W = 16 };
+        switch (k) {
+        case 3: WEIGHT_GRAD_K(wgrad16, 3); break;
+        case 5: WEIGHT_GRAD_K(wgrad16, 5); break;
+        case 7: WEIGHT_GRAD_K(wgrad16, 7); break;
+        default: WEIGHT_GRAD_K(wgrad16, k); break;
+        }
+    }
+    if (cb < c) {  // an 8-channel tail
+        enum { W = 8 };
+        switch (k) {
+        case 3: WEIGHT_GRAD_K(wgrad8, 3); break;
+        case 5: WEIGHT_GRAD_K(wgrad8, 5); break;
+        case 7: WEIGHT_GRAD_K(wgrad8, 7); break;
+        default: WEIGHT_GRAD_K(wgrad8, k); break;
+        }
+    }
+}
+
 #else  // not x86-64: no AVX-512 path; NASCore never calls the kernel.
 
 int vk_cpu_has_avx512(void) { return 0; }
@@ -180,6 +245,18 @@ void vk_depthwise_row_avx512(const float *top, ptrdiff_t row_stride, const float
 void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c, const float *scale,
                                  const float *bias) {
     (void)x; (void)y; (void)rows; (void)c; (void)scale; (void)bias;
+    __builtin_trap();
+}
+
+void vk_depthwise_weight_grad_row_avx2(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
+                                       int c, int columns, float *dw) {
+    (void)top; (void)row_stride; (void)dy; (void)k; (void)stride; (void)c; (void)columns; (void)dw;
+    __builtin_trap();
+}
+
+void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
+                                         int c, int columns, float *dw) {
+    (void)top; (void)row_stride; (void)dy; (void)k; (void)stride; (void)c; (void)columns; (void)dw;
     __builtin_trap();
 }
 #endif

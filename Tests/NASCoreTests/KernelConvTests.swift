@@ -129,6 +129,15 @@ struct KernelConvTests {
         let dy = Buf(rr), dx = Buf(count: xs.count, value: 9)
         let g0 = randomFloats(sl.fullCount, seed: 24), dw = Buf(g0)
         DepthwiseConv.backward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, dy: dy.r, dx: dx.m, dWeight: dw.m)
+        // Every ISA's backward: each lane sums in the same order, so the same bits.
+        for isa in Self.isas {
+            let dx2 = Buf(count: xs.count, value: .nan), dw2 = Buf(g0)
+            DepthwiseConv.backward(ComputeContext(workers: 2, vectorISA: isa), x: x.r, shape: xs, weight: wt.r, slice: sl,
+                                   stride: stride, dy: dy.r, dx: dx2.m, dWeight: dw2.m)
+            let ddx = ChannelAffineTests.difference(dx2.array(xs.count), dx.array(xs.count))
+            let ddw = ChannelAffineTests.difference(dw2.array(sl.fullCount), dw.array(sl.fullCount))
+            #expect(ddx.count == 0 && ddw.count == 0, "\(isa) \(cfg) backward: dx \(ddx), dW \(ddw)")
+        }
         let xi = sampleIndices(xs.count)
         let fdX = finiteDifference(x.doubles, indices: xi) {
             dot(Naive.conv($0, xs, wt.doubles, sl, stride: stride, depthwise: true), rd)

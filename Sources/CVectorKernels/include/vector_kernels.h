@@ -17,6 +17,17 @@ int vk_cpu_has_avx512(void);
 void vk_depthwise_row_avx512(const float *top, ptrdiff_t row_stride, const float *w, int k, int stride,
                              int c, int columns, float *y);
 
+/// One output row's share of a depthwise convolution's weight gradient, all channels
+/// (`c % 8 == 0`): `dw[(kh*k + kw)*c + ch] += sum_{ow < columns} top[kh*row_stride + (ow*stride + kw)*c + ch] * dy[ow*c + ch]`,
+/// with `top` the zero-bordered input row where output row's tap (0, 0) reads. Per
+/// channel block and kernel row, `k` accumulators stay in registers over the row (which
+/// is why this is C: Swift cannot keep a run-time number of vectors in registers).
+/// `_avx2` runs on every CPU the kernels support; `_avx512` only where VectorISA allows.
+void vk_depthwise_weight_grad_row_avx2(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
+                                       int c, int columns, float *dw);
+void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
+                                         int c, int columns, float *dw);
+
 /// `y[r, ch] = swish(x[r, ch] * scale[ch] + bias[ch])` for `rows` rows of `c` floats (`y`
 /// may alias `x`): NASCore's `ChannelAffine` with `SwishKernel`, the same operations in
 /// the same order on 16 lanes (results equal to the last bit).
