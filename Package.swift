@@ -35,8 +35,8 @@ let package = Package(
         // libjpeg-turbo and libpng: libjpeg reports errors by longjmp, which Swift
         // cannot catch, so the JPEG and PNG calls live in this small C target,
         // which catches them with setjmp and returns status codes.
-        // AVX-512 versions of NASCore's hottest loops, each compiled with its own target
-        // attribute and called only where the CPU has AVX-512 (NASCore's VectorISA).
+        // Vector loops in C: AVX-512 versions of NASCore's hottest loops (called only where
+        // the CPU has AVX-512: NASCore's VectorISA), each with its own target attribute.
         .target(name: "CVectorKernels", path: "Sources/CVectorKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",

@@ -1,7 +1,9 @@
-// AVX-512 versions of NASCore's hottest vector loops. Swift compiles the rest of the
-// kernels for one target (x86-64-v3, AVX2) and has no per-function target attribute;
-// these C functions carry their own (`target("avx512f")`) and NASCore calls them only
-// when `vk_cpu_has_avx512()` says the CPU and the OS support it (`VectorISA`).
+// Vector loops NASCore runs in C: AVX-512 versions of its hottest loops, and loops that
+// need a number of vector registers known only at run time. Swift compiles the kernels
+// for one target (x86-64-v3, AVX2) and has no per-function target attribute; these C
+// functions carry their own (`target("avx512f")`, `target("avx2,fma")`), and NASCore
+// calls the AVX-512 ones only when `vk_cpu_has_avx512()` says the CPU and the OS support
+// them (`VectorISA`).
 #ifndef VECTOR_KERNELS_H
 #define VECTOR_KERNELS_H
 
