@@ -11,10 +11,15 @@ import COpenBLAS
 /// With a `ComputeContext` of several workers and enough work, the product is split
 /// into independent blocks of C rows (or columns when `n > m`), each one
 /// single-threaded `cblas_sgemm`, so the results are the same as one call up to the
-/// blocking of the summation inside OpenBLAS.
+/// blocking of the summation inside OpenBLAS; a product whose depth k dwarfs m and n is
+/// split along k instead, into partial products summed afterwards.
 public enum Gemm {
     /// Products below this many multiply-adds run as one call on the calling thread.
     public static let parallelThreshold = 1 << 18
+    /// Products with `k` at least this many times `max(m, n)` and an output of at most
+    /// `kSplitMaxOutput` floats are split along k (BENCHMARKS.md "Kernels").
+    static let kSplitDepth = 32
+    static let kSplitMaxOutput = 1 << 16
 
     /// Where a GEMM runs: split over the context's workers, or on the calling thread
     /// (inside a kernel's own parallel region).
@@ -47,6 +52,28 @@ public enum Gemm {
         if m == 0 || n == 0 { return }
         guard case .parallel(let context) = threads, context.workers > 1, m * n * k >= parallelThreshold else {
             call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        if k >= kSplitDepth * max(m, n) && m * n <= kSplitMaxOutput {
+            // A short, wide product (a 1x1 convolution's weight gradient on a large map:
+            // k = pixels, m x n = channels): split k, each worker's partial product into a
+            // buffer of its own, then C = beta C + their sum. Splitting m or n would have
+            // each worker read the whole k-long operand it does not split.
+            let parts = context.chunkCount(k, minChunk: 256)
+            let partials = UnsafeMutablePointer<Float>.allocate(capacity: parts * m * n)
+            defer { partials.deallocate() }
+            let used = context.parallelChunks(k, minChunk: 256) { i, r in
+                let aOff = transA ? r.lowerBound * lda : r.lowerBound
+                let bOff = transB ? r.lowerBound : r.lowerBound * ldb
+                call(transA, transB, m, n, r.count, alpha, a + aOff, lda, b + bOff, ldb, 0, partials + i * m * n, n)
+            }
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Float = 0
+                    for p in 0..<used { sum += partials[(p * m + i) * n + j] }
+                    c[i * ldc + j] = beta == 0 ? sum : beta * c[i * ldc + j] + sum
+                }
+            }
             return
         }
         if m >= n {

@@ -1,0 +1,45 @@
+import NASCore
+import Testing
+
+/// The GEMM wrapper's splits against a naive Double product: rows of C (m >= n), columns
+/// (n > m) and the depth (k far beyond m and n, a weight gradient's shape), with every
+/// transpose, alpha, beta and leading dimensions wider than the operands.
+@Suite struct GemmTests {
+    /// (m, n, k): split rows, split columns, split k (k >= 32 max(m, n)), and a product
+    /// below the parallel threshold.
+    static let shapes = [(96, 40, 80), (24, 72, 96), (24, 16, 4096), (40, 9, 2000), (5, 4, 3)]
+
+    @Test(arguments: shapes, [(false, false), (true, false), (false, true), (true, true)])
+    func matchesNaiveProduct(_ shape: (Int, Int, Int), _ transposes: (Bool, Bool)) {
+        let (m, n, k) = shape, (ta, tb) = transposes
+        let ctx = ComputeContext(workers: 2)
+        // Stored shapes with 3 spare columns each: A is [m, k] or [k, m], B [k, n] or [n, k].
+        let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
+        let lda = aCols + 3, ldb = bCols + 3, ldc = n + 3
+        let a = randomFloats(aRows * lda, seed: 1), b = randomFloats(bRows * ldb, seed: 2)
+        for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (2, -0.75)] {
+            let c0 = randomFloats(m * ldc, seed: 3)
+            var c = c0
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                Gemm.sgemm(ctx, transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
+                           b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc)
+            } } }
+            var worst = 0.0, scale = 1e-30
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for p in 0..<k {
+                        let av = ta ? a[p * lda + i] : a[i * lda + p], bv = tb ? b[j * ldb + p] : b[p * ldb + j]
+                        s += Double(av) * Double(bv)
+                    }
+                    let want = Double(alpha) * s + Double(beta) * Double(c0[i * ldc + j])
+                    worst = max(worst, abs(Double(c[i * ldc + j]) - want))
+                    scale = max(scale, abs(want))
+                }
+                // The spare columns of C stay as they were.
+                for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
+            }
+            #expect(worst / scale < 1e-5, "m=\(m) n=\(n) k=\(k) transA=\(ta) transB=\(tb) alpha=\(alpha) beta=\(beta): \(worst / scale)")
+        }
+    }
+}
