@@ -1,3 +1,4 @@
+import CVectorKernels
 import CCPUHints
 
 /// Batch normalisation over the channels of an NHWC tensor (PyTorch `BatchNorm2d`,
@@ -214,10 +215,17 @@ public enum BatchNorm {
     }
 
     /// `y[r, ch] = act(x[r, ch] · scale[ch] + bias[ch])` (one fused multiply-add) over rows, parallel; one pass
-    /// whatever the activation (the loop is specialised for it).
+    /// whatever the activation (the loop is specialised for it). Swish with `.avx512`
+    /// runs `ChannelAffine`'s 512-bit loop (bit-identical; swish is compute-bound).
     private static func affine(_ ctx: ComputeContext, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                m: Int, c: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                activation: Activation = .identity) {
+        if ctx.vectorISA == .avx512 && activation == .swish {
+            ctx.parallelChunks(m, minChunk: max(1, 16384 / max(c, 1))) { _, rows in
+                vk_affine_swish_rows_avx512(x + rows.lowerBound * c, y + rows.lowerBound * c, rows.count, Int32(c), scale, bias)
+            }
+            return
+        }
         activation.dispatch(AffineLoop(ctx: ctx, x: x, y: y, m: m, c: c, scale: scale, bias: bias))
     }
 

@@ -141,10 +141,12 @@ struct KernelNormActTests {
     /// The training fusion: forward `act(BN(x))` in one pass equals BN then the
     /// activation; the fused backward (activation gradient formed inside BN's reduction,
     /// from the recomputed BN output) equals the activation's backward then BN's, bit for
-    /// bit, for dx, dGamma and dBeta (c = 11 and 19 exercise the vector tail; 16 none).
-    @Test(arguments: Activation.allCases)
-    func batchNormTrainingFusedWithActivation(_ act: Activation) {
-        for c in [11, 16, 19] {
+    /// bit, for dx, dGamma and dBeta (c = 11 and 19 exercise the vector tail; 16 none;
+    /// 24 the AVX-512 loop's 8-lane block), with each vector ISA's kernels.
+    @Test(arguments: Activation.allCases, KernelConvTests.isas)
+    func batchNormTrainingFusedWithActivation(_ act: Activation, _ isa: VectorISA) {
+        let ctx = ComputeContext(workers: 2, vectorISA: isa)
+        for c in [11, 16, 19, 24] {
             let s = Shape4(n: 3, h: 5, w: 7, c: c)
             let x = Buf(randomFloats(s.count, seed: 80, range: -3...5))
             let gamma = Buf(randomFloats(c, seed: 81)), beta = Buf(randomFloats(c, seed: 82))
@@ -161,7 +163,7 @@ struct KernelNormActTests {
             // Fused.
             let zf = Buf(count: s.count), meanF = Buf(count: c), invF = Buf(count: c)
             BatchNorm.forwardTraining(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, y: zf.m, saveMean: meanF.m, saveInvStd: invF.m, activation: act)
-            #expect(zf.array(s.count) == z.array(s.count), "forward \(act) c=\(c)")
+            #expect(zf.array(s.count) == z.array(s.count), "forward \(act) \(isa) c=\(c)")
             let dzF = Buf(dz.array(s.count)), dxF = Buf(count: s.count)
             let dGammaF = Buf([Float](repeating: 0.5, count: c)), dBetaF = Buf([Float](repeating: -0.25, count: c))
             BatchNorm.backward(ctx, x: x.r, shape: s, gamma: gamma.r, mean: meanF.r, invStd: invF.r, dy: dzF.r, dx: dxF.m,
@@ -172,10 +174,12 @@ struct KernelNormActTests {
     }
 
     /// The evaluation fusion: BN with running statistics and an activation in one pass,
-    /// in place, equals BN then the activation (c = 11 and 19 exercise the vector tail).
-    @Test(arguments: Activation.allCases)
-    func batchNormInferenceFusedWithActivation(_ act: Activation) {
-        for c in [11, 19] {
+    /// in place, equals BN then the activation (c = 11 and 19 exercise the vector tail),
+    /// with each vector ISA's kernels.
+    @Test(arguments: Activation.allCases, KernelConvTests.isas)
+    func batchNormInferenceFusedWithActivation(_ act: Activation, _ isa: VectorISA) {
+        let ctx = ComputeContext(workers: 2, vectorISA: isa)
+        for c in [11, 19, 24] {
             let s = Shape4(n: 2, h: 3, w: 5, c: c)
             let x = Buf(randomFloats(s.count, seed: 70, range: -4...4))
             let gamma = Buf(randomFloats(c, seed: 71)), beta = Buf(randomFloats(c, seed: 72))
@@ -184,7 +188,7 @@ struct KernelNormActTests {
             BatchNorm.forwardInference(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, runningMean: rm.r, runningVar: rv.r, y: separate.m)
             act.forward(ctx, x: separate.r, y: separate.m, count: s.count)
             BatchNorm.forwardInference(ctx, x: x.r, shape: s, gamma: gamma.r, beta: beta.r, runningMean: rm.r, runningVar: rv.r, y: x.m, activation: act)
-            #expect(x.array(s.count) == separate.array(s.count), "\(act) c=\(c)")
+            #expect(x.array(s.count) == separate.array(s.count), "\(act) \(isa) c=\(c)")
         }
     }
 
