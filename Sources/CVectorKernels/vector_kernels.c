@@ -96,12 +96,12 @@ void vk_depthwise_row_avx512(const float *top, ptrdiff_t row_stride, const float
     }
 }
 
-// swish(v) = v / (exp(-v) + 1), with NASCore's FastExp.expNegated8 (Activation.swift)
+// exp(-v) + 1, the sigmoid's denominator, with NASCore's FastExp.expNegated8 (Activation.swift)
 // operation for operation: the clamps, Cody-Waite reduction, the degree-4 polynomial by
 // Estrin's scheme and 2^n from the exponent bits. Every step is one IEEE operation
 // (fused where the Swift code fuses), so each lane's result is bit-identical.
 __attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline __m512 swish16(__m512 v) {
+static inline __m512 exp_neg_plus1_16(__m512 v) {
     __m512 x = _mm512_min_ps(_mm512_set1_ps(87.33f), v);  // v > 87.33 ? 87.33 : v (NaN kept)
     x = _mm512_max_ps(_mm512_set1_ps(-88.37f), x);          // x < -88.37 ? -88.37 : x
     const __m512 magic = _mm512_set1_ps(12582912.0f);
@@ -116,13 +116,24 @@ static inline __m512 swish16(__m512 v) {
     const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(p, q2, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(q), _mm512_set1_epi32((int)0x80000000u)))), _mm512_set1_ps(1.0f));
     const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)),
                                                             _mm512_set1_epi32(127)), 23);
-    const __m512 denominator = _mm512_fmadd_ps(e, _mm512_castsi512_ps(bits), _mm512_set1_ps(1.0f));
-    return _mm512_div_ps(v, denominator);
+    return _mm512_fmadd_ps(e, _mm512_castsi512_ps(bits), _mm512_set1_ps(1.0f));
+}
+
+__attribute__((target("avx512f,avx2,fma"), always_inline))
+static inline __m512 swish16(__m512 v) { return _mm512_div_ps(v, exp_neg_plus1_16(v)); }
+
+// dy * swish'(y) as SwishKernel.gradient8: s = 1 / (exp(-y) + 1), dy * (s * (1 + y * (1 - s))),
+// each step one rounded operation (Swift does not contract them into fused multiply-adds).
+__attribute__((target("avx512f,avx2,fma"), always_inline))
+static inline __m512 swish_gradient16(__m512 y, __m512 dy) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 sg = _mm512_div_ps(one, exp_neg_plus1_16(y));
+    return _mm512_mul_ps(dy, _mm512_mul_ps(sg, _mm512_add_ps(one, _mm512_mul_ps(y, _mm512_sub_ps(one, sg)))));
 }
 
 // The same on 8 lanes, for an 8-channel tail.
 __attribute__((target("avx2,fma"), always_inline))
-static inline __m256 swish8(__m256 v) {
+static inline __m256 exp_neg_plus1_8(__m256 v) {
     __m256 x = _mm256_min_ps(_mm256_set1_ps(87.33f), v);  // v > 87.33 ? 87.33 : v (NaN kept)
     x = _mm256_max_ps(_mm256_set1_ps(-88.37f), x);          // x < -88.37 ? -88.37 : x
     const __m256 magic = _mm256_set1_ps(12582912.0f);
@@ -137,8 +148,19 @@ static inline __m256 swish8(__m256 v) {
     const __m256 e = _mm256_add_ps(_mm256_fmadd_ps(p, q2, _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(q), _mm256_set1_epi32((int)0x80000000u)))), _mm256_set1_ps(1.0f));
     const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)),
                                                             _mm256_set1_epi32(127)), 23);
-    const __m256 denominator = _mm256_fmadd_ps(e, _mm256_castsi256_ps(bits), _mm256_set1_ps(1.0f));
-    return _mm256_div_ps(v, denominator);
+    return _mm256_fmadd_ps(e, _mm256_castsi256_ps(bits), _mm256_set1_ps(1.0f));
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 swish8(__m256 v) { return _mm256_div_ps(v, exp_neg_plus1_8(v)); }
+
+// dy * swish'(y) as SwishKernel.gradient8: s = 1 / (exp(-y) + 1), dy * (s * (1 + y * (1 - s))),
+// each step one rounded operation (Swift does not contract them into fused multiply-adds).
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 swish_gradient8(__m256 y, __m256 dy) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 sg = _mm256_div_ps(one, exp_neg_plus1_8(y));
+    return _mm256_mul_ps(dy, _mm256_mul_ps(sg, _mm256_add_ps(one, _mm256_mul_ps(y, _mm256_sub_ps(one, sg)))));
 }
 
 __attribute__((target("avx512f,avx2,fma")))
@@ -167,6 +189,32 @@ void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c
     }
 }
 
+
+__attribute__((target("avx512f,avx2,fma")))
+void vk_swish_gradient_affine_rows_avx512(const float *x, float *dy, ptrdiff_t rows, int c, const float *scale,
+                                          const float *shift) {
+    const int full = c / 16 * 16, rest = (c - full) % 8;
+    const __mmask16 tail = (__mmask16)((1u << rest) - 1);
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *xr = x + r * c;
+        float *gr = dy + r * c;
+        int ch = 0;
+        for (; ch < full; ch += 16) {
+            const __m512 y = _mm512_fmadd_ps(_mm512_loadu_ps(xr + ch), _mm512_loadu_ps(scale + ch), _mm512_loadu_ps(shift + ch));
+            _mm512_storeu_ps(gr + ch, swish_gradient16(y, _mm512_loadu_ps(gr + ch)));
+        }
+        if (c - ch >= 8) {
+            const __m256 y = _mm256_fmadd_ps(_mm256_loadu_ps(xr + ch), _mm256_loadu_ps(scale + ch), _mm256_loadu_ps(shift + ch));
+            _mm256_storeu_ps(gr + ch, swish_gradient8(y, _mm256_loadu_ps(gr + ch)));
+            ch += 8;
+        }
+        if (tail) {
+            const __m512 y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, xr + ch), _mm512_maskz_loadu_ps(tail, scale + ch),
+                                             _mm512_maskz_loadu_ps(tail, shift + ch));
+            _mm512_mask_storeu_ps(gr + ch, tail, swish_gradient16(y, _mm512_maskz_loadu_ps(tail, gr + ch)));
+        }
+    }
+}
 
 // The weight gradient of one output row for a compile-time kernel size `K`: per channel
 // block of `W` lanes and kernel row kh, K accumulators over the row's columns.
@@ -245,6 +293,12 @@ void vk_depthwise_row_avx512(const float *top, ptrdiff_t row_stride, const float
 void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c, const float *scale,
                                  const float *bias) {
     (void)x; (void)y; (void)rows; (void)c; (void)scale; (void)bias;
+    __builtin_trap();
+}
+
+void vk_swish_gradient_affine_rows_avx512(const float *x, float *dy, ptrdiff_t rows, int c, const float *scale,
+                                          const float *shift) {
+    (void)x; (void)dy; (void)rows; (void)c; (void)scale; (void)shift;
     __builtin_trap();
 }
 

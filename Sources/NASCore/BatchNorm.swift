@@ -489,20 +489,26 @@ public enum BatchNorm {
         let mean: UnsafePointer<Float>, scaleShift: UnsafePointer<Float>
         @inline(__always) func run<K: ActivationKernel>(_: K.Type) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Float>) {
             let xp = x, dyp = dy, c = c, mp = mean, ss = scaleShift
+            let wideSwish = K.self == SwishKernel.self && ctx.vectorISA == .avx512
             return reduce(ctx, pixels: m, c: c, scratchFloats: 3 * c) { block, a in
                 let rows = block.rows
-                // Gradient at the activation's input, row by row over all channels (contiguous).
-                for r in rows {
-                    let xr = xp + r * c, gr = dyp + r * c
-                    var ch = 0
-                    while ch + 8 <= c {
-                        store8(K.gradient8(load8(ss + c + ch).addingProduct(load8(xr + ch), load8(ss + ch)), load8(gr + ch)), gr + ch)
-                        ch += 8
-                    }
-                    if ch < c {
-                        let t = c - ch
-                        storePartial(K.gradient8(loadPartial(ss + c + ch, t).addingProduct(loadPartial(xr + ch, t), loadPartial(ss + ch, t)),
-                                                 loadPartial(gr + ch, t)), gr + ch, t)
+                // Gradient at the activation's input, row by row over all channels
+                // (contiguous); swish with AVX-512 in C (bit-identical, compute-bound).
+                if wideSwish {
+                    vk_swish_gradient_affine_rows_avx512(xp + rows.lowerBound * c, dyp + rows.lowerBound * c, rows.count, Int32(c), ss, ss + c)
+                } else {
+                    for r in rows {
+                        let xr = xp + r * c, gr = dyp + r * c
+                        var ch = 0
+                        while ch + 8 <= c {
+                            store8(K.gradient8(load8(ss + c + ch).addingProduct(load8(xr + ch), load8(ss + ch)), load8(gr + ch)), gr + ch)
+                            ch += 8
+                        }
+                        if ch < c {
+                            let t = c - ch
+                            storePartial(K.gradient8(loadPartial(ss + c + ch, t).addingProduct(loadPartial(xr + ch, t), loadPartial(ss + ch, t)),
+                                                     loadPartial(gr + ch, t)), gr + ch, t)
+                        }
                     }
                 }
                 // The sums, as in the unfused backward.

@@ -36,4 +36,9 @@ void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride,
 void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c, const float *scale,
                                  const float *bias);
 
+/// `dy[r, ch] *= swish'(x[r, ch] * scale[ch] + shift[ch])` for `rows` rows of `c` floats:
+/// BatchNorm's fused backward with `SwishKernel.gradient8`, bit-identical.
+void vk_swish_gradient_affine_rows_avx512(const float *x, float *dy, ptrdiff_t rows, int c, const float *scale,
+                                          const float *shift);
+
 #endif
