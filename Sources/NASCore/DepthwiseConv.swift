@@ -12,10 +12,10 @@ import CVectorKernels
 /// each output pixel accumulates its taps over 8 contiguous channels at a time in
 /// `SIMD8<Float>` registers, four output pixels per step so each weight vector load
 /// is reused (with `VectorISA.avx512`, 16 channels in a 512-bit C loop). Forward copies
-/// each sample into a zero-bordered buffer and splits samples over workers
-/// (`forwardPadded`); a batch smaller than the workers, a channel count not a multiple of
-/// 8 or a kernel wider than the map split output rows instead, with bounds-checked edge
-/// columns. Backward splits samples, with per-worker weight-gradient partials summed at
+/// each sample into a zero-bordered buffer and splits samples over workers (rows, when
+/// there are fewer samples than workers: `forwardPadded`); a channel count not a multiple
+/// of 8 or a kernel wider than the map split output rows of the unbordered input instead,
+/// with bounds-checked edge columns. Backward splits samples, with per-worker weight-gradient partials summed at
 /// the end.
 /// Backward: `dx[ih,iw,c] = Σ dy[oh,ow,c] · Wp[t,c]` (overwritten),
 /// `dW[c,0,kh,kw] += Σ_{n,oh,ow} x[..] · dy[n,oh,ow,c]` (into the full buffer).
@@ -58,7 +58,7 @@ public enum DepthwiseConv {
         requireCount(y, ys.count, "y")
         let k = slice.k, c = xs.c
         if let epilogue { precondition(epilogue.channels == c, "DepthwiseConv: epilogue of \(epilogue.channels) channels, output has \(c)") }
-        if c % 8 == 0 && k <= xs.w && ys.n >= ctx.workers {
+        if c % 8 == 0 && k <= xs.w {
             forwardPadded(ctx, x.base, xs, weight.base, slice, stride: stride, ys, y.base, epilogue: epilogue)
             return
         }
@@ -119,14 +119,14 @@ public enum DepthwiseConv {
         }
     }
 
-    /// The usual path (`c % 8 == 0`, the kernel no wider than the map, at least one
-    /// sample per worker): each sample is copied into a zero-bordered buffer (per worker,
-    /// its border zeroed once), so every output pixel takes the unchecked path, four pixels
-    /// per step, and the epilogue runs on each output row while it is in L1. The bounds-
-    /// checked edge columns of the row path cost more than the copy on every map size
-    /// (BENCHMARKS.md "Kernels": [32,32,32,144] k3 37 -> 87-90 GFLOP/s); a kernel wider
-    /// than the map would multiply mostly zeros (2x2 k5: 4 of 25 taps are real), and a
-    /// batch smaller than the workers would leave workers idle, so those keep the row path.
+    /// The usual path (`c % 8 == 0`, the kernel no wider than the map): each sample is
+    /// copied into a zero-bordered buffer (per worker, its border zeroed once), so every
+    /// output pixel takes the unchecked path, four pixels per step, and the epilogue runs on
+    /// each output row while it is in L1. The bounds-checked edge columns of the row path
+    /// cost more than the copy on every map size (BENCHMARKS.md "Kernels": [32,32,32,144] k3
+    /// 37 -> 87-90 GFLOP/s); a kernel wider than the map would multiply mostly zeros (2x2
+    /// k5: 4 of 25 taps are real), so those keep the row path. With fewer samples than
+    /// workers the rows of each sample are split instead.
     /// Rows of the buffer are 16 floats longer than the padded row, so that rows a
     /// multiple of 4 KiB apart (8x8x768 k5: 12 x 768 floats) do not share L1 sets
     /// ([64,8,8,768] k5 80 -> 120 GFLOP/s). Samples are split over workers. With
@@ -144,30 +144,46 @@ public enum DepthwiseConv {
         let wp = ctx.workspace.floats(kkc + workers * per)
         pack(weight, slice, wp)
         let pads = wp + kkc
+        // One output row of the bordered sample in `buf`, then the epilogue while it is in L1.
+        func row(_ buf: UnsafePointer<Float>, _ oh: Int, _ dst: UnsafeMutablePointer<Float>) {
+            let yrow = dst + oh * ys.w * c
+            let top = buf + oh * stride * rs
+            if wide {
+                vk_depthwise_row_avx512(top, rs, wp, Int32(k), Int32(stride), Int32(c), Int32(ys.w), yrow)
+            } else {
+                var cb = 0
+                while cb < c {
+                    interior(top + cb, rowStride: rs, wp + cb, k: k, kh: 0..<k, stride: stride, c: c,
+                             columns: 0..<ys.w, yrow + cb)
+                    cb += 8
+                }
+            }
+            epilogue?.apply(yrow, rows: ys.w, isa: ctx.vectorISA)
+        }
+        func copy(sample n: Int, into buf: UnsafeMutablePointer<Float>) {
+            let src = xp + n * xs.sampleCount
+            for h in 0..<xs.h { (buf + (h + pad) * rs + pad * c).update(from: src + h * xs.w * c, count: xs.w * c) }
+        }
+        if ys.n < workers {
+            // Fewer samples than workers (batch 1: latency): one bordered copy per sample,
+            // its output rows split over the workers.
+            pads.update(repeating: 0, count: ph * rs)
+            for n in 0..<ys.n {
+                copy(sample: n, into: pads)
+                let dst = yp + n * ys.sampleCount
+                ctx.parallelChunks(ys.h) { _, rows in
+                    for oh in rows { row(pads, oh, dst) }
+                }
+            }
+            return
+        }
         ctx.parallelChunks(ys.n) { wi, samples in
             let buf = pads + wi * per
             buf.update(repeating: 0, count: ph * rs)
             for n in samples {
-                let src = xp + n * xs.sampleCount
-                for h in 0..<xs.h {
-                    (buf + (h + pad) * rs + pad * c).update(from: src + h * xs.w * c, count: xs.w * c)
-                }
+                copy(sample: n, into: buf)
                 let dst = yp + n * ys.sampleCount
-                for oh in 0..<ys.h {
-                    let yrow = dst + oh * ys.w * c
-                    let top = buf + oh * stride * rs
-                    if wide {
-                        vk_depthwise_row_avx512(top, rs, wp, Int32(k), Int32(stride), Int32(c), Int32(ys.w), yrow)
-                    } else {
-                        var cb = 0
-                        while cb < c {
-                            interior(top + cb, rowStride: rs, wp + cb, k: k, kh: 0..<k, stride: stride, c: c,
-                                     columns: 0..<ys.w, yrow + cb)
-                            cb += 8
-                        }
-                    }
-                    epilogue?.apply(yrow, rows: ys.w, isa: ctx.vectorISA)
-                }
+                for oh in 0..<ys.h { row(buf, oh, dst) }
             }
         }
     }

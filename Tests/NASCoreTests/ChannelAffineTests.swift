@@ -6,7 +6,7 @@ import NASCore
 /// as a kernel's epilogue) against the separate passes: convolution, then
 /// `BatchNorm.forwardInference` with the activation, on every path of every kernel: the
 /// 1x1 convolution's tiled path (enough rows for a tile per worker) and its whole-GEMM
-/// path (few rows), the depthwise row path and its zero-bordered small-map path, the
+/// path (few rows), the depthwise row path and its zero-bordered path (samples or rows split), the
 /// stem. Depthwise and stem are bit-identical (the same arithmetic in the same order);
 /// the tiled 1x1 path calls OpenBLAS on tiles of rows instead of one block per worker,
 /// and OpenBLAS's summation order depends on the block (measured: up to 2.2e-6 of the
@@ -83,8 +83,9 @@ import NASCore
     @Test(arguments: Activation.allCases, KernelConvTests.isas)
     func depthwise(_ act: Activation, _ isa: VectorISA) {
         let convContext = ComputeContext(workers: 2, vectorISA: isa)
-        // One sample takes the row path, three (c % 8 == 0) the zero-bordered path;
-        // c = 20 has a channel tail, 24 and 40 an 8-channel block after 16-channel ones.
+        // c % 8 == 0 takes the zero-bordered path (one sample: its rows split over the
+        // workers; three: samples split); c = 20 the unbordered row path with a channel
+        // tail; 24 and 40 have an 8-channel block after 16-channel ones.
         for (n, hw, c, k, stride) in [(1, 16, 24, 3, 1), (3, 16, 20, 5, 2), (3, 16, 40, 5, 1), (3, 8, 32, 3, 1), (3, 8, 16, 5, 2),
                                       (3, 4, 48, 3, 1), (3, 12, 24, 3, 2)] {
             let xs = Shape4(n: n, h: hw, w: hw, c: c)

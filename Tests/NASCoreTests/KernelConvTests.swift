@@ -91,7 +91,8 @@ struct KernelConvTests {
         (1, 9, 11, 24, 7, 7, 1),
         (1, 2, 2, 8, 7, 7, 2),     // kernel wider than the map
         (3, 5, 6, 40, 3, 5, 2),
-        (1, 6, 13, 32, 5, 7, 1),   // one sample for two workers: the row path's interior and edges
+        (1, 6, 13, 32, 5, 7, 1),   // one sample for two workers: its bordered rows split over them
+        (2, 9, 12, 20, 3, 5, 1),   // c % 8 != 0: the unbordered row path, edge columns, interior, a 4-channel tail
         // c % 8 == 0, the kernel no wider than the map, a sample per worker: the
         // zero-bordered path (with AVX-512: 16-channel blocks and an 8-channel tail).
         (4, 4, 4, 32, 3, 5, 1),    // 4x4 maps: one four-pixel step per row
