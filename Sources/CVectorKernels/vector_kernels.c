@@ -10,79 +10,60 @@ int vk_cpu_has_avx512(void) {
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
 }
 
-// The row for a kernel size known at compile time (`K`), so each tap's offsets are
-// constants and the kw loop unrolls completely; called through the dispatcher below.
+// One channel block of `W` lanes at `cb` across an output row, for a kernel size known at
+// compile time (`K`), so each tap's offsets are constants and the kw loop unrolls
+// completely; the kh loop stays rolled (unrolled too, clang spilled the accumulators).
+// Four output pixels per step, then single pixels.
+#define DEPTHWISE_ROW_BLOCK(NAME, TARGET, VEC, LOAD, STORE, FMA, ZERO)                                     \
+    __attribute__((target(TARGET), always_inline)) static inline void NAME(                               \
+        const float *top, ptrdiff_t row_stride, const float *w, const int K, int stride, int c, int cb,   \
+        int columns, float *y) {                                                                           \
+        const ptrdiff_t sc = (ptrdiff_t)stride * c;                                                        \
+        int ow = 0;                                                                                        \
+        for (; ow + 4 <= columns; ow += 4) {                                                               \
+            VEC a0 = ZERO(), a1 = a0, a2 = a0, a3 = a0;                                                    \
+            const float *xr = top + ow * sc + cb;                                                          \
+            const float *wr = w + cb;                                                                      \
+            _Pragma("clang loop unroll(disable)")                                                          \
+            for (int kh = 0; kh < K; kh++, xr += row_stride, wr += K * c) {                                \
+                for (int kw = 0; kw < K; kw++) {                                                           \
+                    const VEC wv = LOAD(wr + kw * c);                                                      \
+                    const float *q = xr + kw * c;                                                          \
+                    a0 = FMA(LOAD(q), wv, a0);                                                             \
+                    a1 = FMA(LOAD(q + sc), wv, a1);                                                        \
+                    a2 = FMA(LOAD(q + 2 * sc), wv, a2);                                                    \
+                    a3 = FMA(LOAD(q + 3 * sc), wv, a3);                                                    \
+                }                                                                                          \
+            }                                                                                              \
+            float *o = y + ow * c + cb;                                                                    \
+            STORE(o, a0);                                                                                  \
+            STORE(o + c, a1);                                                                              \
+            STORE(o + 2 * c, a2);                                                                          \
+            STORE(o + 3 * c, a3);                                                                          \
+        }                                                                                                  \
+        for (; ow < columns; ow++) {                                                                       \
+            VEC a = ZERO();                                                                                \
+            const float *xr = top + ow * sc + cb;                                                          \
+            const float *wr = w + cb;                                                                      \
+            _Pragma("clang loop unroll(disable)")                                                          \
+            for (int kh = 0; kh < K; kh++, xr += row_stride, wr += K * c)                                  \
+                for (int kw = 0; kw < K; kw++) a = FMA(LOAD(xr + kw * c), LOAD(wr + kw * c), a);           \
+            STORE(y + ow * c + cb, a);                                                                     \
+        }                                                                                                  \
+    }
+
+DEPTHWISE_ROW_BLOCK(row_block16, "avx512f,avx2,fma", __m512, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps,
+                    _mm512_setzero_ps)
+DEPTHWISE_ROW_BLOCK(row_block8, "avx2,fma", __m256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
+                    _mm256_setzero_ps)
+
+// The whole row: 16-channel blocks, then (c % 16 == 8) one 8-channel block in 256 bits.
 __attribute__((target("avx512f,avx2,fma"), always_inline))
 static inline void row(const float *top, ptrdiff_t row_stride, const float *w, const int K, int stride,
                        int c, int columns, float *y) {
-    const ptrdiff_t sc = (ptrdiff_t)stride * c;
     int cb = 0;
-    for (; cb + 16 <= c; cb += 16) {
-        int ow = 0;
-        for (; ow + 4 <= columns; ow += 4) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            const float *xr = top + ow * sc + cb;
-            const float *wr = w + cb;
-#pragma clang loop unroll(disable)
-            for (int kh = 0; kh < K; kh++, xr += row_stride, wr += K * c) {
-                for (int kw = 0; kw < K; kw++) {
-                    const __m512 wv = _mm512_loadu_ps(wr + kw * c);
-                    const float *q = xr + kw * c;
-                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q), wv, a0);
-                    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + sc), wv, a1);
-                    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q + 2 * sc), wv, a2);
-                    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q + 3 * sc), wv, a3);
-                }
-            }
-            float *o = y + ow * c + cb;
-            _mm512_storeu_ps(o, a0);
-            _mm512_storeu_ps(o + c, a1);
-            _mm512_storeu_ps(o + 2 * c, a2);
-            _mm512_storeu_ps(o + 3 * c, a3);
-        }
-        for (; ow < columns; ow++) {
-            __m512 a = _mm512_setzero_ps();
-            const float *xr = top + ow * sc + cb;
-            const float *wr = w + cb;
-#pragma clang loop unroll(disable)
-            for (int kh = 0; kh < K; kh++, xr += row_stride, wr += K * c)
-                for (int kw = 0; kw < K; kw++) a = _mm512_fmadd_ps(_mm512_loadu_ps(xr + kw * c), _mm512_loadu_ps(wr + kw * c), a);
-            _mm512_storeu_ps(y + ow * c + cb, a);
-        }
-    }
-    if (cb < c) {  // c % 16 == 8: one 8-channel block in 256 bits
-        int ow = 0;
-        for (; ow + 4 <= columns; ow += 4) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            const float *xr = top + ow * sc + cb;
-            const float *wr = w + cb;
-#pragma clang loop unroll(disable)
-            for (int kh = 0; kh < K; kh++, xr += row_stride, wr += K * c) {
-                for (int kw = 0; kw < K; kw++) {
-                    const __m256 wv = _mm256_loadu_ps(wr + kw * c);
-                    const float *q = xr + kw * c;
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q), wv, a0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + sc), wv, a1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * sc), wv, a2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 3 * sc), wv, a3);
-                }
-            }
-            float *o = y + ow * c + cb;
-            _mm256_storeu_ps(o, a0);
-            _mm256_storeu_ps(o + c, a1);
-            _mm256_storeu_ps(o + 2 * c, a2);
-            _mm256_storeu_ps(o + 3 * c, a3);
-        }
-        for (; ow < columns; ow++) {
-            __m256 a = _mm256_setzero_ps();
-            const float *xr = top + ow * sc + cb;
-            const float *wr = w + cb;
-#pragma clang loop unroll(disable)
-            for (int kh = 0; kh < K; kh++, xr += row_stride, wr += K * c)
-                for (int kw = 0; kw < K; kw++) a = _mm256_fmadd_ps(_mm256_loadu_ps(xr + kw * c), _mm256_loadu_ps(wr + kw * c), a);
-            _mm256_storeu_ps(y + ow * c + cb, a);
-        }
-    }
+    for (; cb + 16 <= c; cb += 16) row_block16(top, row_stride, w, K, stride, c, cb, columns, y);
+    if (cb < c) row_block8(top, row_stride, w, K, stride, c, cb, columns, y);
 }
 
 __attribute__((target("avx512f,avx2,fma")))
@@ -96,72 +77,45 @@ void vk_depthwise_row_avx512(const float *top, ptrdiff_t row_stride, const float
     }
 }
 
-// exp(-v) + 1, the sigmoid's denominator, with NASCore's FastExp.expNegated8 (Activation.swift)
-// operation for operation: the clamps, Cody-Waite reduction, the degree-4 polynomial by
-// Estrin's scheme and 2^n from the exponent bits. Every step is one IEEE operation
-// (fused where the Swift code fuses), so each lane's result is bit-identical.
-__attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline __m512 exp_neg_plus1_16(__m512 v) {
-    __m512 x = _mm512_min_ps(_mm512_set1_ps(87.33f), v);  // v > 87.33 ? 87.33 : v (NaN kept)
-    x = _mm512_max_ps(_mm512_set1_ps(-88.37f), x);          // x < -88.37 ? -88.37 : x
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(-1.44269504088896341f), magic);
-    const __m512 n = _mm512_sub_ps(t, magic);
-    __m512 q = _mm512_fmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    q = _mm512_fmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), q);
-    const __m512 q2 = _mm512_mul_ps(q, q), q4 = _mm512_mul_ps(q2, q2);
-    const __m512 p01 = _mm512_fmadd_ps(q, _mm512_set1_ps(-1.6666518152e-1f), _mm512_set1_ps(4.9999988079e-1f));
-    const __m512 p23 = _mm512_fmadd_ps(q, _mm512_set1_ps(-8.3689158782e-3f), _mm512_set1_ps(4.1669532657e-2f));
-    const __m512 p = _mm512_fmadd_ps(q4, _mm512_set1_ps(1.3751407387e-3f), _mm512_fmadd_ps(q2, p23, p01));
-    const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(p, q2, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(q), _mm512_set1_epi32((int)0x80000000u)))), _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)),
-                                                            _mm512_set1_epi32(127)), 23);
-    return _mm512_fmadd_ps(e, _mm512_castsi512_ps(bits), _mm512_set1_ps(1.0f));
-}
+// exp(-v) + 1 (the sigmoid's denominator), swish(v) = v / that, and dy * swish'(y) on W
+// lanes (P: the intrinsics' prefix, BITS: the vector width). exp is NASCore's
+// FastExp.expNegated8 (Activation.swift) operation for operation: the clamps, Cody-Waite
+// reduction, the degree-4 polynomial by Estrin's scheme and 2^n from the exponent bits; the
+// gradient is SwishKernel.gradient8, s = 1 / (exp(-y) + 1), dy * (s * (1 + y * (1 - s))).
+// Every step is one IEEE operation, fused exactly where the Swift code fuses (Swift does
+// not contract a * b + c), so each lane's result is bit-identical to the Swift loops'.
+#define SWISH_FUNCTIONS(W, TARGET, VEC, VECI, P, BITS)                                                          \
+    __attribute__((target(TARGET), always_inline)) static inline VEC exp_neg_plus1_##W(VEC v) {                 \
+        VEC x = P##min_ps(P##set1_ps(87.33f), v); /* v > 87.33 ? 87.33 : v (NaN kept) */                        \
+        x = P##max_ps(P##set1_ps(-88.37f), x);    /* x < -88.37 ? -88.37 : x */                                 \
+        const VEC magic = P##set1_ps(12582912.0f);                                                              \
+        const VEC t = P##fmadd_ps(x, P##set1_ps(-1.44269504088896341f), magic);                                 \
+        const VEC n = P##sub_ps(t, magic);                                                                      \
+        VEC q = P##fmadd_ps(n, P##set1_ps(0.693359375f), x);                                                    \
+        q = P##fmadd_ps(n, P##set1_ps(-2.12194440e-4f), q);                                                     \
+        const VEC q2 = P##mul_ps(q, q), q4 = P##mul_ps(q2, q2);                                                 \
+        const VEC p01 = P##fmadd_ps(q, P##set1_ps(-1.6666518152e-1f), P##set1_ps(4.9999988079e-1f));            \
+        const VEC p23 = P##fmadd_ps(q, P##set1_ps(-8.3689158782e-3f), P##set1_ps(4.1669532657e-2f));            \
+        const VEC p = P##fmadd_ps(q4, P##set1_ps(1.3751407387e-3f), P##fmadd_ps(q2, p23, p01));                 \
+        const VEC minus_q = P##castsi##BITS##_ps(P##xor_si##BITS(P##castps_si##BITS(q),                         \
+                                                                 P##set1_epi32((int)0x80000000u)));             \
+        const VEC e = P##add_ps(P##fmadd_ps(p, q2, minus_q), P##set1_ps(1.0f));                                 \
+        const VECI bits = P##slli_epi32(                                                                        \
+            P##add_epi32(P##sub_epi32(P##castps_si##BITS(t), P##set1_epi32(0x4B400000)), P##set1_epi32(127)),   \
+            23);                                                                                                \
+        return P##fmadd_ps(e, P##castsi##BITS##_ps(bits), P##set1_ps(1.0f));                                    \
+    }                                                                                                           \
+    __attribute__((target(TARGET), always_inline)) static inline VEC swish##W(VEC v) {                          \
+        return P##div_ps(v, exp_neg_plus1_##W(v));                                                              \
+    }                                                                                                           \
+    __attribute__((target(TARGET), always_inline)) static inline VEC swish_gradient##W(VEC y, VEC dy) {         \
+        const VEC one = P##set1_ps(1.0f);                                                                       \
+        const VEC sg = P##div_ps(one, exp_neg_plus1_##W(y));                                                    \
+        return P##mul_ps(dy, P##mul_ps(sg, P##add_ps(one, P##mul_ps(y, P##sub_ps(one, sg)))));                 \
+    }
 
-__attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline __m512 swish16(__m512 v) { return _mm512_div_ps(v, exp_neg_plus1_16(v)); }
-
-// dy * swish'(y) as SwishKernel.gradient8: s = 1 / (exp(-y) + 1), dy * (s * (1 + y * (1 - s))),
-// each step one rounded operation (Swift does not contract them into fused multiply-adds).
-__attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline __m512 swish_gradient16(__m512 y, __m512 dy) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 sg = _mm512_div_ps(one, exp_neg_plus1_16(y));
-    return _mm512_mul_ps(dy, _mm512_mul_ps(sg, _mm512_add_ps(one, _mm512_mul_ps(y, _mm512_sub_ps(one, sg)))));
-}
-
-// The same on 8 lanes, for an 8-channel tail.
-__attribute__((target("avx2,fma"), always_inline))
-static inline __m256 exp_neg_plus1_8(__m256 v) {
-    __m256 x = _mm256_min_ps(_mm256_set1_ps(87.33f), v);  // v > 87.33 ? 87.33 : v (NaN kept)
-    x = _mm256_max_ps(_mm256_set1_ps(-88.37f), x);          // x < -88.37 ? -88.37 : x
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(-1.44269504088896341f), magic);
-    const __m256 n = _mm256_sub_ps(t, magic);
-    __m256 q = _mm256_fmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    q = _mm256_fmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), q);
-    const __m256 q2 = _mm256_mul_ps(q, q), q4 = _mm256_mul_ps(q2, q2);
-    const __m256 p01 = _mm256_fmadd_ps(q, _mm256_set1_ps(-1.6666518152e-1f), _mm256_set1_ps(4.9999988079e-1f));
-    const __m256 p23 = _mm256_fmadd_ps(q, _mm256_set1_ps(-8.3689158782e-3f), _mm256_set1_ps(4.1669532657e-2f));
-    const __m256 p = _mm256_fmadd_ps(q4, _mm256_set1_ps(1.3751407387e-3f), _mm256_fmadd_ps(q2, p23, p01));
-    const __m256 e = _mm256_add_ps(_mm256_fmadd_ps(p, q2, _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(q), _mm256_set1_epi32((int)0x80000000u)))), _mm256_set1_ps(1.0f));
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)),
-                                                            _mm256_set1_epi32(127)), 23);
-    return _mm256_fmadd_ps(e, _mm256_castsi256_ps(bits), _mm256_set1_ps(1.0f));
-}
-
-__attribute__((target("avx2,fma"), always_inline))
-static inline __m256 swish8(__m256 v) { return _mm256_div_ps(v, exp_neg_plus1_8(v)); }
-
-// dy * swish'(y) as SwishKernel.gradient8: s = 1 / (exp(-y) + 1), dy * (s * (1 + y * (1 - s))),
-// each step one rounded operation (Swift does not contract them into fused multiply-adds).
-__attribute__((target("avx2,fma"), always_inline))
-static inline __m256 swish_gradient8(__m256 y, __m256 dy) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 sg = _mm256_div_ps(one, exp_neg_plus1_8(y));
-    return _mm256_mul_ps(dy, _mm256_mul_ps(sg, _mm256_add_ps(one, _mm256_mul_ps(y, _mm256_sub_ps(one, sg)))));
-}
+SWISH_FUNCTIONS(16, "avx512f,avx2,fma", __m512, __m512i, _mm512_, 512)
+SWISH_FUNCTIONS(8, "avx2,fma", __m256, __m256i, _mm256_, 256)
 
 __attribute__((target("avx512f,avx2,fma")))
 void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c, const float *scale,
@@ -188,7 +142,6 @@ void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c
         }
     }
 }
-
 
 __attribute__((target("avx512f,avx2,fma")))
 void vk_swish_gradient_affine_rows_avx512(const float *x, float *dy, ptrdiff_t rows, int c, const float *scale,
