@@ -233,6 +233,71 @@ void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride,
     }
 }
 
+// `P` output pixels from `ow` by `V` vectors of channels from `g0`: P x V accumulators,
+// each tap's V weight vectors loaded once and each of its P input values broadcast once.
+// P and V are compile-time constants at every call, so the loops unroll and the
+// accumulators stay in registers (P x V <= 12, plus V weights and a broadcast).
+__attribute__((target("avx2,fma"), always_inline)) static inline void small_conv_block(
+    const float *patch, ptrdiff_t patch_stride, const float *w, int cout_pad, int k, int cin, int stride, int cout,
+    int g0, const int P, const int V, int ow, float *y) {
+    __m256 acc[12];
+    for (int j = 0; j < P * V; j++) acc[j] = _mm256_setzero_ps();
+    const ptrdiff_t sc = (ptrdiff_t)stride * cin;
+    const float *wt = w + g0;
+    for (int kh = 0; kh < k; kh++) {
+        const float *row = patch + kh * patch_stride + ow * sc;
+        for (int kw = 0; kw < k; kw++) {
+            for (int i = 0; i < cin; i++, wt += cout_pad) {
+                const float *q = row + kw * cin + i;
+                __m256 wv[3];
+                for (int v = 0; v < V; v++) wv[v] = _mm256_loadu_ps(wt + 8 * v);
+                for (int p = 0; p < P; p++) {
+                    const __m256 xb = _mm256_broadcast_ss(q + p * sc);
+                    for (int v = 0; v < V; v++) acc[p * V + v] = _mm256_fmadd_ps(xb, wv[v], acc[p * V + v]);
+                }
+            }
+        }
+    }
+    for (int p = 0; p < P; p++) {
+        for (int v = 0; v < V; v++) {
+            const int o = g0 + 8 * v;
+            float *dst = y + (ptrdiff_t)(ow + p) * cout + o;
+            if (o + 8 <= cout) {
+                _mm256_storeu_ps(dst, acc[p * V + v]);
+            } else {
+                float t[8];
+                _mm256_storeu_ps(t, acc[p * V + v]);
+                for (int j = 0; j < cout - o; j++) dst[j] = t[j];
+            }
+        }
+    }
+}
+
+#define SMALL_CONV(P, V) \
+    small_conv_block(patch, patch_stride, w, cout_pad, k, cin, stride, cout, g0, P, V, ow, y)
+
+__attribute__((target("avx2,fma"))) void vk_small_conv_row_avx2(const float *patch, ptrdiff_t patch_stride,
+                                                                 const float *w, int k, int cin, int stride,
+                                                                 int cout, int columns, float *y) {
+    const int cout_pad = (cout + 7) & ~7;
+    for (int g0 = 0; g0 < cout_pad; g0 += 24) {
+        const int vectors = (cout_pad - g0) / 8 < 3 ? (cout_pad - g0) / 8 : 3;
+        int ow = 0;
+        switch (vectors) {
+        case 1: for (; ow + 8 <= columns; ow += 8) SMALL_CONV(8, 1); break;
+        case 2: for (; ow + 6 <= columns; ow += 6) SMALL_CONV(6, 2); break;
+        default: for (; ow + 4 <= columns; ow += 4) SMALL_CONV(4, 3); break;
+        }
+        for (; ow < columns; ow++) {
+            switch (vectors) {
+            case 1: SMALL_CONV(1, 1); break;
+            case 2: SMALL_CONV(1, 2); break;
+            default: SMALL_CONV(1, 3); break;
+            }
+        }
+    }
+}
+
 #else  // not x86-64: no AVX-512 path; NASCore never calls the kernel.
 
 int vk_cpu_has_avx512(void) { return 0; }
@@ -264,6 +329,12 @@ void vk_depthwise_weight_grad_row_avx2(const float *top, ptrdiff_t row_stride, c
 void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
                                          int c, int columns, float *dw) {
     (void)top; (void)row_stride; (void)dy; (void)k; (void)stride; (void)c; (void)columns; (void)dw;
+    __builtin_trap();
+}
+
+void vk_small_conv_row_avx2(const float *patch, ptrdiff_t patch_stride, const float *w, int k, int cin, int stride,
+                            int cout, int columns, float *y) {
+    (void)patch; (void)patch_stride; (void)w; (void)k; (void)cin; (void)stride; (void)cout; (void)columns; (void)y;
     __builtin_trap();
 }
 #endif

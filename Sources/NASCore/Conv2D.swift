@@ -1,3 +1,5 @@
+import CVectorKernels
+
 /// Dense k x k convolution (groups 1), stride 1 or 2, 'same' padding `p = k / 2`,
 /// no bias: im2col into a reused workspace plus GEMM (darknet style). Used for the
 /// stem (cin = 3); a 1x1 stride-1 convolution should use `PointwiseConv`, which
@@ -17,7 +19,14 @@
 /// columns from x (nothing extra is saved by forward):
 /// `dWp += dyᵀ · col` (per-worker partials, then scattered into the full gradient),
 /// `dcol = dy · Wp` scattered back (col2im) into dx.
+///
+/// Forward with few taps (`k*k*cin <= directTaps`: the stem's 3x3x3) skips im2col and
+/// the GEMM, whose 27-deep products spent more time packing than multiplying: a direct
+/// loop (`vk_small_conv_row_avx2`) over output rows, each reading `k` zero-bordered input
+/// rows, with the weight packed `[k*k*cin, cout]`.
 public enum Conv2D {
+    /// Most taps (`k*k*cin`) the direct forward takes; more go to im2col and GEMM.
+    public static let directTaps = 32
     /// Output shape for input `x`.
     public static func outputShape(_ x: Shape4, slice: ConvWeightSlice, stride: Int) -> Shape4 {
         ConvGeometry.sameOutput(x, kernel: slice.k, stride: stride, cout: slice.cout)
@@ -98,6 +107,11 @@ public enum Conv2D {
         requireCount(y, ys.count, "y")
         let k = slice.k, cout = slice.cout, kk = k * k * xs.c
         if let epilogue { precondition(epilogue.channels == cout, "Conv2D: epilogue of \(epilogue.channels) channels, output has \(cout)") }
+        if kk <= directTaps {
+            forwardDirect(ctx, x: x.base, shape: xs, output: ys, weight: weight.base, slice: slice, stride: stride,
+                          epilogue: epilogue, y: y.base)
+            return
+        }
         let block = blockRows(kk), workers = ctx.workers
         let ws = ctx.workspace.floats(cout * kk + workers * block * kk)
         pack(weight.base, slice, ws)
@@ -114,6 +128,48 @@ public enum Conv2D {
                            a: col, lda: kk, b: ws, ldb: kk, beta: 0, c: yp + p * cout, ldc: cout)
                 epilogue?.apply(yp + p * cout, rows: rows, isa: ctx.vectorISA)
                 p += rows
+            }
+        }
+    }
+
+    /// The direct forward: output rows split over the workers; per row, the `k` input rows
+    /// it reads are copied into a zero-bordered patch, the C loop computes the row, and
+    /// the epilogue runs on it while it is in cache.
+    private static func forwardDirect(
+        _ ctx: ComputeContext, x: UnsafePointer<Float>, shape xs: Shape4, output ys: Shape4,
+        weight: UnsafePointer<Float>, slice: ConvWeightSlice, stride: Int, epilogue: ChannelAffine?,
+        y: UnsafeMutablePointer<Float>
+    ) {
+        let k = slice.k, cin = xs.c, cout = slice.cout, pad = k / 2
+        let taps = k * k * cin, coutPad = (cout + 7) / 8 * 8
+        let patchStride = (xs.w + 2 * pad) * cin, patchCount = k * patchStride
+        let ws = ctx.workspace.floats(taps * coutPad + ctx.workers * patchCount)
+        ws.update(repeating: 0, count: taps * coutPad)
+        for o in 0..<cout {
+            for i in 0..<cin {
+                for kh in 0..<k {
+                    for kw in 0..<k { ws[((kh * k + kw) * cin + i) * coutPad + o] = weight[slice.index(o, i, kh, kw)] }
+                }
+            }
+        }
+        let rowFloats = ys.w * cout
+        ctx.parallelChunks(xs.n * ys.h, minChunk: max(1, 4096 / max(1, rowFloats))) { wi, rows in
+            let patch = ws + taps * coutPad + wi * patchCount
+            patch.update(repeating: 0, count: patchCount)
+            for r in rows {
+                let n = r / ys.h, oh = r % ys.h
+                for kh in 0..<k {
+                    let ih = oh * stride - pad + kh, dst = patch + kh * patchStride + pad * cin
+                    if ih >= 0 && ih < xs.h {
+                        dst.update(from: x + ((n * xs.h + ih) * xs.w) * cin, count: xs.w * cin)
+                    } else {
+                        dst.update(repeating: 0, count: xs.w * cin)
+                    }
+                }
+                let out = y + r * rowFloats
+                vk_small_conv_row_avx2(patch, patchStride, ws, Int32(k), Int32(cin), Int32(stride), Int32(cout),
+                                       Int32(ys.w), out)
+                epilogue?.apply(out, rows: ys.w, isa: ctx.vectorISA)
             }
         }
     }

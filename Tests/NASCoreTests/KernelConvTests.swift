@@ -51,12 +51,20 @@ struct KernelConvTests {
         }
     }
 
-    /// (n, h, w, cin, cout, k, kMax, stride)
+    /// (n, h, w, cin, cout, k, kMax, stride). Forward takes the direct loop where
+    /// `k*k*cin <= Conv2D.directTaps` (32) and im2col + GEMM above it (the 36- and 50-tap
+    /// cases); backward is im2col + GEMM for all.
     static let convCases: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
-        (2, 7, 6, 3, 8, 3, 3, 2),
-        (1, 5, 5, 4, 6, 3, 5, 1),
-        (3, 9, 9, 3, 16, 3, 3, 2),
-        (1, 4, 3, 2, 3, 5, 5, 1),
+        (2, 7, 6, 3, 8, 3, 3, 2),      // direct: one vector, single pixels only
+        (1, 5, 5, 4, 6, 3, 5, 1),      // 36 taps: GEMM
+        (3, 9, 9, 3, 16, 3, 3, 2),     // direct: two vectors, single pixels
+        (1, 4, 3, 2, 3, 5, 5, 1),      // 50 taps: GEMM
+        (2, 20, 19, 3, 24, 3, 3, 2),   // direct: three vectors, two 4-pixel steps + 2
+        (1, 17, 30, 3, 20, 3, 5, 2),   // direct: 8 + 8 + a 4-channel rest
+        (2, 9, 26, 3, 32, 3, 3, 1),    // direct, stride 1: a 24-channel group, then an 8-channel one
+        (1, 8, 14, 3, 16, 3, 3, 2),    // direct: one 6-pixel step + 1
+        (1, 6, 7, 1, 5, 5, 5, 1),      // direct: 25 taps, fewer channels than a vector
+        (1, 11, 40, 2, 8, 3, 3, 1),    // direct: five 8-pixel steps
     ]
 
     @Test(arguments: convCases)

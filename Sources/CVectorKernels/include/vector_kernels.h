@@ -41,4 +41,15 @@ void vk_affine_swish_rows_avx512(const float *x, float *y, ptrdiff_t rows, int c
 void vk_swish_gradient_affine_rows_avx512(const float *x, float *dy, ptrdiff_t rows, int c, const float *scale,
                                           const float *shift);
 
+/// One output row of a dense convolution with few input channels (the stem's 3): for
+/// `ow < columns` and `o < cout`,
+/// `y[ow*cout + o] = sum_{kh<k, kw<k, i<cin} patch[kh*patch_stride + (ow*stride + kw)*cin + i] * w[((kh*k + kw)*cin + i)*cout_pad + o]`,
+/// summed in that (kh, kw, i) order, one fused multiply-add per tap. `patch` holds the
+/// `k` zero-bordered input rows the output row reads; `w` is the packed weight
+/// `[k*k*cin, cout_pad]`, `cout_pad` = `cout` rounded up to 8 (its extra lanes are read,
+/// never stored). Channels in groups of up to 24 (three 256-bit vectors), several output
+/// pixels per step, each input value broadcast once per group.
+void vk_small_conv_row_avx2(const float *patch, ptrdiff_t patch_stride, const float *w, int k, int cin, int stride,
+                            int cout, int columns, float *y);
+
 #endif
