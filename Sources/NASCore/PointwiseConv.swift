@@ -17,10 +17,15 @@ public enum PointwiseConv {
     /// - Parameters:
     ///   - shape: input shape; `shape.c` must equal `slice.cin`.
     ///   - slice: the used part of the weight; `kMax` must be 1.
-    ///   - epilogue: with enough rows for every worker to have a whole tile, each worker
-    ///     runs its rows as tiles of about 512 KB of output (`epilogueTileRows`), a GEMM
-    ///     and then the epilogue on each while it is in cache; with fewer, one GEMM (split
-    ///     as without an epilogue) and then one parallel epilogue pass.
+    ///   - epilogue: run on each tile of output right after its GEMM.
+    ///
+    /// With enough rows for every worker to have a whole tile, each worker runs its rows
+    /// as tiles of about 512 KB of output (`epilogueTileRows`), a GEMM and then the
+    /// epilogue (if any) on each while it is in cache. Without an epilogue the tiles still
+    /// pay: OpenBLAS zeroes C for beta 0 and then reads and writes it again, which on one
+    /// large output goes to memory three times instead of once (calibration's 1x1
+    /// convolutions at 224 px, batch 256: 12% less time). With fewer rows, one GEMM (split
+    /// by `Gemm`) and then one parallel epilogue pass.
     public static func forward(
         _ ctx: ComputeContext,
         x: UnsafeBufferPointer<Float>, shape: Shape4,
@@ -42,7 +47,7 @@ public enum PointwiseConv {
             for r in rows { (yp + r * cout).update(from: bp, count: cout) }
         }
         let tile = epilogueTileRows(cout: cout)
-        guard let epilogue, m >= tile * ctx.workers else {
+        guard m >= tile * ctx.workers else {
             fillBias(0..<m)
             Gemm.sgemm(ctx, transA: false, transB: true, m: m, n: cout, k: cin,
                        a: xp, lda: cin, b: wp, ldb: slice.inMax,
@@ -62,13 +67,13 @@ public enum PointwiseConv {
                 Gemm.sgemm(.serial, transA: false, transB: true, m: n, n: cout, k: cin,
                            a: xp + p * cin, lda: cin, b: wp, ldb: slice.inMax,
                            beta: bias == nil ? 0 : 1, c: yp + p * cout, ldc: cout)
-                epilogue.apply(yp + p * cout, rows: n, isa: ctx.vectorISA)
+                epilogue?.apply(yp + p * cout, rows: n, isa: ctx.vectorISA)
                 p += n
             }
         }
     }
 
-    /// Rows of one epilogue tile: about 512 KB of output (half of this VM's L2 per core), a
+    /// Rows of one output tile: about 512 KB of output (half of this VM's L2 per core), a
     /// multiple of 16 rows in 32...8192. Measured (BENCHMARKS.md "Inference"): tiles of
     /// 128 KB, at most 1,024 rows, ran 3-6% slower than no fusion (many small GEMM calls
     /// on narrow layers); 512 KB and 1 MB tiles were level with it or faster.
@@ -97,9 +102,25 @@ public enum PointwiseConv {
         requireCount(dy, m * cout, "dy")
         if let dx {
             requireCount(dx, shape.count, "dx")
-            Gemm.sgemm(ctx, transA: false, transB: false, m: m, n: cin, k: cout,
-                       a: dy.base, lda: cout, b: weight.base, ldb: slice.inMax,
-                       beta: accumulateDx ? 1 : 0, c: dx.base, ldc: cin)
+            // In output tiles, as forward, for the same reason.
+            let tile = epilogueTileRows(cout: cin)
+            if m >= tile * ctx.workers {
+                let dyp = dy.base, wp = weight.base, dxp = dx.base
+                ctx.parallelChunks(m, minChunk: tile, align: 16) { _, rows in
+                    var p = rows.lowerBound
+                    while p < rows.upperBound {
+                        let n = min(tile, rows.upperBound - p)
+                        Gemm.sgemm(.serial, transA: false, transB: false, m: n, n: cin, k: cout,
+                                   a: dyp + p * cout, lda: cout, b: wp, ldb: slice.inMax,
+                                   beta: accumulateDx ? 1 : 0, c: dxp + p * cin, ldc: cin)
+                        p += n
+                    }
+                }
+            } else {
+                Gemm.sgemm(ctx, transA: false, transB: false, m: m, n: cin, k: cout,
+                           a: dy.base, lda: cout, b: weight.base, ldb: slice.inMax,
+                           beta: accumulateDx ? 1 : 0, c: dx.base, ldc: cin)
+            }
         }
         if let dWeight {
             requireCount(dWeight, slice.fullCount, "dWeight")
