@@ -271,6 +271,12 @@ extension Supernet {
         return times
     }
 
+    ///
+    /// An evaluation pass (running statistics, not trainable) runs the batch in chunks of
+    /// `evaluationChunk(largestBuffer:images:)` images, one tape pass per chunk: each image's
+    /// logits depend on that image alone, so the result is the same, and at 224 px a
+    /// batch of 256 (estimate-acc's) no longer streams every layer's gigabyte through
+    /// memory. Calibration and training passes need the whole batch's statistics.
     public func forward<G: RandomNumberGenerator>(
         arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4,
         normalization: NormalizationMode, trainable: Bool,
@@ -279,6 +285,36 @@ extension Supernet {
         precondition(inShape.c == 3 && inShape.h == inShape.w, "input must be square NHWC with 3 channels")
         precondition(input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: normalization, trainable: trainable, regularization: regularization)
+        let chunk = normalization == .runningStatistics && !trainable
+            ? evaluationChunk(largestBuffer: tape.largestBuffer, images: inShape.n) : inShape.n
+        guard chunk < inShape.n else { return forwardPass(arch: arch, input: input, shape: inShape, random: &random) }
+        var logits: [Float] = []
+        logits.reserveCapacity(inShape.n * space.nClasses)
+        var start = 0
+        while start < inShape.n {
+            let n = min(chunk, inShape.n - start), shape = Shape4(n: n, h: inShape.h, w: inShape.w, c: inShape.c)
+            if tape.input.count != shape.count {
+                tape = plan(arch: arch, inShape: shape, normalization: normalization, trainable: false, regularization: regularization)
+            }
+            let part = UnsafeBufferPointer(rebasing: input[(start * inShape.sampleCount)..<((start + n) * inShape.sampleCount)])
+            logits += forwardPass(arch: arch, input: part, shape: shape, random: &random)
+            start += n
+        }
+        return logits
+    }
+
+    /// Images per evaluation chunk for a tape whose largest buffer holds `largestBuffer`
+    /// floats for `images` images: as many as keep that buffer within
+    /// `evaluationChunkFloats`, at least 1, at most `images`.
+    func evaluationChunk(largestBuffer: Int, images: Int) -> Int {
+        let perImage = max(1, largestBuffer / max(1, images))
+        return min(images, max(1, evaluationChunkFloats / perImage))
+    }
+
+    /// One pass of the tape planned for `inShape` (in `tape`) over `input`.
+    private func forwardPass<G: RandomNumberGenerator>(
+        arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4, random: inout G
+    ) -> [Float] {
         mixWeights(for: arch, regions: tape.parameterRegions)
         arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
         let v = arena.values

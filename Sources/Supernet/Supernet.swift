@@ -61,6 +61,12 @@ public final class Supernet {
     /// (kept for tests and benchmarks).
     public var fusesNormalization = true
 
+    /// Floats the largest activation of one evaluation chunk may hold (`forward`): 8 Mi,
+    /// 32 MiB, this VM's L3. A0 at 224 px, batch 256 (chunks of 10 images): 257-265
+    /// images/s against 231-248 for the whole batch at once, same run (BENCHMARKS.md,
+    /// "estimate-acc"); at 128 px, batch 64, the batch stays whole.
+    public var evaluationChunkFloats = 8 << 20
+
     /// Synchronised BatchNorm (`--sync-bn`): in batch-statistics passes (training) every
     /// BN normalises with the statistics of all processes' batches, and its backward
     /// with their gradient sums. Nil: each process its own batch (the official default).
