@@ -7,8 +7,9 @@ import TestSupport
 /// logits equal the whole batch's up to the GEMMs' rounding (OpenBLAS's kernels round
 /// differently with the number of rows: within 1e-5 of the logits' scale, as
 /// `FusedEvaluationTests`), with a short last chunk, with the input resized, for both
-/// spaces and a K-shot supernet; calibration and batch-statistics passes are never
-/// split (their statistics are the whole batch's: equal in every bit).
+/// spaces and a K-shot supernet. Calibration and batch-statistics passes are never
+/// split (their statistics are the whole batch's): `FusedEvaluationTests`'s
+/// `nonEvaluationPassesAreUnchanged` runs them under a limit of one float.
 @Suite struct ChunkedEvaluationTests {
     typealias F = FusedEvaluationTests
 
@@ -29,10 +30,12 @@ import TestSupport
         return F.logits(model, arch, size: size, n: n, fused: true, normalization: normalization)
     }
 
-    @Test(arguments: ["tiny", "alphanet"])
+    /// "tiny-kshot": the tiny space's K-shot supernet (3 copies).
+    @Test(arguments: ["tiny", "alphanet", "tiny-kshot"])
     func chunkedLogitsEqualTheWholeBatch(spaceName: String) throws {
-        let space = try SearchSpace(contentsOf: Paths.space(spaceName))
-        let model = F.model(space)
+        let kshot = spaceName.hasSuffix("-kshot")
+        let space = try SearchSpace(contentsOf: Paths.space(kshot ? "tiny" : spaceName))
+        let model = kshot ? F.model(space, kshot: KShotConfig(copies: 3)) : F.model(space)
         let small = spaceName == "alphanet" ? 64 : nil  // keeps the official space fast in debug builds
         var archs = [space.minArch, space.maxArch] + (0..<2).map { F.randomArch(space, seed: UInt64(50 + $0), resolution: small) }
         if let small { for i in 0..<2 { archs[i].resolution = small } }
@@ -49,32 +52,5 @@ import TestSupport
         let whole = Self.logits(model, arch, size: arch.resolution + 4, n: 3, chunk: nil)
         let chunked = Self.logits(model, arch, size: arch.resolution + 4, n: 3, chunk: 2)
         #expect(F.relative(chunked, whole) <= 1e-5, "resized input")
-    }
-
-    @Test func kshotChunkedLogitsEqualTheWholeBatch() throws {
-        let space = try SearchSpace(contentsOf: Paths.space("tiny"))
-        let model = F.model(space, kshot: KShotConfig(copies: 3))
-        for seed in 70..<72 {
-            let arch = F.randomArch(space, seed: UInt64(seed))
-            let whole = Self.logits(model, arch, size: arch.resolution, n: 3, chunk: nil)
-            let chunked = Self.logits(model, arch, size: arch.resolution, n: 3, chunk: 1)
-            #expect(F.relative(chunked, whole) <= 1e-5)
-        }
-    }
-
-    /// With a limit that would split an evaluation batch into single images, a
-    /// calibration pass still normalises with the whole batch's statistics: its logits
-    /// and running statistics equal an unlimited model's.
-    @Test func calibrationIsNotSplit() throws {
-        let space = try SearchSpace(contentsOf: Paths.space("tiny"))
-        let arch = F.randomArch(space, seed: 80)
-        for mode in [NormalizationMode.batchStatistics, .calibration(batchIndex: 1)] {
-            let a = F.model(space), b = F.model(space)
-            let whole = Self.logits(a, arch, size: arch.resolution, n: 4, chunk: nil, normalization: mode)
-            b.evaluationChunkFloats = 1
-            let limited = F.logits(b, arch, size: arch.resolution, n: 4, fused: true, normalization: mode)
-            #expect(F.differing(limited, whole) == 0, "\(mode)")
-            #expect(F.differing(Array(a.buffers), Array(b.buffers)) == 0, "\(mode): running statistics")
-        }
     }
 }

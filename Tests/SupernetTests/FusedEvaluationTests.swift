@@ -97,13 +97,16 @@ import TestSupport
         }
     }
 
-    /// Batch-statistics and calibration passes keep their own BN passes: the setting
-    /// changes nothing there (running statistics after calibration included).
+    /// Batch-statistics and calibration passes keep their own BN passes and their whole
+    /// batch: neither the fusion nor a limit that would split an evaluation batch into
+    /// single images (`evaluationChunkFloats`, `ChunkedEvaluationTests`) changes anything
+    /// there (running statistics after calibration included).
     @Test func nonEvaluationPassesAreUnchanged() throws {
         let space = try SearchSpace(contentsOf: Paths.space("tiny"))
         let arch = Self.randomArch(space, seed: 40)
         for mode in [NormalizationMode.batchStatistics, .calibration(batchIndex: 1)] {
             let a = Self.model(space), b = Self.model(space)
+            b.evaluationChunkFloats = 1
             let la = Self.logits(a, arch, size: arch.resolution, fused: false, normalization: mode)
             let lb = Self.logits(b, arch, size: arch.resolution, fused: true, normalization: mode)
             #expect(Self.differing(la, lb) == 0, "\(mode)")
