@@ -20,7 +20,7 @@ public enum PointwiseConv {
     ///   - epilogue: run on each tile of output right after its GEMM.
     ///
     /// With enough rows for every worker to have a whole tile, each worker runs its rows
-    /// as tiles of about 512 KB of output (`epilogueTileRows`), a GEMM and then the
+    /// as tiles of about 512 KB of output (`outputTileRows`), a GEMM and then the
     /// epilogue (if any) on each while it is in cache. Without an epilogue the tiles still
     /// pay: OpenBLAS zeroes C for beta 0 and then reads and writes it again, which on one
     /// large output goes to memory three times instead of once (calibration's 1x1
@@ -46,7 +46,7 @@ public enum PointwiseConv {
             guard let bp else { return }
             for r in rows { (yp + r * cout).update(from: bp, count: cout) }
         }
-        let tile = epilogueTileRows(cout: cout)
+        let tile = outputTileRows(cout: cout)
         guard m >= tile * ctx.workers else {
             fillBias(0..<m)
             Gemm.sgemm(ctx, transA: false, transB: true, m: m, n: cout, k: cin,
@@ -59,15 +59,23 @@ public enum PointwiseConv {
             }
             return
         }
-        ctx.parallelChunks(m, minChunk: tile, align: 16) { _, rows in
-            var p = rows.lowerBound
-            while p < rows.upperBound {
-                let n = min(tile, rows.upperBound - p)
-                fillBias(p..<(p + n))
-                Gemm.sgemm(.serial, transA: false, transB: true, m: n, n: cout, k: cin,
-                           a: xp + p * cin, lda: cin, b: wp, ldb: slice.inMax,
-                           beta: bias == nil ? 0 : 1, c: yp + p * cout, ldc: cout)
-                epilogue?.apply(yp + p * cout, rows: n, isa: ctx.vectorISA)
+        forEachTile(ctx, rows: m, tile: tile) { p, n in
+            fillBias(p..<(p + n))
+            Gemm.sgemm(.serial, transA: false, transB: true, m: n, n: cout, k: cin,
+                       a: xp + p * cin, lda: cin, b: wp, ldb: slice.inMax,
+                       beta: bias == nil ? 0 : 1, c: yp + p * cout, ldc: cout)
+            epilogue?.apply(yp + p * cout, rows: n, isa: ctx.vectorISA)
+        }
+    }
+
+    /// Rows `0..<rows` split over the workers, each worker's share in tiles of at most
+    /// `tile` rows: `body(first row, row count)` per tile, on the worker's thread.
+    private static func forEachTile(_ ctx: ComputeContext, rows: Int, tile: Int, _ body: (Int, Int) -> Void) {
+        ctx.parallelChunks(rows, minChunk: tile, align: 16) { _, share in
+            var p = share.lowerBound
+            while p < share.upperBound {
+                let n = min(tile, share.upperBound - p)
+                body(p, n)
                 p += n
             }
         }
@@ -77,7 +85,7 @@ public enum PointwiseConv {
     /// multiple of 16 rows in 32...8192. Measured (BENCHMARKS.md "Inference"): tiles of
     /// 128 KB, at most 1,024 rows, ran 3-6% slower than no fusion (many small GEMM calls
     /// on narrow layers); 512 KB and 1 MB tiles were level with it or faster.
-    static func epilogueTileRows(cout: Int) -> Int {
+    static func outputTileRows(cout: Int) -> Int {
         min(8192, max(32, 131_072 / max(cout, 1) / 16 * 16))
     }
 
@@ -103,18 +111,13 @@ public enum PointwiseConv {
         if let dx {
             requireCount(dx, shape.count, "dx")
             // In output tiles, as forward, for the same reason.
-            let tile = epilogueTileRows(cout: cin)
+            let tile = outputTileRows(cout: cin)
             if m >= tile * ctx.workers {
                 let dyp = dy.base, wp = weight.base, dxp = dx.base
-                ctx.parallelChunks(m, minChunk: tile, align: 16) { _, rows in
-                    var p = rows.lowerBound
-                    while p < rows.upperBound {
-                        let n = min(tile, rows.upperBound - p)
-                        Gemm.sgemm(.serial, transA: false, transB: false, m: n, n: cin, k: cout,
-                                   a: dyp + p * cout, lda: cout, b: wp, ldb: slice.inMax,
-                                   beta: accumulateDx ? 1 : 0, c: dxp + p * cin, ldc: cin)
-                        p += n
-                    }
+                forEachTile(ctx, rows: m, tile: tile) { p, n in
+                    Gemm.sgemm(.serial, transA: false, transB: false, m: n, n: cin, k: cout,
+                               a: dyp + p * cout, lda: cout, b: wp, ldb: slice.inMax,
+                               beta: accumulateDx ? 1 : 0, c: dxp + p * cin, ldc: cin)
                 }
             } else {
                 Gemm.sgemm(ctx, transA: false, transB: false, m: m, n: cin, k: cout,

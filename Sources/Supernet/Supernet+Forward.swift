@@ -239,15 +239,6 @@ struct ArenaPlanner {
 }
 
 extension Supernet {
-    /// Runs subnet `arch` on `input` (NHWC `[n, h, w, 3]`, normalised floats),
-    /// bicubic-resizing to `arch.resolution` when `h` differs (as the official
-    /// forward). Returns the logits `[n, n_classes]`. With `trainable`, keeps
-    /// every activation for `backward`.
-    ///
-    /// - Parameters:
-    ///   - normalization: batch statistics (training), running statistics
-    ///     (evaluation) or calibration.
-    ///   - regularization: dropout and drop-connect (training of the largest subnet).
     /// An evaluation-mode forward pass (running statistics) timed per segment: the
     /// nanoseconds of the stem (with the input's resize), of each active block in order,
     /// and of the head (pooling, feature mix, classifier), `arch.blocks(in:).count + 2`
@@ -271,10 +262,20 @@ extension Supernet {
         return times
     }
 
+    /// Runs subnet `arch` on `input` (NHWC `[n, h, w, 3]`, normalised floats),
+    /// bicubic-resizing to `arch.resolution` when `h` differs (as the official
+    /// forward). Returns the logits `[n, n_classes]`. With `trainable`, keeps
+    /// every activation for `backward`.
+    ///
+    /// - Parameters:
+    ///   - normalization: batch statistics (training), running statistics
+    ///     (evaluation) or calibration.
+    ///   - regularization: dropout and drop-connect (training of the largest subnet).
     ///
     /// An evaluation pass (running statistics, not trainable) runs the batch in chunks of
     /// `evaluationChunk(largestBuffer:images:)` images, one tape pass per chunk: each image's
-    /// logits depend on that image alone, so the result is the same, and at 224 px a
+    /// logits depend on that image alone, so the result is the same up to the GEMMs'
+    /// rounding (which depends on their row count), and at 224 px a
     /// batch of 256 (estimate-acc's) no longer streams every layer's gigabyte through
     /// memory. Calibration and training passes need the whole batch's statistics.
     public func forward<G: RandomNumberGenerator>(

@@ -74,7 +74,7 @@ import NASCore
             let d = fusedAgainstSeparate(xs.with(c: cout), Normalization(c: cout, seed: 4), act) { e, y in
                 PointwiseConv.forward(convContext, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, epilogue: e, y: y.m)
             }
-            let tile = min(8192, max(32, 131_072 / cout / 16 * 16))  // PointwiseConv.epilogueTileRows
+            let tile = min(8192, max(32, 131_072 / cout / 16 * 16))  // PointwiseConv.outputTileRows
             let tiled = m >= 2 * tile
             #expect(tiled ? d.relative <= 1e-5 : d.count == 0, "\(act) \(isa) m=\(m) cin=\(cin) cout=\(cout) bias=\(bias): \(d.count) differ, max \(d.relative)")
         }

@@ -13,10 +13,12 @@ import TestSupport
 @Suite struct ChunkedEvaluationTests {
     typealias F = FusedEvaluationTests
 
-    /// Logits with chunks of `chunk` images (nil: the whole batch in one pass), and the
-    /// chunk size the model chose.
+    /// Logits with chunks of `chunk` images (nil: the whole batch in one pass); expects
+    /// the model to choose that chunk size.
     static func logits(_ model: Supernet, _ arch: Arch, size: Int, n: Int, chunk: Int?,
                        normalization: NormalizationMode = .runningStatistics) -> [Float] {
+        let limit = model.evaluationChunkFloats
+        defer { model.evaluationChunkFloats = limit }
         if let chunk {
             // The largest activation of one image, from the model's own plan of one image.
             let one = model.plan(arch: arch, inShape: Shape4(n: 1, h: size, w: size, c: 3), normalization: normalization,
@@ -26,7 +28,6 @@ import TestSupport
         } else {
             model.evaluationChunkFloats = .max
         }
-        defer { model.evaluationChunkFloats = 8 << 20 }
         return F.logits(model, arch, size: size, n: n, fused: true, normalization: normalization)
     }
 
