@@ -155,19 +155,42 @@ public final class BatchLoader: @unchecked Sendable {
         var rendered: Batch?
         public var count: Int { samples.count }
         public var labels: [Int32] { samples.map(\.label) }
+
+        /// Adds the batch's first `images` images to `hash`, each as its label (int32,
+        /// little-endian) followed by its stored pixel bytes (uint8, or float32 as in
+        /// memory): the digest estimate-acc's cache keys use for the images a run saw.
+        public func updateDigest(_ hash: inout SHA256, images: Int) {
+            for s in samples.prefix(images) {
+                var label = s.label.littleEndian
+                withUnsafeBytes(of: &label) { hash.update($0) }
+                switch s.pixels {
+                case let .uint8(px): px.withUnsafeBytes { hash.update($0) }
+                case let .float32(px): px.withUnsafeBytes { hash.update($0) }
+                }
+            }
+        }
     }
 
     /// The next batch at `resolution` (default: the last one asked for),
     /// or nil when the source is exhausted.
     public func next(resolution: Int? = nil) throws(PackError) -> Batch? {
         if let resolution { self.resolution = resolution }
-        guard let prepared = try nextPrepared() else { return nil }
+        guard let prepared = try takePrepared(renderingAhead: true) else { return nil }
         if let r = prepared.rendered, r.resolution == self.resolution { return r }
         return BatchLoader.render(prepared, resolution: self.resolution, augmentation: augmentation)
     }
 
-    /// The next batch's samples and draws, unrendered (render it with `render`).
+    /// The next batch's samples and draws, unrendered (render it with `render`). The
+    /// batch prepared ahead meanwhile is not rendered either: a caller that keeps
+    /// prepared batches (estimate-acc's calibration and validation sets) renders
+    /// them itself, at the subnet's resolution.
     public func nextPrepared() throws(PackError) -> PreparedBatch? {
+        try takePrepared(renderingAhead: false)
+    }
+
+    /// The prefetched batch (or one prepared now), starting the prefetch of the
+    /// next, which `renderingAhead` also renders at the current resolution.
+    private func takePrepared(renderingAhead: Bool) throws(PackError) -> PreparedBatch? {
         let result: Result<PreparedBatch?, PackError>
         if let pending {
             pending.wait()
@@ -181,7 +204,7 @@ public final class BatchLoader: @unchecked Sendable {
         let prepared = try result.get()
         if classes.isEmpty { classes = state.classes }
         guard prepared != nil else { exhausted = true; return nil }
-        startPrefetch()
+        startPrefetch(rendering: renderingAhead)
         return prepared
     }
 
@@ -199,14 +222,14 @@ public final class BatchLoader: @unchecked Sendable {
     /// True once the source returned its end.
     private var exhausted = false
 
-    /// Prepares (and renders) the following batch on the prefetch queue.
-    private func startPrefetch() {
+    /// Prepares the following batch on the prefetch queue, and renders it if `rendering`.
+    private func startPrefetch(rendering: Bool = true) {
         let done = DispatchSemaphore(value: 0)
         pending = done
         let res = self.resolution, aug = augmentation, st = state
         queue.async { [self] in
             var r = Result { () throws(PackError) in try st.prepare() }
-            if case var .success(p?) = r {
+            if rendering, case var .success(p?) = r {
                 p.rendered = BatchLoader.render(p, resolution: res, augmentation: aug)
                 r = .success(p)
             }

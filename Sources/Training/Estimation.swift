@@ -75,62 +75,46 @@ public struct EstimationData: Sendable {
         self.batchSize = batchSize
         self.calibBatches = calibBatches
         self.valLimit = valLimit
-        let cal = try EstimationData.calibrationBatches(calibPath, batchSize: batchSize, batches: calibBatches)
-        var val: [BatchLoader.PreparedBatch] = []
-        var valCount = 0
-        do {
-            let loader = try BatchLoader(source: ShardSource.path(valPath), batchSize: batchSize, resolution: 32,
-                                         augmentation: .eval, seed: 0, epochs: 1)
-            while valCount < (valLimit ?? Int.max), let b = try loader.nextPrepared() {
-                val.append(b)
-                valCount += b.count
-            }
-        } catch { throw error.located(at: valPath) }
-        guard valCount > 0 else { throw Failure.data("no images in the validation shards", at: valPath) }
-        calibration = cal
-        validation = val
-        calibrationImages = cal.reduce(0) { $0 + $1.count }
-        validationImages = min(valCount, valLimit ?? Int.max)
-        calibrationDigest = try EstimationData.digest(of: calibPath, images: calibrationImages)
-        validationDigest = try EstimationData.digest(of: valPath, images: validationImages)
+        let cal = try EstimationData.preparedBatches(calibPath, batchSize: batchSize, maxBatches: calibBatches, digest: true)
+        guard cal.images > 0 else { throw Failure.data("no images in the calibration shards", at: calibPath) }
+        let val = try EstimationData.preparedBatches(valPath, batchSize: batchSize, maxImages: valLimit ?? .max, digest: true)
+        guard val.images > 0 else { throw Failure.data("no images in the validation shards", at: valPath) }
+        calibration = cal.batches
+        validation = val.batches
+        calibrationImages = cal.images
+        validationImages = val.images
+        calibrationDigest = cal.digest
+        validationDigest = val.digest
     }
 
     /// The first `batches` batches of the shards at `path`, in file order,
     /// for BN recalibration (fewer if the shards hold fewer images).
     public static func calibrationBatches(_ path: String, batchSize: Int, batches: Int) throws(Failure) -> [BatchLoader.PreparedBatch] {
-        var cal: [BatchLoader.PreparedBatch] = []
+        let cal = try preparedBatches(path, batchSize: batchSize, maxBatches: batches, digest: false)
+        guard cal.images > 0 else { throw Failure.data("no images in the calibration shards", at: path) }
+        return cal.batches
+    }
+
+    /// Batches of the shards at `path` in file order, unrendered, until `maxBatches`
+    /// batches or at least `maxImages` images are read; `images` counts at most
+    /// `maxImages`, and with `digest` the SHA-256 (hex) over those images (see
+    /// `PreparedBatch.updateDigest`), hashed as they arrive while the loader reads ahead.
+    static func preparedBatches(_ path: String, batchSize: Int, maxBatches: Int = .max, maxImages: Int = .max,
+                                digest: Bool) throws(Failure) -> (batches: [BatchLoader.PreparedBatch], images: Int, digest: String) {
+        var batches: [BatchLoader.PreparedBatch] = []
+        var images = 0
+        var hash = SHA256()
         do {
             let loader = try BatchLoader(source: ShardSource.path(path), batchSize: batchSize, resolution: 32,
                                          augmentation: .eval, seed: 0, epochs: 1)
-            while cal.count < batches, let b = try loader.nextPrepared() { cal.append(b) }
-        } catch { throw error.located(at: path) }
-        guard !cal.isEmpty else { throw Failure.data("no images in the calibration shards", at: path) }
-        return cal
-    }
-
-    /// SHA-256 (hex) over the first `images` images of the shards at `path`.
-    public static func digest(of path: String, images: Int) throws(Failure) -> String {
-        var hash = SHA256()
-        var left = images
-        do {
-            var reader = try ShardReader(source: ShardSource.path(path))
-            while left > 0, let shard = try reader.next() {
-                let n = min(left, shard.count)
-                let per = shard.height * shard.width * 3
-                for i in 0..<n {
-                    var label = shard.labels[i].littleEndian
-                    withUnsafeBytes(of: &label) { hash.update($0) }
-                    switch shard.pixels {
-                    case let .uint8(px):
-                        px.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[(i * per)..<((i + 1) * per)])) }
-                    case let .float32(px):
-                        px.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[(i * per * 4)..<((i + 1) * per * 4)])) }
-                    }
-                }
-                left -= n
+            while batches.count < maxBatches, images < maxImages, let b = try loader.nextPrepared() {
+                let n = min(b.count, maxImages - images)
+                if digest { b.updateDigest(&hash, images: n) }
+                batches.append(b)
+                images += n
             }
         } catch { throw error.located(at: path) }
-        return SHA256.hex(hash.finalize())
+        return (batches, images, digest ? SHA256.hex(hash.finalize()) : "")
     }
 
     /// Checks that every label names one of a model's `classes` (the shards' own class

@@ -68,6 +68,11 @@ struct BatchLoaderTests {
         var prepared: [BatchLoader.PreparedBatch] = []
         while let p = try loader.nextPrepared() { prepared.append(p) }
         #expect(prepared.map(\.count) == [3, 3, 3, 2])
+        #expect(prepared.allSatisfy { $0.rendered == nil }, "batches taken unrendered are not rendered ahead either")
+        // Batches taken rendered are rendered ahead (the first one, asked for cold, is not).
+        let rendering = try BatchLoader(source: fx.source, batchSize: 3, resolution: 8, augmentation: .eval, seed: 0, epochs: 1)
+        _ = try rendering.next()
+        #expect(try rendering.nextPrepared()?.rendered?.resolution == 8)
         let batches = RenderedBatches(prepared, resolution: 6, augmentation: .eval, limit: 8)
         #expect(batches.imageCount == 8)
         let kept = batches.keptBatches()

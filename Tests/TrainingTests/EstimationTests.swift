@@ -98,6 +98,37 @@ struct EstimationTests {
         }
     }
 
+    /// The digests of the cache key cover exactly the images used, as stored: per image
+    /// the label (int32, little-endian) then the pixel bytes, in file order, computed here
+    /// from the shard files themselves. Calibration takes whole batches (12 of the 16
+    /// images, across both files); validation stops at `valLimit` within a batch.
+    @Test func digestsCoverTheImagesUsedAsStored() throws {
+        let f = try Fixture()
+        func expected(_ files: [String], images: Int) throws -> String {
+            var hash = SHA256(), left = images
+            for file in files {
+                let t = try TensorFile(contentsOf: file)
+                let labels = try #require(t["labels"]).ints(), pixels = try #require(t["images"]).bytes
+                let per = pixels.count / labels.count
+                for i in 0..<min(left, labels.count) {
+                    var label = Int32(labels[i]).littleEndian
+                    withUnsafeBytes(of: &label) { hash.update($0) }
+                    pixels[(i * per)..<((i + 1) * per)].withUnsafeBytes { hash.update($0) }
+                }
+                left -= min(left, labels.count)
+            }
+            #expect(left == 0)
+            return SHA256.hex(hash.finalize())
+        }
+        let data = try EstimationData(calibration: f.dir + "/cal", validation: f.dir + "/val", batchSize: 4, calibBatches: 3, valLimit: 7)
+        #expect(data.calibrationImages == 12 && data.validationImages == 7)
+        #expect(data.calibrationDigest == (try expected([f.dir + "/cal/a.safetensors", f.dir + "/cal/b.safetensors"], images: 12)))
+        #expect(data.validationDigest == (try expected([f.dir + "/val/a.safetensors"], images: 7)))
+        let eight = try EstimationData(calibration: f.dir + "/cal", validation: f.dir + "/val", batchSize: 4, calibBatches: 3, valLimit: 8)
+        #expect(eight.validationDigest == (try expected([f.dir + "/val/a.safetensors"], images: 8)))
+        #expect(eight.validationDigest != data.validationDigest && eight.calibrationDigest == data.calibrationDigest)
+    }
+
     /// Parallel jobs give the same results as one job, in input order.
     @Test func jobsDoNotChangeResults() throws {
         let f = try Fixture()
