@@ -247,7 +247,7 @@ extension Supernet {
         precondition(inShape.c == 3 && inShape.h == inShape.w && input.count >= inShape.count)
         tape = plan(arch: arch, inShape: inShape, normalization: .runningStatistics, trainable: false, regularization: .none)
         mixWeights(for: arch, regions: tape.parameterRegions)
-        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
+        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer, context: context)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
         var random = SeededRandom(seed: 0)
@@ -317,7 +317,7 @@ extension Supernet {
         arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4, random: inout G
     ) -> [Float] {
         mixWeights(for: arch, regions: tape.parameterRegions)
-        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer)
+        arena.reserve(values: tape.size, grads: tape.gradSize, scratch: tape.largestBuffer, context: context)
         let v = arena.values
         for i in 0..<inShape.count { v[tape.input.offset + i] = input[i] }
         if let profile {
