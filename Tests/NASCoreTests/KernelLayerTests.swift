@@ -44,8 +44,9 @@ struct KernelLayerTests {
         #expect(relError(gbe.array(cMax), finiteDifference(BE, indices: Array(0..<cMax), h: 1e-3) { dot(ref(X, WR, BR, WE, $0), rd) }) < 2e-3)
     }
 
-    /// (n, h, w, c): even and odd sizes (odd width pads by 1).
-    @Test(arguments: [(2, 4, 6, 8), (1, 7, 7, 13), (2, 5, 5, 3), (1, 1, 1, 16), (1, 3, 4, 9)])
+    /// (n, h, w, c): even and odd sizes (odd width pads by 1; even widths take the
+    /// unpadded loop, with and without a channel tail, odd height included).
+    @Test(arguments: [(2, 4, 6, 8), (1, 7, 7, 13), (2, 5, 5, 3), (1, 1, 1, 16), (1, 3, 4, 9), (2, 6, 8, 16), (1, 5, 2, 27)])
     func shortcutAvgPool(_ cfg: (Int, Int, Int, Int)) {
         let (n, h, w, c) = cfg
         let s = Shape4(n: n, h: h, w: w, c: c)
