@@ -195,6 +195,13 @@ struct Tape {
     var segmentStarts: [Int] = []
 }
 
+/// The ops a tape holds: the whole network, its body (up to and including the global
+/// pooling; the tape's `logits` are the pooled features), or its head (from the pooled
+/// features, input `[n, 1, 1, features]`, to the logits).
+enum TapePart {
+    case whole, body, head
+}
+
 /// Plans arena offsets: bump allocation while a backward pass will need every
 /// buffer, first-fit reuse of released regions otherwise.
 struct ArenaPlanner {
@@ -272,12 +279,15 @@ extension Supernet {
     ///     (evaluation) or calibration.
     ///   - regularization: dropout and drop-connect (training of the largest subnet).
     ///
-    /// An evaluation pass (running statistics, not trainable) runs the batch in chunks of
-    /// `evaluationChunk(largestBuffer:images:)` images, one tape pass per chunk: each image's
-    /// logits depend on that image alone, so the result is the same up to the GEMMs'
-    /// rounding (which depends on their row count), and at 224 px a
-    /// batch of 256 (estimate-acc's) no longer streams every layer's gigabyte through
-    /// memory. Calibration and training passes need the whole batch's statistics.
+    /// An evaluation pass (running statistics, not trainable) runs the network's body (up
+    /// to the global pooling) in chunks of `evaluationChunk(largestBuffer:images:)` images,
+    /// one tape pass per chunk, and its head (feature mix and classifier) once on the
+    /// whole batch's pooled features: each image's logits depend on that image alone, so
+    /// the result is the same up to the GEMMs' rounding (which depends on their row
+    /// count); at 224 px a batch of 256 (estimate-acc's) no longer streams every layer's
+    /// gigabyte through memory, and the head's 16 MB of weights are packed once per
+    /// batch, not once per chunk. Calibration and training passes need the whole
+    /// batch's statistics.
     public func forward<G: RandomNumberGenerator>(
         arch: Arch, input: UnsafeBufferPointer<Float>, shape inShape: Shape4,
         normalization: NormalizationMode, trainable: Bool,
@@ -289,19 +299,25 @@ extension Supernet {
         let chunk = normalization == .runningStatistics && !trainable
             ? evaluationChunk(largestBuffer: tape.largestBuffer, images: inShape.n) : inShape.n
         guard chunk < inShape.n else { return forwardPass(arch: arch, input: input, shape: inShape, random: &random) }
-        var logits: [Float] = []
-        logits.reserveCapacity(inShape.n * space.nClasses)
+        let features = arch.width[7] * 6
+        var pooled: [Float] = []
+        pooled.reserveCapacity(inShape.n * features)
         var start = 0
+        tape = Tape()
         while start < inShape.n {
             let n = min(chunk, inShape.n - start), shape = Shape4(n: n, h: inShape.h, w: inShape.w, c: inShape.c)
             if tape.input.count != shape.count {
-                tape = plan(arch: arch, inShape: shape, normalization: normalization, trainable: false, regularization: regularization)
+                tape = plan(arch: arch, inShape: shape, normalization: normalization, trainable: false, regularization: regularization,
+                            part: .body)
             }
-            let part = UnsafeBufferPointer(rebasing: input[(start * inShape.sampleCount)..<((start + n) * inShape.sampleCount)])
-            logits += forwardPass(arch: arch, input: part, shape: shape, random: &random)
+            let images = UnsafeBufferPointer(rebasing: input[(start * inShape.sampleCount)..<((start + n) * inShape.sampleCount)])
+            pooled += forwardPass(arch: arch, input: images, shape: shape, random: &random)
             start += n
         }
-        return logits
+        let pooledShape = Shape4(n: inShape.n, h: 1, w: 1, c: features)
+        tape = plan(arch: arch, inShape: pooledShape, normalization: normalization, trainable: false, regularization: regularization,
+                    part: .head)
+        return pooled.withUnsafeBufferPointer { forwardPass(arch: arch, input: $0, shape: pooledShape, random: &random) }
     }
 
     /// Images per evaluation chunk for a tape whose largest buffer holds `largestBuffer`
@@ -334,7 +350,9 @@ extension Supernet {
 
     // MARK: Planning
 
-    func plan(arch: Arch, inShape: Shape4, normalization: NormalizationMode, trainable: Bool, regularization: Regularization) -> Tape {
+    func plan(arch: Arch, inShape: Shape4, normalization: NormalizationMode, trainable: Bool, regularization: Regularization,
+              part: TapePart = .whole) -> Tape {
+        precondition(part == .whole || !trainable, "plan: only a whole tape can be trainable")
         var t = Tape()
         t.trainable = trainable
         t.normalization = normalization
@@ -344,7 +362,7 @@ extension Supernet {
         t.input = x
         var xs = inShape
         let r = arch.resolution
-        if inShape.h != r {
+        if part != .head && inShape.h != r {
             let ys = Shape4(n: n, h: r, w: r, c: 3)
             let y = p.alloc(ys.count)
             t.ops.append(.resize(ResizeStep(x: x, xs: xs, y: y, ys: ys)))
@@ -376,109 +394,124 @@ extension Supernet {
             Activation(officialName: name) ?? .swish
         }
 
-        // Stem: 3x3 conv, BN, activation.
-        let c0 = arch.width[0]
-        let stemW = entry("first_conv.conv.conv.weight")
-        let stemSlice = ConvWeightSlice(outMax: stemW.shape[0], inMax: 3, kMax: 3, cout: c0, cin: 3, k: 3)
-        let stemShape = Conv2D.outputShape(xs, slice: stemSlice, stride: space.firstConv.stride)
-        var y = p.alloc(stemShape.count)
-        t.ops.append(.conv(ConvStep(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y)))
-        p.release([x])
-        x = bn("first_conv", y, stemShape, activation(space.firstConv.activation))
-        xs = stemShape
-
-        // MBConv blocks.
-        t.segmentStarts.append(t.ops.count)
-        let totalBlocks = layout.blocks.count
-        let lastTwo = Set(layout.blocks.indices.filter { layout.blocks[$0].stage >= space.stages.count - 2 })
-        for b in arch.blocks(in: space) {
-            let dims = layout.blocks[b.index]
-            let pre = dims.prefix + ".mobile_inverted_conv"
-            let a = activation(space.stages[b.stage].activation)
-            var local: [Buf] = []
-            var h = x
-            var hs = xs
-            if b.hasExpand {
-                let w = entry("\(pre).inverted_bottleneck.conv.conv.weight")
-                let slice = ConvWeightSlice(outMax: dims.midMax, inMax: dims.inMax, cout: b.midChannels, cin: b.inChannels)
-                let os = xs.with(c: b.midChannels)
-                let o = p.alloc(os.count)
-                t.ops.append(.pointwise(PointwiseStep(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o)))
-                h = bn("\(pre).inverted_bottleneck", o, os, a)
-                hs = os
-                local += [o, h]
-            }
-            let mid = hs.c
-            let dwW = entry("\(pre).depth_conv.conv.conv.weight")
-            let dwSlice = DepthwiseConv.slice(cMax: dims.midMax, kMax: dims.kernelMax, c: mid, k: b.kernel)
-            let ds = DepthwiseConv.outputShape(hs, kernel: b.kernel, stride: b.stride)
-            let d = p.alloc(ds.count)
-            t.ops.append(.depthwise(ConvStep(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d)))
-            var g = bn("\(pre).depth_conv", d, ds, a)
-            local += [d, g]
-            if let seMax = dims.seMax, let se = b.seChannels {
-                let o = p.alloc(ds.count)
-                let saved = p.alloc(SqueezeExcite.savedCount(n: n, c: mid, mid: se))
-                t.ops.append(.squeezeExcite(SqueezeExciteStep(
-                    reduceW: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.weight")), reduceB: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.bias")),
-                    expandW: TensorRef(entry("\(pre).depth_conv.se.fc.expand.weight")), expandB: TensorRef(entry("\(pre).depth_conv.se.fc.expand.bias")),
-                    cMax: dims.midMax, midMax: seMax, mid: se, xs: ds, x: g, y: o, saved: saved)))
-                g = o
-                local += [o, saved]
-            }
-            let plW = entry("\(pre).point_linear.conv.conv.weight")
-            let plSlice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.midMax, cout: b.outChannels, cin: mid)
-            let os = ds.with(c: b.outChannels)
-            let o = p.alloc(os.count)
-            t.ops.append(.pointwise(PointwiseStep(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o)))
-            var main = bn("\(pre).point_linear", o, os, nil)
-            local += [o, main]
-            // Shortcut: identity, or average pooling for a stride, then a 1x1 conv for a channel change.
-            var sc = x
-            if b.stride > 1 {
-                let ps = ShortcutAvgPool.outputShape(xs)
-                let q = p.alloc(ps.count)
-                t.ops.append(.avgPool(xs: xs, x: sc, y: q))
-                sc = q
-                local.append(q)
-            }
-            if b.inChannels != b.outChannels {
-                let scW = entry("\(dims.prefix).shortcut.conv.conv.weight")
-                let slice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.inMax, cout: b.outChannels, cin: b.inChannels)
-                let q = p.alloc(os.count)
-                t.ops.append(.pointwise(PointwiseStep(w: TensorRef(scW), slice: slice, bias: nil, x: sc, xs: os.with(c: b.inChannels), y: q)))
-                sc = q
-                local.append(q)
-            }
-            // Drop-connect, official: only where the shortcut is an identity.
-            var rate = regularization.dropConnect * Float(b.index) / Float(totalBlocks)
-            if regularization.dropConnectOnlyLastTwoStages && !lastTwo.contains(b.index) { rate = 0 }
-            if trainable, rate > 0, b.inChannels == b.outChannels, b.stride == 1 {
-                let q = p.alloc(os.count)
-                let f = p.alloc(n)
-                t.ops.append(.dropConnect(DropConnectStep(p: rate, xs: os, x: main, y: q, factors: f)))
-                main = q
-                local += [q, f]
-            }
-            y = p.alloc(os.count)
-            t.ops.append(.add(a: main, b: sc, y: y))
-            p.release(local + [x])
-            x = y
-            xs = os
-            t.segmentStarts.append(t.ops.count)
-        }
-
-        // Head: final expand 1x1 + BN + act, global pooling, feature mix 1x1 + act, dropout, classifier.
-        let cLast = xs.c
-        let fe = entry("last_conv.final_expand_layer.conv.conv.weight")
         let expand = arch.width[7] * 6
-        let es = xs.with(c: expand)
-        let e = p.alloc(es.count)
-        t.ops.append(.pointwise(PointwiseStep(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e)))
-        let ea = bn("last_conv.final_expand_layer", e, es, activation(space.lastConv.activation))
-        let pooled = p.alloc(n * expand)
-        t.ops.append(.globalPool(xs: es, x: ea, y: pooled))
-        p.release([x, e, ea])
+        let pooled: Buf
+        if part == .head {
+            precondition(inShape.h == 1 && inShape.w == 1 && inShape.c == expand,
+                         "plan: a head tape takes the pooled features [n, 1, 1, \(expand)], not \(inShape)")
+            pooled = x
+        } else {
+            // Stem: 3x3 conv, BN, activation.
+            let c0 = arch.width[0]
+            let stemW = entry("first_conv.conv.conv.weight")
+            let stemSlice = ConvWeightSlice(outMax: stemW.shape[0], inMax: 3, kMax: 3, cout: c0, cin: 3, k: 3)
+            let stemShape = Conv2D.outputShape(xs, slice: stemSlice, stride: space.firstConv.stride)
+            var y = p.alloc(stemShape.count)
+            t.ops.append(.conv(ConvStep(w: TensorRef(stemW), slice: stemSlice, stride: space.firstConv.stride, x: x, xs: xs, y: y)))
+            p.release([x])
+            x = bn("first_conv", y, stemShape, activation(space.firstConv.activation))
+            xs = stemShape
+
+            // MBConv blocks.
+            t.segmentStarts.append(t.ops.count)
+            let totalBlocks = layout.blocks.count
+            let lastTwo = Set(layout.blocks.indices.filter { layout.blocks[$0].stage >= space.stages.count - 2 })
+            for b in arch.blocks(in: space) {
+                let dims = layout.blocks[b.index]
+                let pre = dims.prefix + ".mobile_inverted_conv"
+                let a = activation(space.stages[b.stage].activation)
+                var local: [Buf] = []
+                var h = x
+                var hs = xs
+                if b.hasExpand {
+                    let w = entry("\(pre).inverted_bottleneck.conv.conv.weight")
+                    let slice = ConvWeightSlice(outMax: dims.midMax, inMax: dims.inMax, cout: b.midChannels, cin: b.inChannels)
+                    let os = xs.with(c: b.midChannels)
+                    let o = p.alloc(os.count)
+                    t.ops.append(.pointwise(PointwiseStep(w: TensorRef(w), slice: slice, bias: nil, x: h, xs: hs, y: o)))
+                    h = bn("\(pre).inverted_bottleneck", o, os, a)
+                    hs = os
+                    local += [o, h]
+                }
+                let mid = hs.c
+                let dwW = entry("\(pre).depth_conv.conv.conv.weight")
+                let dwSlice = DepthwiseConv.slice(cMax: dims.midMax, kMax: dims.kernelMax, c: mid, k: b.kernel)
+                let ds = DepthwiseConv.outputShape(hs, kernel: b.kernel, stride: b.stride)
+                let d = p.alloc(ds.count)
+                t.ops.append(.depthwise(ConvStep(w: TensorRef(dwW), slice: dwSlice, stride: b.stride, x: h, xs: hs, y: d)))
+                var g = bn("\(pre).depth_conv", d, ds, a)
+                local += [d, g]
+                if let seMax = dims.seMax, let se = b.seChannels {
+                    let o = p.alloc(ds.count)
+                    let saved = p.alloc(SqueezeExcite.savedCount(n: n, c: mid, mid: se))
+                    t.ops.append(.squeezeExcite(SqueezeExciteStep(
+                        reduceW: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.weight")), reduceB: TensorRef(entry("\(pre).depth_conv.se.fc.reduce.bias")),
+                        expandW: TensorRef(entry("\(pre).depth_conv.se.fc.expand.weight")), expandB: TensorRef(entry("\(pre).depth_conv.se.fc.expand.bias")),
+                        cMax: dims.midMax, midMax: seMax, mid: se, xs: ds, x: g, y: o, saved: saved)))
+                    g = o
+                    local += [o, saved]
+                }
+                let plW = entry("\(pre).point_linear.conv.conv.weight")
+                let plSlice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.midMax, cout: b.outChannels, cin: mid)
+                let os = ds.with(c: b.outChannels)
+                let o = p.alloc(os.count)
+                t.ops.append(.pointwise(PointwiseStep(w: TensorRef(plW), slice: plSlice, bias: nil, x: g, xs: ds, y: o)))
+                var main = bn("\(pre).point_linear", o, os, nil)
+                local += [o, main]
+                // Shortcut: identity, or average pooling for a stride, then a 1x1 conv for a channel change.
+                var sc = x
+                if b.stride > 1 {
+                    let ps = ShortcutAvgPool.outputShape(xs)
+                    let q = p.alloc(ps.count)
+                    t.ops.append(.avgPool(xs: xs, x: sc, y: q))
+                    sc = q
+                    local.append(q)
+                }
+                if b.inChannels != b.outChannels {
+                    let scW = entry("\(dims.prefix).shortcut.conv.conv.weight")
+                    let slice = ConvWeightSlice(outMax: dims.outMax, inMax: dims.inMax, cout: b.outChannels, cin: b.inChannels)
+                    let q = p.alloc(os.count)
+                    t.ops.append(.pointwise(PointwiseStep(w: TensorRef(scW), slice: slice, bias: nil, x: sc, xs: os.with(c: b.inChannels), y: q)))
+                    sc = q
+                    local.append(q)
+                }
+                // Drop-connect, official: only where the shortcut is an identity.
+                var rate = regularization.dropConnect * Float(b.index) / Float(totalBlocks)
+                if regularization.dropConnectOnlyLastTwoStages && !lastTwo.contains(b.index) { rate = 0 }
+                if trainable, rate > 0, b.inChannels == b.outChannels, b.stride == 1 {
+                    let q = p.alloc(os.count)
+                    let f = p.alloc(n)
+                    t.ops.append(.dropConnect(DropConnectStep(p: rate, xs: os, x: main, y: q, factors: f)))
+                    main = q
+                    local += [q, f]
+                }
+                y = p.alloc(os.count)
+                t.ops.append(.add(a: main, b: sc, y: y))
+                p.release(local + [x])
+                x = y
+                xs = os
+                t.segmentStarts.append(t.ops.count)
+            }
+
+            // Head: final expand 1x1 + BN + act, global pooling (the body ends here), then
+            // feature mix 1x1 + act, dropout, classifier.
+            let cLast = xs.c
+            let fe = entry("last_conv.final_expand_layer.conv.conv.weight")
+            let es = xs.with(c: expand)
+            let e = p.alloc(es.count)
+            t.ops.append(.pointwise(PointwiseStep(w: TensorRef(fe), slice: ConvWeightSlice(outMax: fe.shape[0], inMax: fe.shape[1], cout: expand, cin: cLast), bias: nil, x: x, xs: xs, y: e)))
+            let ea = bn("last_conv.final_expand_layer", e, es, activation(space.lastConv.activation))
+            let pool = p.alloc(n * expand)
+            t.ops.append(.globalPool(xs: es, x: ea, y: pool))
+            p.release([x, e, ea])
+            pooled = pool
+        }
+        if part == .body {
+            t.logits = pooled
+            t.size = p.size
+            t.largestBuffer = p.maxCount
+            return t
+        }
         let fm = entry("last_conv.feature_mix_layer.conv.conv.weight")
         let features = arch.width[8]
         let f = p.alloc(n * features)

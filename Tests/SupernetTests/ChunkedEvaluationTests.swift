@@ -3,8 +3,8 @@ import NASCore
 import Testing
 import TestSupport
 
-/// An evaluation pass runs its batch in chunks (`Supernet.evaluationChunkFloats`): the
-/// logits equal the whole batch's up to the GEMMs' rounding (OpenBLAS's kernels round
+/// An evaluation pass runs its batch in chunks (`Supernet.evaluationChunkFloats`), the
+/// head once on the whole batch's pooled features: the logits equal the whole batch's up to the GEMMs' rounding (OpenBLAS's kernels round
 /// differently with the number of rows: within 1e-5 of the logits' scale, as
 /// `FusedEvaluationTests`), with a short last chunk, with the input resized, for both
 /// spaces and a K-shot supernet. Calibration and batch-statistics passes are never
@@ -46,6 +46,9 @@ import TestSupport
             for chunk in [1, 2, 4] {  // 5 = 2 + 2 + 1 and 4 + 1: a short last chunk
                 let chunked = Self.logits(model, arch, size: arch.resolution, n: 5, chunk: chunk)
                 #expect(F.relative(chunked, whole) <= 1e-5, "\(spaceName) \(arch) in chunks of \(chunk)")
+                // The last tape run is the head, once, on all five images' pooled features.
+                #expect(model.tape.input.count == 5 * arch.width[7] * 6 && model.tape.logits.count == 5 * space.nClasses)
+                #expect(model.tape.ops.allSatisfy { $0.convolutionOutput == nil }, "the head has no convolution")
             }
         }
         // Input at another size, resized by each chunk's pass.
