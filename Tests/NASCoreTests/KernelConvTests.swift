@@ -109,6 +109,13 @@ struct KernelConvTests {
         (2, 13, 11, 40, 5, 7, 1),  // wider than 8: 32 + 8 channels, 11 = 2 steps + 3
         (2, 12, 12, 48, 7, 7, 2),  // k7 stride 2, 48 = 3 x 16 channels
         (2, 10, 10, 8, 3, 3, 1),   // only the 8-channel tail
+        // AVX-512's eight-pixel steps (k 3, 5, 7; stride 1, 2), then four-pixel and single steps.
+        (2, 12, 20, 16, 3, 3, 1),  // 20 = 2 x 8 + 4
+        (2, 17, 17, 32, 3, 5, 2),  // 9 = 8 + 1
+        (2, 20, 20, 24, 5, 5, 2),  // 10 = 8 + 2, 16 + 8 channels
+        (1, 9, 19, 16, 7, 7, 1),   // 19 = 2 x 8 + 3
+        (2, 16, 29, 16, 7, 7, 2),  // 15 = 8 + 4 + 3
+        (2, 9, 23, 16, 5, 7, 1),   // 23 = 2 x 8 + 4 + 3
     ]
 
     /// The ISAs this CPU runs (AVX2 always; AVX-512 where it has it).
