@@ -285,7 +285,7 @@ extension Supernet {
     /// whole batch's pooled features: each image's logits depend on that image alone, so
     /// the result is the same up to the GEMMs' rounding (which depends on their row
     /// count); at 224 px a batch of 256 (estimate-acc's) no longer streams every layer's
-    /// gigabyte through memory, and the head's 16 MB of weights are packed once per
+    /// gigabyte through memory, and the head's weights (16 MB for A0) are packed once per
     /// batch, not once per chunk. Calibration and training passes need the whole
     /// batch's statistics.
     public func forward<G: RandomNumberGenerator>(
