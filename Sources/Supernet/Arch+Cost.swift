@@ -84,7 +84,7 @@ extension Arch {
             if cin != b.outChannels { total += conv(cin, b.outChannels, size, 1, 1) }
             cin = b.outChannels
         }
-        let expand = width[7] * 6
+        let expand = finalExpandChannels
         total += conv(cin, expand, size, 1, 1)
         total += conv(expand, width[8], 1, 1, 1)
         total += Double(width[8] * space.nClasses)
@@ -104,7 +104,7 @@ extension Arch {
             n += b.midChannels * b.outChannels + 2 * b.outChannels
             n += b.inChannels * b.outChannels
         }
-        let expand = width[7] * 6
+        let expand = finalExpandChannels
         n += width[7] * expand + 2 * expand
         n += expand * width[8]
         n += width[8] * space.nClasses + space.nClasses

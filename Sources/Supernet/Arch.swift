@@ -36,6 +36,10 @@ extension Arch {
     public static let kernelRange = 1...15
     public static let expandRange = 1...16
 
+    /// Channels of the head's final expand layer (official `last_conv.final_expand_layer`:
+    /// six times the last stage's width), the features the global pooling averages.
+    public var finalExpandChannels: Int { width[7] * 6 }
+
     /// Reads the official keys of an arch JSON object; other keys are ignored.
     public init(json: JSONValue) throws(ArchError) {
         guard case .object = json else { throw ArchError(field: "arch", message: "expected a JSON object") }

@@ -67,7 +67,7 @@ public struct LatencyTable: Sendable, Equatable {
         }
         let size = blocks.last?.outSize ?? stemSize
         let cLast = blocks.last?.outChannels ?? arch.width[0]
-        let expand = arch.width[7] * 6
+        let expand = arch.finalExpandChannels
         let head = conv(cLast, expand, size, 1, 1) + conv(expand, arch.width[8], 1, 1, 1) + Double(arch.width[8] * space.nClasses) / 1e6
         out.append(Segment(key: "head in\(size) c\(cLast) f\(arch.width[8])", kind: "head", mflops: head))
         return out

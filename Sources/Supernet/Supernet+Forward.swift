@@ -299,7 +299,7 @@ extension Supernet {
         let chunk = normalization == .runningStatistics && !trainable
             ? evaluationChunk(largestBuffer: tape.largestBuffer, images: inShape.n) : inShape.n
         guard chunk < inShape.n else { return forwardPass(arch: arch, input: input, shape: inShape, random: &random) }
-        let features = arch.width[7] * 6
+        let features = arch.finalExpandChannels
         var pooled: [Float] = []
         pooled.reserveCapacity(inShape.n * features)
         var start = 0
@@ -394,7 +394,7 @@ extension Supernet {
             Activation(officialName: name) ?? .swish
         }
 
-        let expand = arch.width[7] * 6
+        let expand = arch.finalExpandChannels
         let pooled: Buf
         if part == .head {
             precondition(inShape.h == 1 && inShape.w == 1 && inShape.c == expand,

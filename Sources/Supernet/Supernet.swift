@@ -64,7 +64,7 @@ public final class Supernet {
     /// Floats the largest activation of one evaluation chunk may hold (`forward`): 8 Mi,
     /// 32 MiB, this VM's L3. A0 at 224 px, batch 256 (chunks of 10 images): 257-265
     /// images/s against 231-248 for the whole batch at once, same run (BENCHMARKS.md,
-    /// "estimate-acc"); at 128 px, batch 64, the batch stays whole.
+    /// "Inference"); A0 at 128 px, batch 64, runs in two chunks of 32.
     public var evaluationChunkFloats = 8 << 20
 
     /// Synchronised BatchNorm (`--sync-bn`): in batch-statistics passes (training) every
@@ -187,7 +187,7 @@ public final class Supernet {
             out.append(("\(p).depth_conv", mid))
             out.append(("\(p).point_linear", b.outChannels))
         }
-        out.append(("last_conv.final_expand_layer", arch.width[7] * 6))
+        out.append(("last_conv.final_expand_layer", arch.finalExpandChannels))
         return out
     }
 }
