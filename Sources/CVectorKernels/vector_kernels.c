@@ -275,6 +275,96 @@ void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride,
     }
 }
 
+// The input gradient of one row `ih` of a stride-2 depthwise convolution, gathered: each dx
+// pixel sums only the taps that reach an output (kh = ih + p mod 2, kw = iw + p mod 2; a
+// quarter of the k x k on average), reading dy from a copy with a zero border of `B` =
+// (p + 1) / 2 pixels (p = k / 2), so no tap is bounds-checked. `dyb` points at the copy's
+// first real pixel, `row_stride` floats between its rows; `w` is packed [k][k][c]. Columns
+// of each parity run four at a time (output columns b..b+3 of one parity read dy columns
+// b+d..b+d+3: adjacent). Each output sums its taps kh by kh, kw by kw, ascending, at every
+// width, so the AVX2 and AVX-512 versions give the same bits.
+#define DX_S2_BLOCK(NAME, TARGET, VEC, LOAD, STORE, FMA, ZERO)                                                \
+    __attribute__((target(TARGET), always_inline)) static inline void NAME(                                  \
+        const float *dyb, ptrdiff_t row_stride, const float *w, const int K, int ih, int c, int cb, int width, \
+        float *dx) {                                                                                          \
+        const int p = K / 2, kh0 = (ih + p) & 1;                                                              \
+        for (int q = 0; q < 2; q++) {                                                                         \
+            const int kw0 = (q + p) & 1, nb = (width - q + 1) / 2;                                            \
+            int b = 0;                                                                                        \
+            for (; b + 4 <= nb; b += 4) {                                                                     \
+                VEC a0 = ZERO(), a1 = a0, a2 = a0, a3 = a0;                                                   \
+                for (int kh = kh0; kh < K; kh += 2) {                                                         \
+                    const float *r = dyb + (ptrdiff_t)((ih + p - kh) / 2) * row_stride + cb;                  \
+                    for (int kw = kw0; kw < K; kw += 2) {                                                     \
+                        const VEC wv = LOAD(w + (kh * K + kw) * c + cb);                                      \
+                        const float *s = r + (ptrdiff_t)(b + (q + p - kw) / 2) * c;                           \
+                        a0 = FMA(LOAD(s), wv, a0);                                                            \
+                        a1 = FMA(LOAD(s + c), wv, a1);                                                        \
+                        a2 = FMA(LOAD(s + 2 * c), wv, a2);                                                    \
+                        a3 = FMA(LOAD(s + 3 * c), wv, a3);                                                    \
+                    }                                                                                         \
+                }                                                                                             \
+                float *o = dx + (ptrdiff_t)(2 * b + q) * c + cb;                                              \
+                STORE(o, a0);                                                                                 \
+                STORE(o + 2 * c, a1);                                                                         \
+                STORE(o + 4 * c, a2);                                                                         \
+                STORE(o + 6 * c, a3);                                                                         \
+            }                                                                                                 \
+            for (; b < nb; b++) {                                                                             \
+                VEC a = ZERO();                                                                               \
+                for (int kh = kh0; kh < K; kh += 2) {                                                         \
+                    const float *r = dyb + (ptrdiff_t)((ih + p - kh) / 2) * row_stride + cb;                  \
+                    for (int kw = kw0; kw < K; kw += 2)                                                       \
+                        a = FMA(LOAD(r + (ptrdiff_t)(b + (q + p - kw) / 2) * c), LOAD(w + (kh * K + kw) * c + cb), a); \
+                }                                                                                             \
+                STORE(dx + (ptrdiff_t)(2 * b + q) * c + cb, a);                                               \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+DX_S2_BLOCK(dx_s2_block16, "avx512f,avx2,fma", __m512, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps,
+            _mm512_setzero_ps)
+DX_S2_BLOCK(dx_s2_block8, "avx2,fma", __m256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_setzero_ps)
+
+#define DX_S2_K(FN, K) for (; cb + W <= c; cb += W) FN(dyb, row_stride, w, K, ih, c, cb, width, dx)
+
+__attribute__((target("avx2,fma")))
+void vk_depthwise_dx_s2_row_avx2(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
+                                 int width, float *dx) {
+    enum { W = 8 };
+    int cb = 0;
+    switch (k) {
+    case 3: DX_S2_K(dx_s2_block8, 3); break;
+    case 5: DX_S2_K(dx_s2_block8, 5); break;
+    case 7: DX_S2_K(dx_s2_block8, 7); break;
+    default: DX_S2_K(dx_s2_block8, k); break;
+    }
+}
+
+__attribute__((target("avx512f,avx2,fma")))
+void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
+                                   int width, float *dx) {
+    int cb = 0;
+    {
+        enum { W = 16 };
+        switch (k) {
+        case 3: DX_S2_K(dx_s2_block16, 3); break;
+        case 5: DX_S2_K(dx_s2_block16, 5); break;
+        case 7: DX_S2_K(dx_s2_block16, 7); break;
+        default: DX_S2_K(dx_s2_block16, k); break;
+        }
+    }
+    if (cb < c) {  // an 8-channel tail
+        enum { W = 8 };
+        switch (k) {
+        case 3: DX_S2_K(dx_s2_block8, 3); break;
+        case 5: DX_S2_K(dx_s2_block8, 5); break;
+        case 7: DX_S2_K(dx_s2_block8, 7); break;
+        default: DX_S2_K(dx_s2_block8, k); break;
+        }
+    }
+}
+
 // `P` output pixels from `ow` by `V` vectors of channels from `g0`: P x V accumulators,
 // each tap's V weight vectors loaded once and each of its P input values broadcast once.
 // P and V are compile-time constants at every call, so the loops unroll and the
@@ -371,6 +461,18 @@ void vk_depthwise_weight_grad_row_avx2(const float *top, ptrdiff_t row_stride, c
 void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
                                          int c, int columns, float *dw) {
     (void)top; (void)row_stride; (void)dy; (void)k; (void)stride; (void)c; (void)columns; (void)dw;
+    __builtin_trap();
+}
+
+void vk_depthwise_dx_s2_row_avx2(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
+                                 int width, float *dx) {
+    (void)dyb; (void)row_stride; (void)w; (void)k; (void)ih; (void)c; (void)width; (void)dx;
+    __builtin_trap();
+}
+
+void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
+                                   int width, float *dx) {
+    (void)dyb; (void)row_stride; (void)w; (void)k; (void)ih; (void)c; (void)width; (void)dx;
     __builtin_trap();
 }
 

@@ -330,6 +330,85 @@ public enum DepthwiseConv {
         }
     }
 
+    /// The backward pass at stride 2 of the shapes `backwardPadded` takes (odd k), samples
+    /// split over workers, each operand read once per tap:
+    /// - `dx` gathered row by row from a copy of `dy` with a zero border of (p + 1) / 2
+    ///   pixels (`vk_depthwise_dx_s2_row_*`): each input pixel sums only the taps that reach
+    ///   an output, a quarter of the k x k on average. (Spreading dy onto every other row and
+    ///   column and running the stride-1 path multiplied three zeros per real tap.)
+    /// - `dW` as at stride 1, the weight-gradient rows stepping two input columns per output
+    ///   over the bordered `x`.
+    /// The scatter loop of `backward` loaded and stored `dx` and the weight gradient for
+    /// every tap and channel block: 23-30 GFLOP/s on the stride-2 shapes of `Scripts/bench
+    /// kernels` on a Zen 4 VM (BENCHMARKS.md "Kernels").
+    private static func backwardPaddedStride2(_ ctx: ComputeContext, _ xp: UnsafePointer<Float>, _ xs: Shape4,
+                                              _ weight: UnsafePointer<Float>, _ slice: ConvWeightSlice,
+                                              _ dyp: UnsafePointer<Float>, dx dxp: UnsafeMutablePointer<Float>?,
+                                              dWeight: UnsafeMutablePointer<Float>?) {
+        let k = slice.k, c = xs.c, pad = k / 2, kkc = (k * k * c + 15) / 16 * 16
+        let ys = outputShape(xs, kernel: k, stride: 2)
+        // Bordered x (pad on every side) for the weight gradient.
+        let pw = xs.w + 2 * pad, ph = xs.h + 2 * pad
+        let rs = pw * c + 16
+        let perX = (ph * rs + 15) / 16 * 16
+        // Bordered dy (border b on every side) for dx.
+        let b = (pad + 1) / 2
+        let rsd = (ys.w + 2 * b) * c + 16
+        let perDy = ((ys.h + 2 * b) * rsd + 15) / 16 * 16
+        let workers = ctx.workers, wide = ctx.vectorISA == .avx512
+        let per = kkc + perX + perDy
+        let packed = ctx.workspace.floats(kkc + workers * per)
+        pack(weight, slice, packed)
+        let scratch = packed + kkc
+        let used = ctx.parallelChunks(xs.n) { wi, samples in
+            let dwp = scratch + wi * per
+            let xbuf = dwp + kkc, dbuf = xbuf + perX
+            if dWeight != nil {
+                dwp.update(repeating: 0, count: kkc)
+                xbuf.update(repeating: 0, count: ph * rs)
+            }
+            if dxp != nil { dbuf.update(repeating: 0, count: (ys.h + 2 * b) * rsd) }
+            for n in samples {
+                let dy0 = dyp + n * ys.sampleCount
+                if dWeight != nil {
+                    let src = xp + n * xs.sampleCount
+                    for h in 0..<xs.h { (xbuf + (h + pad) * rs + pad * c).update(from: src + h * xs.w * c, count: xs.w * c) }
+                    for oh in 0..<ys.h {
+                        let top = xbuf + 2 * oh * rs, g = dy0 + oh * ys.w * c
+                        if wide {
+                            vk_depthwise_weight_grad_row_avx512(top, rs, g, Int32(k), 2, Int32(c), Int32(ys.w), dwp)
+                        } else {
+                            vk_depthwise_weight_grad_row_avx2(top, rs, g, Int32(k), 2, Int32(c), Int32(ys.w), dwp)
+                        }
+                    }
+                }
+                guard let dxp else { continue }
+                let first = dbuf + b * rsd + b * c
+                for oh in 0..<ys.h { (first + oh * rsd).update(from: dy0 + oh * ys.w * c, count: ys.w * c) }
+                let dx0 = dxp + n * xs.sampleCount
+                for ih in 0..<xs.h {
+                    let dxrow = dx0 + ih * xs.w * c
+                    if wide {
+                        vk_depthwise_dx_s2_row_avx512(first, rsd, packed, Int32(k), Int32(ih), Int32(c), Int32(xs.w), dxrow)
+                    } else {
+                        vk_depthwise_dx_s2_row_avx2(first, rsd, packed, Int32(k), Int32(ih), Int32(c), Int32(xs.w), dxrow)
+                    }
+                }
+            }
+        }
+        guard let dw = dWeight else { return }
+        for ch in 0..<c {
+            for kh in 0..<k {
+                for kw in 0..<k {
+                    let t = (kh * k + kw) * c + ch
+                    var s: Float = 0
+                    for wi in 0..<used { s += scratch[wi * per + t] }
+                    dw[slice.index(ch, 0, kh, kw)] += s
+                }
+            }
+        }
+    }
+
     /// Backward pass: `dx` (if given) overwritten; `dWeight` (full `[cMax,1,kMax,kMax]`)
     /// accumulated.
     public static func backward(
@@ -346,9 +425,15 @@ public enum DepthwiseConv {
         if let dx { requireCount(dx, xs.count, "dx") }
         if let dWeight { requireCount(dWeight, slice.fullCount, "dWeight") }
         let k = slice.k, c = xs.c, kkc = k * k * c, pad = k / 2
-        if stride == 1 && c % 8 == 0 && k <= min(7, xs.w) && xs.n >= ctx.workers {
-            backwardPadded(ctx, x.base, xs, weight.base, slice, dy.base, dx: dx?.base, dWeight: dWeight?.base)
-            return
+        if c % 8 == 0 && k <= min(7, xs.w) && xs.n >= ctx.workers {
+            if stride == 1 {
+                backwardPadded(ctx, x.base, xs, weight.base, slice, dy.base, dx: dx?.base, dWeight: dWeight?.base)
+                return
+            }
+            if stride == 2 && k % 2 == 1 {
+                backwardPaddedStride2(ctx, x.base, xs, weight.base, slice, dy.base, dx: dx?.base, dWeight: dWeight?.base)
+                return
+            }
         }
         let workers = ctx.workers
         let ws = ctx.workspace.floats(kkc * (1 + workers))

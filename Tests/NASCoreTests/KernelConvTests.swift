@@ -116,6 +116,10 @@ struct KernelConvTests {
         (1, 9, 19, 16, 7, 7, 1),   // 19 = 2 x 8 + 3
         (2, 16, 29, 16, 7, 7, 2),  // 15 = 8 + 4 + 3
         (2, 9, 23, 16, 5, 7, 1),   // 23 = 2 x 8 + 4 + 3
+        // Stride 2 through the gathered dx: columns of each parity four at a time, then singles.
+        (3, 11, 13, 24, 5, 5, 2),  // odd width: 7 even, 6 odd columns; 16 + 8 channels; 3 samples on 2 workers
+        (2, 3, 3, 8, 3, 3, 2),     // the kernel as wide as the map
+        (2, 15, 18, 16, 7, 7, 2),  // k7: a border of 2 in dy
     ]
 
     /// The ISAs this CPU runs (AVX2 always; AVX-512 where it has it).
@@ -154,6 +158,15 @@ struct KernelConvTests {
             let ddw = ChannelAffineTests.difference(dw2.array(sl.fullCount), dw.array(sl.fullCount))
             #expect(ddx.count == 0 && ddw.count == 0, "\(isa) \(cfg) backward: dx \(ddx), dW \(ddw)")
         }
+        // Every element against the naive adjoint.
+        let ref = Naive.depthwiseBackward(x.doubles, xs, wt.doubles, sl, stride: stride, dy: rd)
+        #expect(relError(dx.array(xs.count), ref.dx) < 1e-5, "\(cfg) dx")
+        var dwUsed = [Float](), dwRef = [Double]()
+        for ch in 0..<c { for kh in 0..<k { for kw in 0..<k {
+            dwUsed.append(dw.p[sl.index(ch, 0, kh, kw)] - g0[sl.index(ch, 0, kh, kw)])
+            dwRef.append(ref.dw[(ch * k + kh) * k + kw])
+        } } }
+        #expect(relError(dwUsed, dwRef) < 1e-5, "\(cfg) dW")
         let xi = sampleIndices(xs.count)
         let fdX = finiteDifference(x.doubles, indices: xi) {
             dot(Naive.conv($0, xs, wt.doubles, sl, stride: stride, depthwise: true), rd)

@@ -87,6 +87,27 @@ enum Naive {
         return y
     }
 
+    /// The depthwise convolution's gradients for output gradient `dy`, by the adjoint of
+    /// `conv`'s loop: every (output, tap) pair adds `dy * w` to dx and `dy * x` to dW.
+    /// dW `[c, k, k]` (kh-major per channel).
+    static func depthwiseBackward(_ x: [Double], _ s: Shape4, _ w: [Double], _ sl: ConvWeightSlice,
+                                  stride: Int, dy: [Double]) -> (dx: [Double], dw: [Double]) {
+        let k = sl.k, p = k / 2, c = s.c
+        let ho = (s.h + 2 * p - k) / stride + 1, wo = (s.w + 2 * p - k) / stride + 1
+        var dx = [Double](repeating: 0, count: s.count), dw = [Double](repeating: 0, count: c * k * k)
+        for n in 0..<s.n { for oh in 0..<ho { for ow in 0..<wo { for ch in 0..<c {
+            let g = dy[((n * ho + oh) * wo + ow) * c + ch]
+            for kh in 0..<k { for kw in 0..<k {
+                let ih = oh * stride - p + kh, iw = ow * stride - p + kw
+                guard ih >= 0, ih < s.h, iw >= 0, iw < s.w else { continue }
+                let xi = ((n * s.h + ih) * s.w + iw) * c + ch
+                dx[xi] += g * w[sl.index(ch, 0, kh, kw)]
+                dw[(ch * k + kh) * k + kw] += g * x[xi]
+            } }
+        } } } }
+        return (dx, dw)
+    }
+
     static func addBias(_ y: inout [Double], _ b: [Double], c: Int) {
         for i in y.indices { y[i] += b[i % c] }
     }

@@ -30,6 +30,16 @@ void vk_depthwise_weight_grad_row_avx2(const float *top, ptrdiff_t row_stride, c
 void vk_depthwise_weight_grad_row_avx512(const float *top, ptrdiff_t row_stride, const float *dy, int k, int stride,
                                          int c, int columns, float *dw);
 
+/// Row `ih` of a stride-2 depthwise convolution's input gradient, all channels (`c % 8 ==
+/// 0`), gathered: `dx[iw, ch] = sum dyb[((ih + p - kh)/2)*row_stride + ((iw + p - kw)/2)*c + ch] * w[(kh*k + kw)*c + ch]`
+/// over the taps with `ih + p - kh` and `iw + p - kw` even (p = k / 2), for `iw < width`.
+/// `dyb` is dy's first real pixel in a copy with a zero border of (p + 1) / 2 pixels on
+/// every side; `w` the packed (unflipped) weight `[k*k, c]`. Same sums, same order in both.
+void vk_depthwise_dx_s2_row_avx2(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
+                                 int width, float *dx);
+void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
+                                   int width, float *dx);
+
 /// `y[r, ch] = swish(x[r, ch] * scale[ch] + bias[ch])` for `rows` rows of `c` floats (`y`
 /// may alias `x`): NASCore's `ChannelAffine` with `SwishKernel`, the same operations in
 /// the same order on 16 lanes (results equal to the last bit).
