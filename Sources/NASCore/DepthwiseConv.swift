@@ -119,6 +119,19 @@ public enum DepthwiseConv {
         }
     }
 
+    /// Whether the bordered paths copy a sample's rows into its bordered buffer one by one,
+    /// just before the first output row that reads them, rather than all at once: where the
+    /// bordered sample and the output it produces (floats) exceed 1 MiB, the L2 of one core
+    /// on the Zen 4 and Zen 5 VMs of BENCHMARKS.md, so that the rows in use stay in cache.
+    /// Measured on the Zen 4 VM (old and new binaries alternating, best runs):
+    /// [32,32,32,144] k3 s1 forward 38-48 -> 46-50 GFLOP/s, backward 26-35 -> 36-41,
+    /// [64,64,64,144] k5 s2 backward 32-37 -> 40-48. Samples that fit have nothing to gain
+    /// and keep the whole copy (row by row measured slower on them in one pair of runs,
+    /// [32,16,16,144] k3 s1 backward 69-79 -> 37-39, within this VM's run-to-run spread).
+    static func streamsRows(bordered: Int, output: Int) -> Bool {
+        (bordered + output) * MemoryLayout<Float>.size > 1 << 20
+    }
+
     /// The usual path (`c % 8 == 0`, the kernel no wider than the map): each sample is
     /// copied into a zero-bordered buffer (per worker, its border zeroed once), so every
     /// output pixel takes the unchecked path, four pixels per step, and the epilogue runs on
@@ -177,13 +190,21 @@ public enum DepthwiseConv {
             }
             return
         }
+        let stream = streamsRows(bordered: ph * rs, output: ys.sampleCount)
         ctx.parallelChunks(ys.n) { wi, samples in
             let buf = pads + wi * per
             buf.update(repeating: 0, count: ph * rs)
             for n in samples {
-                copy(sample: n, into: buf)
+                let src = xp + n * xs.sampleCount
                 let dst = yp + n * ys.sampleCount
-                for oh in 0..<ys.h { row(buf, oh, dst) }
+                var copied = 0
+                for oh in 0..<ys.h {
+                    while copied < (stream ? min(xs.h, oh * stride + k - pad) : xs.h) {
+                        (buf + (copied + pad) * rs + pad * c).update(from: src + copied * xs.w * c, count: xs.w * c)
+                        copied += 1
+                    }
+                    row(buf, oh, dst)
+                }
             }
         }
     }
@@ -277,6 +298,7 @@ public enum DepthwiseConv {
             }
         }
         let scratch = flipped + kkc
+        let stream = streamsRows(bordered: ph * rs, output: xs.sampleCount)
         let used = ctx.parallelChunks(xs.n) { wi, samples in
             let dwp = scratch + wi * (kkc + 2 * per)
             let xbuf = dwp + kkc, dbuf = xbuf + per
@@ -289,8 +311,12 @@ public enum DepthwiseConv {
                 let dy0 = dyp + n * ys.sampleCount
                 if dWeight != nil {
                     let src = xp + n * xs.sampleCount
-                    for h in 0..<xs.h { (xbuf + (h + pad) * rs + pad * c).update(from: src + h * xs.w * c, count: xs.w * c) }
+                    var copied = 0
                     for oh in 0..<ys.h {
+                        while copied < (stream ? min(xs.h, oh + k - pad) : xs.h) {
+                            (xbuf + (copied + pad) * rs + pad * c).update(from: src + copied * xs.w * c, count: xs.w * c)
+                            copied += 1
+                        }
                         let top = xbuf + oh * rs, g = dy0 + oh * ys.w * c
                         if wide {
                             vk_depthwise_weight_grad_row_avx512(top, rs, g, Int32(k), 1, Int32(c), Int32(ys.w), dwp)
@@ -300,9 +326,13 @@ public enum DepthwiseConv {
                     }
                 }
                 guard let dxp else { continue }
-                for oh in 0..<ys.h { (dbuf + (oh + pad) * rs + pad * c).update(from: dy0 + oh * ys.w * c, count: ys.w * c) }
                 let dx0 = dxp + n * xs.sampleCount
+                var copied = 0
                 for ih in 0..<xs.h {
+                    while copied < (stream ? min(ys.h, ih + k - pad) : ys.h) {
+                        (dbuf + (copied + pad) * rs + pad * c).update(from: dy0 + copied * ys.w * c, count: ys.w * c)
+                        copied += 1
+                    }
                     let top = dbuf + ih * rs, dxrow = dx0 + ih * xs.w * c
                     if wide {
                         vk_depthwise_row_avx512(top, rs, flipped, Int32(k), 1, Int32(c), Int32(xs.w), dxrow)
@@ -360,6 +390,7 @@ public enum DepthwiseConv {
         let packed = ctx.workspace.floats(kkc + workers * per)
         pack(weight, slice, packed)
         let scratch = packed + kkc
+        let stream = streamsRows(bordered: ph * rs, output: xs.sampleCount)
         let used = ctx.parallelChunks(xs.n) { wi, samples in
             let dwp = scratch + wi * per
             let xbuf = dwp + kkc, dbuf = xbuf + perX
@@ -372,8 +403,12 @@ public enum DepthwiseConv {
                 let dy0 = dyp + n * ys.sampleCount
                 if dWeight != nil {
                     let src = xp + n * xs.sampleCount
-                    for h in 0..<xs.h { (xbuf + (h + pad) * rs + pad * c).update(from: src + h * xs.w * c, count: xs.w * c) }
+                    var copied = 0
                     for oh in 0..<ys.h {
+                        while copied < (stream ? min(xs.h, 2 * oh + k - pad) : xs.h) {
+                            (xbuf + (copied + pad) * rs + pad * c).update(from: src + copied * xs.w * c, count: xs.w * c)
+                            copied += 1
+                        }
                         let top = xbuf + 2 * oh * rs, g = dy0 + oh * ys.w * c
                         if wide {
                             vk_depthwise_weight_grad_row_avx512(top, rs, g, Int32(k), 2, Int32(c), Int32(ys.w), dwp)
@@ -384,9 +419,14 @@ public enum DepthwiseConv {
                 }
                 guard let dxp else { continue }
                 let first = dbuf + b * rsd + b * c
-                for oh in 0..<ys.h { (first + oh * rsd).update(from: dy0 + oh * ys.w * c, count: ys.w * c) }
                 let dx0 = dxp + n * xs.sampleCount
+                var copied = 0
                 for ih in 0..<xs.h {
+                    // Row ih reads dy rows up to (ih + pad) / 2.
+                    while copied < (stream ? min(ys.h, (ih + pad) / 2 + 1) : ys.h) {
+                        (first + copied * rsd).update(from: dy0 + copied * ys.w * c, count: ys.w * c)
+                        copied += 1
+                    }
                     let dxrow = dx0 + ih * xs.w * c
                     if wide {
                         vk_depthwise_dx_s2_row_avx512(first, rsd, packed, Int32(k), Int32(ih), Int32(c), Int32(xs.w), dxrow)

@@ -1,4 +1,4 @@
-import NASCore
+@testable import NASCore
 import Testing
 
 /// Convolution kernels against naive Double references, and their backward passes
@@ -177,6 +177,38 @@ struct KernelConvTests {
             dot(Naive.conv(x.doubles, xs, $0, sl, stride: stride, depthwise: true), rd)
         }
         #expect(relError(wi.map { dw.p[$0] - g0[$0] }, fdW) < 1e-3)
+    }
+
+    /// Samples whose bordered copy and output exceed `streamsRows`'s budget copy their
+    /// rows one by one just before use: every output and gradient element against the
+    /// naive references, in every ISA, at stride 1 and 2.
+    @Test(arguments: [(2, 32, 32, 144, 3, 1), (2, 48, 48, 96, 5, 2), (3, 36, 45, 128, 7, 2)])
+    func depthwiseStreamingRows(_ cfg: (Int, Int, Int, Int, Int, Int)) {
+        let (n, h, w, c, k, stride) = cfg
+        let xs = Shape4(n: n, h: h, w: w, c: c), p = k / 2
+        let ys = DepthwiseConv.outputShape(xs, kernel: k, stride: stride)
+        // The forward's test (output ys) implies the backward's (output xs).
+        #expect(DepthwiseConv.streamsRows(bordered: (h + 2 * p) * ((w + 2 * p) * c + 16), output: ys.sampleCount))
+        let sl = DepthwiseConv.slice(cMax: c, kMax: k, c: c, k: k)
+        let x = Buf(randomFloats(xs.count, seed: 31)), wt = Buf(randomFloats(sl.fullCount, seed: 32))
+        let rd = randomFloats(ys.count, seed: 33).map(Double.init), dy = Buf(rd.map(Float.init))
+        let yRef = Naive.conv(x.doubles, xs, wt.doubles, sl, stride: stride, depthwise: true)
+        let ref = Naive.depthwiseBackward(x.doubles, xs, wt.doubles, sl, stride: stride, dy: rd)
+        for isa in Self.isas {
+            let ctx = ComputeContext(workers: 2, vectorISA: isa)
+            let y = Buf(count: ys.count, value: .nan)
+            DepthwiseConv.forward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, y: y.m)
+            #expect(relError(y.array(ys.count), yRef) < 1e-5, "\(isa) \(cfg) y")
+            let dx = Buf(count: xs.count, value: .nan), dw = Buf(count: sl.fullCount, value: 0)
+            DepthwiseConv.backward(ctx, x: x.r, shape: xs, weight: wt.r, slice: sl, stride: stride, dy: dy.r, dx: dx.m, dWeight: dw.m)
+            #expect(relError(dx.array(xs.count), ref.dx) < 1e-5, "\(isa) \(cfg) dx")
+            var dwUsed = [Float](), dwRef = [Double]()
+            for ch in 0..<c { for kh in 0..<k { for kw in 0..<k {
+                dwUsed.append(dw.p[sl.index(ch, 0, kh, kw)])
+                dwRef.append(ref.dw[(ch * k + kh) * k + kw])
+            } } }
+            #expect(relError(dwUsed, dwRef) < 1e-5, "\(isa) \(cfg) dW")
+        }
     }
 
     @Test func outputGeometryMatchesPyTorch() {
