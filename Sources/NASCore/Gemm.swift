@@ -1,4 +1,5 @@
 import COpenBLAS
+import CVectorKernels
 
 /// Row-major single-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, the one
 /// wrapper of `cblas_sgemm` in the module.
@@ -13,6 +14,11 @@ import COpenBLAS
 /// single-threaded `cblas_sgemm`, so the results are the same as one call up to the
 /// blocking of the summation inside OpenBLAS; a product whose depth k dwarfs m and n is
 /// split along k instead, into partial products summed afterwards.
+///
+/// With `VectorISA.avx512`, products of 17-24 output columns that are `A · B` or `Aᵀ · B`
+/// with alpha 1 and beta 0 or 1 (a 1x1 convolution's input and weight gradients when its
+/// input has 17-24 channels) run `vk_sgemm_{nn,tn}_narrow_avx512` instead of OpenBLAS, whose
+/// AVX-512 kernels split such columns as 16 + 8 (BENCHMARKS.md "Kernels").
 public enum Gemm {
     /// Products below this many multiply-adds run as one call on the calling thread.
     public static let parallelThreshold = 1 << 18
@@ -35,12 +41,14 @@ public enum Gemm {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        sgemm(.parallel(context), transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        sgemm(.parallel(context), vectorISA: context.vectorISA, transA: transA, transB: transB, m: m, n: n, k: k,
+              alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
+    /// `vectorISA`: `.avx512` lets the narrow products run our AVX-512 kernels (pass the
+    /// context's); `.avx2` keeps every product in OpenBLAS.
     public static func sgemm(
-        _ threads: Threads,
+        _ threads: Threads, vectorISA: VectorISA = .avx2,
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -51,7 +59,7 @@ public enum Gemm {
                      "Gemm: leading dimension too small")
         if m == 0 || n == 0 { return }
         guard case .parallel(let context) = threads, context.workers > 1, m * n * k >= parallelThreshold else {
-            call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            call(vectorISA, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         if k >= kSplitDepth * max(m, n) && m * n <= kSplitMaxOutput {
@@ -65,7 +73,7 @@ public enum Gemm {
             let used = context.parallelChunks(k, minChunk: 256) { i, r in
                 let aOff = transA ? r.lowerBound * lda : r.lowerBound
                 let bOff = transB ? r.lowerBound : r.lowerBound * ldb
-                call(transA, transB, m, n, r.count, alpha, a + aOff, lda, b + bOff, ldb, 0, partials + i * m * n, n)
+                call(vectorISA, transA, transB, m, n, r.count, alpha, a + aOff, lda, b + bOff, ldb, 0, partials + i * m * n, n)
             }
             for i in 0..<m {
                 for j in 0..<n {
@@ -80,21 +88,27 @@ public enum Gemm {
             // Split rows of C: rows of op(A).
             context.parallelChunks(m, minChunk: 16, align: 16) { _, r in
                 let aOff = transA ? r.lowerBound : r.lowerBound * lda
-                call(transA, transB, r.count, n, k, alpha, a + aOff, lda, b, ldb, beta,
+                call(vectorISA, transA, transB, r.count, n, k, alpha, a + aOff, lda, b, ldb, beta,
                      c + r.lowerBound * ldc, ldc)
             }
         } else {
             // Split columns of C: columns of op(B).
             context.parallelChunks(n, minChunk: 16, align: 16) { _, r in
                 let bOff = transB ? r.lowerBound * ldb : r.lowerBound
-                call(transA, transB, m, r.count, k, alpha, a, lda, b + bOff, ldb, beta,
+                call(vectorISA, transA, transB, m, r.count, k, alpha, a, lda, b + bOff, ldb, beta,
                      c + r.lowerBound, ldc)
             }
         }
     }
 
+    /// Whether `call` runs a product on the narrow AVX-512 kernels.
+    static func isNarrow(_ vectorISA: VectorISA, transB: Bool, n: Int, alpha: Float, beta: Float) -> Bool {
+        vectorISA == .avx512 && !transB && (17...24).contains(n) && alpha == 1 && (beta == 0 || beta == 1)
+    }
+
     @inline(__always)
     private static func call(
+        _ vectorISA: VectorISA,
         _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
@@ -103,6 +117,14 @@ public enum Gemm {
             // BLAS leaves C untouched when k == 0 only for beta == 1; make it explicit.
             for i in 0..<m {
                 for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
+            }
+            return
+        }
+        if isNarrow(vectorISA, transB: transB, n: n, alpha: alpha, beta: beta) {
+            if transA {
+                vk_sgemm_tn_narrow_avx512(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
+            } else {
+                vk_sgemm_nn_narrow_avx512(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
             }
             return
         }

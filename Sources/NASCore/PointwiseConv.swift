@@ -115,7 +115,7 @@ public enum PointwiseConv {
             if m >= tile * ctx.workers {
                 let dyp = dy.base, wp = weight.base, dxp = dx.base
                 forEachTile(ctx, rows: m, tile: tile) { p, n in
-                    Gemm.sgemm(.serial, transA: false, transB: false, m: n, n: cin, k: cout,
+                    Gemm.sgemm(.serial, vectorISA: ctx.vectorISA, transA: false, transB: false, m: n, n: cin, k: cout,
                                a: dyp + p * cout, lda: cout, b: wp, ldb: slice.inMax,
                                beta: accumulateDx ? 1 : 0, c: dxp + p * cin, ldc: cin)
                 }

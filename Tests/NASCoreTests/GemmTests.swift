@@ -1,4 +1,4 @@
-import NASCore
+@testable import NASCore
 import Testing
 
 /// The GEMM wrapper's splits against a naive Double product: rows of C (m >= n), columns
@@ -11,13 +11,27 @@ import Testing
 
     @Test(arguments: shapes, [(false, false), (true, false), (false, true), (true, true)])
     func matchesNaiveProduct(_ shape: (Int, Int, Int), _ transposes: (Bool, Bool)) {
+        Self.verify(ComputeContext(workers: 2), shape, transposes, [(1, 0), (0.5, 1), (2, -0.75)])
+    }
+
+    /// Products of 17-24 columns, `A · B` and `Aᵀ · B`: with AVX-512 (where the CPU has it)
+    /// they run the narrow kernels (checked), in every split: rows, below the threshold, k.
+    @Test(arguments: [(100, 24, 144), (13, 17, 50), (144, 24, 6000), (37, 20, 9)], [(false, false), (true, false)])
+    func narrowProductsMatchNaive(_ shape: (Int, Int, Int), _ transposes: (Bool, Bool)) {
+        for isa in VectorISA.allCases.filter(\.isSupported) {
+            #expect(Gemm.isNarrow(isa, transB: transposes.1, n: shape.1, alpha: 1, beta: 0) == (isa == .avx512))
+            Self.verify(ComputeContext(workers: 2, vectorISA: isa), shape, transposes, [(1, 0), (1, 1), (0.5, 1)])
+        }
+    }
+
+    static func verify(_ ctx: ComputeContext, _ shape: (Int, Int, Int), _ transposes: (Bool, Bool),
+                       _ alphaBetas: [(Float, Float)]) {
         let (m, n, k) = shape, (ta, tb) = transposes
-        let ctx = ComputeContext(workers: 2)
         // Stored shapes with 3 spare columns each: A is [m, k] or [k, m], B [k, n] or [n, k].
         let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
         let lda = aCols + 3, ldb = bCols + 3, ldc = n + 3
         let a = randomFloats(aRows * lda, seed: 1), b = randomFloats(bRows * ldb, seed: 2)
-        for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (2, -0.75)] {
+        for (alpha, beta) in alphaBetas {
             let c0 = randomFloats(m * ldc, seed: 3)
             var c = c0
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
@@ -39,7 +53,7 @@ import Testing
                 // The spare columns of C stay as they were.
                 for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
             }
-            #expect(worst / scale < 1e-5, "m=\(m) n=\(n) k=\(k) transA=\(ta) transB=\(tb) alpha=\(alpha) beta=\(beta): \(worst / scale)")
+            #expect(worst / scale < 1e-5, "\(ctx.vectorISA) m=\(m) n=\(n) k=\(k) transA=\(ta) transB=\(tb) alpha=\(alpha) beta=\(beta): \(worst / scale)")
         }
     }
 }

@@ -13,7 +13,40 @@ struct KernelConvTests {
         (1, 1, 1, 13, 6, 13, 10, true),
         (2, 6, 8, 64, 48, 72, 64, true),   // large enough for the parallel GEMM split
         (3, 2, 3, 24, 40, 24, 40, false),
+        // 20 input channels: with AVX-512 the input and weight gradients run Gemm's narrow
+        // kernels (the split GEMM; output tiles in pointwiseNarrowTilesMatchNaive).
+        (3, 11, 11, 20, 36, 24, 40, true),
     ]
+
+    /// A map large enough for the input gradient's output tiles, 24 input channels: with
+    /// AVX-512 the narrow kernels (tiles of dx, the weight gradient split along the pixels),
+    /// with AVX2 OpenBLAS, each against the naive gradients.
+    @Test func pointwiseNarrowTilesMatchNaive() {
+        let xs = Shape4(n: 4, h: 56, w: 56, c: 24), cout = 48, m = xs.pixels, cin = xs.c
+        #expect(m >= PointwiseConv.outputTileRows(cout: cin) * 2)
+        let sl = ConvWeightSlice(outMax: 56, inMax: 32, cout: cout, cin: cin)
+        let xv = randomFloats(xs.count, seed: 41), wv = randomFloats(sl.fullCount, seed: 42)
+        let dyv = randomFloats(m * cout, seed: 43)
+        var dxRef = [Double](repeating: 0, count: xs.count), dwRef = [Double](repeating: 0, count: cout * cin)
+        for p in 0..<m {
+            for j in 0..<cout {
+                let g = Double(dyv[p * cout + j])
+                for i in 0..<cin {
+                    dxRef[p * cin + i] += g * Double(wv[j * sl.inMax + i])
+                    dwRef[j * cin + i] += g * Double(xv[p * cin + i])
+                }
+            }
+        }
+        let x = Buf(xv), wt = Buf(wv), dy = Buf(dyv)
+        for isa in Self.isas {
+            let dx = Buf(count: xs.count, value: .nan), dw = Buf(count: sl.fullCount, value: 0)
+            PointwiseConv.backward(ComputeContext(workers: 2, vectorISA: isa), x: x.r, shape: xs, weight: wt.r, slice: sl,
+                                   dy: dy.r, dx: dx.m, dWeight: dw.m)
+            #expect(relError(dx.array(xs.count), dxRef) < 1e-5, "\(isa) dx")
+            let dwUsed = (0..<cout).flatMap { j in (0..<cin).map { dw.p[j * sl.inMax + $0] } }
+            #expect(relError(dwUsed, dwRef) < 1e-5, "\(isa) dW")
+        }
+    }
 
     @Test(arguments: pointwiseCases)
     func pointwise(_ cfg: (Int, Int, Int, Int, Int, Int, Int, Bool)) {
