@@ -16,7 +16,8 @@ import CVectorKernels
 /// there are fewer samples than workers: `forwardPadded`); a channel count not a multiple
 /// of 8 or a kernel wider than the map split output rows of the unbordered input instead,
 /// with bounds-checked edge columns. Backward splits samples, with per-worker weight-gradient partials summed at
-/// the end.
+/// the end: over bordered copies for the shapes forward borders (`backwardPadded` at stride 1,
+/// `backwardPaddedStride2` with dx gathered), a scatter loop for the others.
 /// Backward: `dx[ih,iw,c] = Σ dy[oh,ow,c] · Wp[t,c]` (overwritten),
 /// `dW[c,0,kh,kw] += Σ_{n,oh,ow} x[..] · dy[n,oh,ow,c]` (into the full buffer).
 public enum DepthwiseConv {
@@ -275,10 +276,10 @@ public enum DepthwiseConv {
     ///   (`vk_depthwise_weight_grad_row_*`), into per-worker partials summed at the end.
     /// Against the scatter loop of `backward` (a load and a store of `dx` and of the
     /// weight gradient per tap and channel block) this reads each operand once per tap:
-    /// 1.4-2.7x on the stride-1 shapes of `Scripts/bench kernels`. At stride 2 the scatter
-    /// loop stays: spreading dy onto every other row and column multiplied three zeros per
-    /// real tap ([32,16,16,144] k3 65 -> 43 GFLOP/s), and the weight gradient here with
-    /// the scatter for dx alone gave 50 (k5: 1.04-1.16x).
+    /// 1.4-2.7x on the stride-1 shapes of `Scripts/bench kernels`. Stride 2 has its own
+    /// path (`backwardPaddedStride2`, dx gathered): spreading dy onto every other row and
+    /// column to run this one multiplied three zeros per real tap ([32,16,16,144] k3 65 ->
+    /// 43 GFLOP/s).
     private static func backwardPadded(_ ctx: ComputeContext, _ xp: UnsafePointer<Float>, _ xs: Shape4,
                                        _ weight: UnsafePointer<Float>, _ slice: ConvWeightSlice,
                                        _ dyp: UnsafePointer<Float>, dx dxp: UnsafeMutablePointer<Float>?,
