@@ -374,8 +374,11 @@ void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const
 //
 // C[m x n] = beta * C + A[m x k] . B[k x n], row-major.
 #define NARROW_T "avx512f,avx512vl,avx2,fma"
-__attribute__((target(NARROW_T), always_inline)) static inline void nn_rows(const int R, int n, int k, const float *a,
-    ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
+// R rows of C from A's element (r, kk) at a[r * rs + kk * ks]: A · B reads A by rows (rs =
+// lda, ks = 1), Aᵀ · B by columns (rs = 1, ks = lda); the strides are constants at each call.
+__attribute__((target(NARROW_T), always_inline)) static inline void narrow_rows(const int R, int n, int k,
+    const float *a, const ptrdiff_t rs, const ptrdiff_t ks, const float *b, ptrdiff_t ldb, int accumulate, float *c,
+    ptrdiff_t ldc) {
     const __mmask8 mh = (__mmask8)((1u << (n - 16)) - 1);
     __m512 lo[8];
     __m256 hi[8];
@@ -387,7 +390,7 @@ __attribute__((target(NARROW_T), always_inline)) static inline void nn_rows(cons
         const __m512 bl = _mm512_loadu_ps(b + kk * ldb);
         const __m256 bh = _mm256_maskz_loadu_ps(mh, b + kk * ldb + 16);
         for (int r = 0; r < R; r++) {
-            const float av = a[r * lda + kk];
+            const float av = a[r * rs + kk * ks];
             lo[r] = _mm512_fmadd_ps(_mm512_set1_ps(av), bl, lo[r]);
             hi[r] = _mm256_fmadd_ps(_mm256_set1_ps(av), bh, hi[r]);
         }
@@ -401,35 +404,12 @@ __attribute__((target(NARROW_T))) void vk_sgemm_nn_narrow_avx512(int m, int n, i
     const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     const int acc = beta != 0;
     int i = 0;
-    for (; i + 8 <= m; i += 8) nn_rows(8, n, k, a + i * lda, lda, b, ldb, acc, c + i * ldc, ldc);
-    for (; i < m; i++) nn_rows(1, n, k, a + i * lda, lda, b, ldb, acc, c + i * ldc, ldc);
+    for (; i + 8 <= m; i += 8) narrow_rows(8, n, k, a + i * lda, lda, 1, b, ldb, acc, c + i * ldc, ldc);
+    for (; i < m; i++) narrow_rows(1, n, k, a + i * lda, lda, 1, b, ldb, acc, c + i * ldc, ldc);
 }
 // C[m x n] = beta * C + A^T . B with A [k x m], B [k x n], row-major: the depth k in chunks
 // of 512 rows (A's and B's rows of a chunk stay in L2 while every block of 8 C
 // rows runs over them), each block's 8 x 24 accumulators in registers over the chunk.
-__attribute__((target(NARROW_T), always_inline)) static inline void tn_rows(const int R, int n, int k, const float *a,
-    ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
-    const __mmask8 mh = (__mmask8)((1u << (n - 16)) - 1);
-    __m512 lo[8];
-    __m256 hi[8];
-    for (int r = 0; r < R; r++) {
-        lo[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
-        hi[r] = accumulate ? _mm256_maskz_loadu_ps(mh, c + r * ldc + 16) : _mm256_setzero_ps();
-    }
-    for (int kk = 0; kk < k; kk++) {
-        const __m512 bl = _mm512_loadu_ps(b + kk * ldb);
-        const __m256 bh = _mm256_maskz_loadu_ps(mh, b + kk * ldb + 16);
-        for (int r = 0; r < R; r++) {
-            const float av = a[kk * lda + r];
-            lo[r] = _mm512_fmadd_ps(_mm512_set1_ps(av), bl, lo[r]);
-            hi[r] = _mm256_fmadd_ps(_mm256_set1_ps(av), bh, hi[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        _mm512_storeu_ps(c + r * ldc, lo[r]);
-        _mm256_mask_storeu_ps(c + r * ldc + 16, mh, hi[r]);
-    }
-}
 __attribute__((target(NARROW_T))) void vk_sgemm_tn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t lda,
     const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     for (int k0 = 0; k0 < k; k0 += 512) {
@@ -437,8 +417,8 @@ __attribute__((target(NARROW_T))) void vk_sgemm_tn_narrow_avx512(int m, int n, i
         const int acc = k0 > 0 || beta != 0;
         const float *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
         int i = 0;
-        for (; i + 8 <= m; i += 8) tn_rows(8, n, kc, ak + i, lda, bk, ldb, acc, c + i * ldc, ldc);
-        for (; i < m; i++) tn_rows(1, n, kc, ak + i, lda, bk, ldb, acc, c + i * ldc, ldc);
+        for (; i + 8 <= m; i += 8) narrow_rows(8, n, kc, ak + i, 1, lda, bk, ldb, acc, c + i * ldc, ldc);
+        for (; i < m; i++) narrow_rows(1, n, kc, ak + i, 1, lda, bk, ldb, acc, c + i * ldc, ldc);
     }
 }
 

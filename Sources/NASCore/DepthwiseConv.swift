@@ -266,6 +266,29 @@ public enum DepthwiseConv {
         store8(a, yrow + ow * c + cb)
     }
 
+    /// One sample's share of the weight gradient on the bordered paths: `x`'s rows copied
+    /// into the worker's bordered buffer `xbuf` (border `pad`; row by row just before use when
+    /// `streaming`, else all at once), then `vk_depthwise_weight_grad_row_*` per output row.
+    private static func weightGradientRows(_ x: UnsafePointer<Float>, _ xs: Shape4,
+                                           into xbuf: UnsafeMutablePointer<Float>, rowStride rs: Int, pad: Int,
+                                           k: Int, stride: Int, dy: UnsafePointer<Float>, _ ys: Shape4,
+                                           streaming: Bool, wide: Bool, dw: UnsafeMutablePointer<Float>) {
+        let c = xs.c
+        var copied = 0
+        for oh in 0..<ys.h {
+            while copied < (streaming ? min(xs.h, stride * oh + k - pad) : xs.h) {
+                (xbuf + (copied + pad) * rs + pad * c).update(from: x + copied * xs.w * c, count: xs.w * c)
+                copied += 1
+            }
+            let top = xbuf + stride * oh * rs, g = dy + oh * ys.w * c
+            if wide {
+                vk_depthwise_weight_grad_row_avx512(top, rs, g, Int32(k), Int32(stride), Int32(c), Int32(ys.w), dw)
+            } else {
+                vk_depthwise_weight_grad_row_avx2(top, rs, g, Int32(k), Int32(stride), Int32(c), Int32(ys.w), dw)
+            }
+        }
+    }
+
     /// The backward pass at stride 1 of the usual shapes (those of `forwardPadded`, and
     /// k <= 7), samples split over workers, as two convolutions over zero-bordered copies:
     /// - `dx` is the forward convolution of `dy` with the kernel flipped (`dx[ih, iw] =
@@ -311,20 +334,8 @@ public enum DepthwiseConv {
             for n in samples {
                 let dy0 = dyp + n * ys.sampleCount
                 if dWeight != nil {
-                    let src = xp + n * xs.sampleCount
-                    var copied = 0
-                    for oh in 0..<ys.h {
-                        while copied < (stream ? min(xs.h, oh + k - pad) : xs.h) {
-                            (xbuf + (copied + pad) * rs + pad * c).update(from: src + copied * xs.w * c, count: xs.w * c)
-                            copied += 1
-                        }
-                        let top = xbuf + oh * rs, g = dy0 + oh * ys.w * c
-                        if wide {
-                            vk_depthwise_weight_grad_row_avx512(top, rs, g, Int32(k), 1, Int32(c), Int32(ys.w), dwp)
-                        } else {
-                            vk_depthwise_weight_grad_row_avx2(top, rs, g, Int32(k), 1, Int32(c), Int32(ys.w), dwp)
-                        }
-                    }
+                    weightGradientRows(xp + n * xs.sampleCount, xs, into: xbuf, rowStride: rs, pad: pad, k: k, stride: 1,
+                                       dy: dy0, ys, streaming: stream, wide: wide, dw: dwp)
                 }
                 guard let dxp else { continue }
                 let dx0 = dxp + n * xs.sampleCount
@@ -403,20 +414,8 @@ public enum DepthwiseConv {
             for n in samples {
                 let dy0 = dyp + n * ys.sampleCount
                 if dWeight != nil {
-                    let src = xp + n * xs.sampleCount
-                    var copied = 0
-                    for oh in 0..<ys.h {
-                        while copied < (stream ? min(xs.h, 2 * oh + k - pad) : xs.h) {
-                            (xbuf + (copied + pad) * rs + pad * c).update(from: src + copied * xs.w * c, count: xs.w * c)
-                            copied += 1
-                        }
-                        let top = xbuf + 2 * oh * rs, g = dy0 + oh * ys.w * c
-                        if wide {
-                            vk_depthwise_weight_grad_row_avx512(top, rs, g, Int32(k), 2, Int32(c), Int32(ys.w), dwp)
-                        } else {
-                            vk_depthwise_weight_grad_row_avx2(top, rs, g, Int32(k), 2, Int32(c), Int32(ys.w), dwp)
-                        }
-                    }
+                    weightGradientRows(xp + n * xs.sampleCount, xs, into: xbuf, rowStride: rs, pad: pad, k: k, stride: 2,
+                                       dy: dy0, ys, streaming: stream, wide: wide, dw: dwp)
                 }
                 guard let dxp else { continue }
                 let first = dbuf + b * rsd + b * c
