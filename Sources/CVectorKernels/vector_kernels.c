@@ -367,7 +367,7 @@ void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const
 
 // Narrow GEMMs, 16 < n <= 24 output columns (a 1x1 convolution's input gradient and weight
 // gradient when its input has 17-24 channels), where OpenBLAS's AVX-512 kernels split the
-// columns as 16 + 8 and ran at 37-41% of the sgemm peak on the Zen 4 VM. Each row of C is one
+// columns as 16 + 8 and ran at 37-47% of the sgemm peak on the Zen 4 VM. Each row of C is one
 // zmm and one (masked) ymm accumulator: a 512-bit one for columns 16-23 would cost a whole
 // 512-bit multiply-add, two of Zen 4's 256-bit operations, for 8 lanes. 8 rows per block:
 // 16 accumulators, 2 B vectors, a broadcast. beta 0 or 1.
