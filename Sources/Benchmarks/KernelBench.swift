@@ -99,6 +99,9 @@ enum KernelBench {
             ("64px last conv", 32, 2, 2, 216, 1344), ("64px feature mix", 32, 1, 1, 1344, 1984),
             ("128px mb2 expand", 32, 32, 32, 24, 144), ("128px mb3 expand", 32, 16, 16, 40, 240),
             ("224px mb3 expand (28x28)", 32, 28, 28, 40, 240), ("224px mb3 project (28x28)", 32, 28, 28, 240, 40),
+            // A0@224's largest maps in estimate-acc's evaluation chunks of 10 images.
+            ("224px A0 mb2 expand (112x112)", 10, 112, 112, 16, 64), ("224px A0 mb2 expand", 10, 56, 56, 24, 96),
+            ("224px A0 mb2 project", 10, 56, 56, 96, 24),
         ]
         for (label, n, h, w, cin, cout) in pointwise where want("conv1x1") {
             let xs = Shape4(n: n, h: h, w: w, c: cin)
@@ -136,12 +139,14 @@ enum KernelBench {
 
         // Depthwise: (n, h, w, c, k, stride). The first nine at batch 32 of the 64 / 128 px
         // training cases; then the largest shapes of max@128 at inference's batch 64 (a
-        // third of its depthwise MACs are the [64,32,32,192] k5 layers).
+        // third of its depthwise MACs are the [64,32,32,192] k5 layers); then A0@224's.
         let depthwise: [(Int, Int, Int, Int, Int, Int)] = [
             (32, 16, 16, 144, 3, 1), (32, 16, 16, 144, 5, 1), (32, 16, 16, 144, 3, 2),
             (32, 8, 8, 240, 5, 1), (32, 8, 8, 240, 7, 1), (32, 4, 4, 768, 3, 1), (32, 2, 2, 1296, 5, 1),
             (32, 32, 32, 144, 3, 1), (32, 32, 32, 96, 5, 2),
             (64, 32, 32, 192, 5, 1), (64, 64, 64, 144, 5, 2), (64, 16, 16, 240, 5, 1), (64, 8, 8, 768, 5, 1),
+            // A0@224's largest maps in estimate-acc's evaluation chunks of 10 images.
+            (10, 112, 112, 64, 3, 2), (10, 112, 112, 16, 3, 1), (10, 56, 56, 96, 3, 1),
         ]
         // Forward with AVX-512 (where the CPU has it) and with the AVX2 kernels, alternating.
         let avx2 = ours.vectorISA == .avx2 ? nil : ComputeContext(workers: workers, blasThreads: 1, vectorISA: .avx2)
