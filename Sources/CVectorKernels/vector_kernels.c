@@ -365,60 +365,69 @@ void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const
     }
 }
 
-// Narrow GEMMs, 16 < n <= 24 output columns (a 1x1 convolution's input gradient and weight
-// gradient when its input has 17-24 channels), where OpenBLAS's AVX-512 kernels split the
-// columns as 16 + 8 and ran at 37-47% of the sgemm peak on the Zen 4 VM. Each row of C is one
-// zmm and one (masked) ymm accumulator: a 512-bit one for columns 16-23 would cost a whole
-// 512-bit multiply-add, two of Zen 4's 256-bit operations, for 8 lanes. 8 rows per block:
-// 16 accumulators, 2 B vectors, a broadcast. beta 0 or 1.
+// Narrow GEMMs, 9 <= n <= 24 output columns (a 1x1 convolution's input gradient and weight
+// gradient when its input has 9-24 channels), where OpenBLAS's AVX-512 kernels split 17-24
+// columns as 16 + 8 and ran at 37-47% of the sgemm peak on the Zen 4 VM, and its Aᵀ · B with 16
+// columns (the weight gradient of the 16-channel 112x112 layers at 224 px) at 37%. Each row
+// of C is one zmm accumulator (masked below 16 columns) and, above 16, one masked ymm: a
+// 512-bit one for columns 16-23 would cost a whole 512-bit multiply-add, two of Zen 4's
+// 256-bit operations, for 8 lanes. 8 rows per block: up to 16 accumulators, 2 B vectors, a
+// broadcast. beta 0 or 1.
 //
 // C[m x n] = beta * C + A[m x k] . B[k x n], row-major.
 #define NARROW_T "avx512f,avx512vl,avx2,fma"
 // R rows of C from A's element (r, kk) at a[r * rs + kk * ks]: A · B reads A by rows (rs =
 // lda, ks = 1), Aᵀ · B by columns (rs = 1, ks = lda); the strides are constants at each call.
-__attribute__((target(NARROW_T), always_inline)) static inline void narrow_rows(const int R, int n, int k,
+// HI: n > 16 (the ymm accumulators exist), a constant at each call.
+__attribute__((target(NARROW_T), always_inline)) static inline void narrow_rows(const int R, const int HI, int n, int k,
     const float *a, const ptrdiff_t rs, const ptrdiff_t ks, const float *b, ptrdiff_t ldb, int accumulate, float *c,
     ptrdiff_t ldc) {
-    const __mmask8 mh = (__mmask8)((1u << (n - 16)) - 1);
+    const __mmask16 ml = HI ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    const __mmask8 mh = HI ? (__mmask8)((1u << (n - 16)) - 1) : 0;
     __m512 lo[8];
     __m256 hi[8];
     for (int r = 0; r < R; r++) {
-        lo[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
-        hi[r] = accumulate ? _mm256_maskz_loadu_ps(mh, c + r * ldc + 16) : _mm256_setzero_ps();
+        lo[r] = accumulate ? _mm512_maskz_loadu_ps(ml, c + r * ldc) : _mm512_setzero_ps();
+        if (HI) hi[r] = accumulate ? _mm256_maskz_loadu_ps(mh, c + r * ldc + 16) : _mm256_setzero_ps();
     }
     for (int kk = 0; kk < k; kk++) {
-        const __m512 bl = _mm512_loadu_ps(b + kk * ldb);
-        const __m256 bh = _mm256_maskz_loadu_ps(mh, b + kk * ldb + 16);
+        const __m512 bl = _mm512_maskz_loadu_ps(ml, b + kk * ldb);
+        const __m256 bh = HI ? _mm256_maskz_loadu_ps(mh, b + kk * ldb + 16) : _mm256_setzero_ps();
         for (int r = 0; r < R; r++) {
             const float av = a[r * rs + kk * ks];
             lo[r] = _mm512_fmadd_ps(_mm512_set1_ps(av), bl, lo[r]);
-            hi[r] = _mm256_fmadd_ps(_mm256_set1_ps(av), bh, hi[r]);
+            if (HI) hi[r] = _mm256_fmadd_ps(_mm256_set1_ps(av), bh, hi[r]);
         }
     }
     for (int r = 0; r < R; r++) {
-        _mm512_storeu_ps(c + r * ldc, lo[r]);
-        _mm256_mask_storeu_ps(c + r * ldc + 16, mh, hi[r]);
+        _mm512_mask_storeu_ps(c + r * ldc, ml, lo[r]);
+        if (HI) _mm256_mask_storeu_ps(c + r * ldc + 16, mh, hi[r]);
     }
 }
+// Every row of C: blocks of 8 rows, then single rows; A's row i at a + i * step.
+#define NARROW_ALL_ROWS(HI, a, step, rs, ks, b, k)                                                                 \
+    do {                                                                                                           \
+        int i = 0;                                                                                                 \
+        for (; i + 8 <= m; i += 8) narrow_rows(8, HI, n, k, (a) + i * (step), rs, ks, b, ldb, acc, c + i * ldc, ldc); \
+        for (; i < m; i++) narrow_rows(1, HI, n, k, (a) + i * (step), rs, ks, b, ldb, acc, c + i * ldc, ldc);         \
+    } while (0)
 __attribute__((target(NARROW_T))) void vk_sgemm_nn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t lda,
     const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     const int acc = beta != 0;
-    int i = 0;
-    for (; i + 8 <= m; i += 8) narrow_rows(8, n, k, a + i * lda, lda, 1, b, ldb, acc, c + i * ldc, ldc);
-    for (; i < m; i++) narrow_rows(1, n, k, a + i * lda, lda, 1, b, ldb, acc, c + i * ldc, ldc);
+    if (n > 16) NARROW_ALL_ROWS(1, a, lda, lda, 1, b, k);
+    else NARROW_ALL_ROWS(0, a, lda, lda, 1, b, k);
 }
 // C[m x n] = beta * C + A^T . B with A [k x m], B [k x n], row-major: the depth k in chunks
 // of 512 rows (A's and B's rows of a chunk stay in L2 while every block of 8 C
-// rows runs over them), each block's 8 x 24 accumulators in registers over the chunk.
+// rows runs over them), each block's 8 x n accumulators in registers over the chunk.
 __attribute__((target(NARROW_T))) void vk_sgemm_tn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t lda,
     const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     for (int k0 = 0; k0 < k; k0 += 512) {
         const int kc = k - k0 < 512 ? k - k0 : 512;
         const int acc = k0 > 0 || beta != 0;
         const float *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
-        int i = 0;
-        for (; i + 8 <= m; i += 8) narrow_rows(8, n, kc, ak + i, 1, lda, bk, ldb, acc, c + i * ldc, ldc);
-        for (; i < m; i++) narrow_rows(1, n, kc, ak + i, 1, lda, bk, ldb, acc, c + i * ldc, ldc);
+        if (n > 16) NARROW_ALL_ROWS(1, ak, 1, 1, lda, bk, kc);
+        else NARROW_ALL_ROWS(0, ak, 1, 1, lda, bk, kc);
     }
 }
 

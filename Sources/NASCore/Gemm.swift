@@ -15,10 +15,12 @@ import CVectorKernels
 /// blocking of the summation inside OpenBLAS; a product whose depth k dwarfs m and n is
 /// split along k instead, into partial products summed afterwards.
 ///
-/// With `VectorISA.avx512`, products of 17-24 output columns that are `A · B` or `Aᵀ · B`
+/// With `VectorISA.avx512`, products of 9-24 output columns that are `A · B` or `Aᵀ · B`
 /// with alpha 1 and beta 0 or 1 (a 1x1 convolution's input and weight gradients when its
-/// input has 17-24 channels) run `vk_sgemm_{nn,tn}_narrow_avx512` instead of OpenBLAS, whose
-/// AVX-512 kernels split such columns as 16 + 8 (BENCHMARKS.md "Kernels").
+/// input has 9-24 channels) run `vk_sgemm_{nn,tn}_narrow_avx512` instead of OpenBLAS, whose
+/// AVX-512 kernels split 17-24 columns as 16 + 8 and ran the 16-column gradients at 37-72%
+/// of the peak (BENCHMARKS.md "Kernels"). Forward passes keep OpenBLAS: infer gives the
+/// same bits with either `VectorISA`, and these kernels have no AVX2 twin.
 public enum Gemm {
     /// Products below this many multiply-adds run as one call on the calling thread.
     public static let parallelThreshold = 1 << 18
@@ -103,7 +105,7 @@ public enum Gemm {
 
     /// Whether `call` runs a product on the narrow AVX-512 kernels.
     static func isNarrow(_ vectorISA: VectorISA, transB: Bool, n: Int, alpha: Float, beta: Float) -> Bool {
-        vectorISA == .avx512 && !transB && (17...24).contains(n) && alpha == 1 && (beta == 0 || beta == 1)
+        vectorISA == .avx512 && !transB && (9...24).contains(n) && alpha == 1 && (beta == 0 || beta == 1)
     }
 
     @inline(__always)

@@ -16,7 +16,8 @@ import Testing
 
     /// Products of 17-24 columns, `A · B` and `Aᵀ · B`: with AVX-512 (where the CPU has it)
     /// they run the narrow kernels (checked), in every split: rows, below the threshold, k.
-    @Test(arguments: [(100, 24, 144), (13, 17, 50), (144, 24, 6000), (37, 20, 9)], [(false, false), (true, false)])
+    @Test(arguments: [(100, 24, 144), (13, 17, 50), (144, 24, 6000), (37, 20, 9), (64, 16, 5000), (21, 9, 40), (8, 12, 300)],
+          [(false, false), (true, false)])
     func narrowProductsMatchNaive(_ shape: (Int, Int, Int), _ transposes: (Bool, Bool)) {
         for isa in VectorISA.allCases.filter(\.isSupported) {
             #expect(Gemm.isNarrow(isa, transB: transposes.1, n: shape.1, alpha: 1, beta: 0) == (isa == .avx512))

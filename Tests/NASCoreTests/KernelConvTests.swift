@@ -16,6 +16,8 @@ struct KernelConvTests {
         // 20 input channels: with AVX-512 the input and weight gradients run Gemm's narrow
         // kernels (the split GEMM; output tiles in pointwiseNarrowTilesMatchNaive).
         (3, 11, 11, 20, 36, 24, 40, true),
+        // 12 input channels: the narrow kernels' masked 16-lane block.
+        (3, 9, 9, 12, 11, 16, 12, false),
     ]
 
     /// A map large enough for the input gradient's output tiles, 24 input channels: with
