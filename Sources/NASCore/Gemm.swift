@@ -18,7 +18,7 @@ import CVectorKernels
 /// With `VectorISA.avx512`, products of 9-24 output columns that are `A · B` or `Aᵀ · B`
 /// with alpha 1 and beta 0 or 1 (a 1x1 convolution's input and weight gradients when its
 /// input has 9-24 channels) run `vk_sgemm_{nn,tn}_narrow_avx512` instead of OpenBLAS, whose
-/// AVX-512 kernels split 17-24 columns as 16 + 8 and ran the 16-column gradients at 37-72%
+/// AVX-512 kernels split 17-24 columns as 16 + 8 and ran the 16-column gradients at 29-73%
 /// of the peak (BENCHMARKS.md "Kernels"). Forward passes keep OpenBLAS: infer gives the
 /// same bits with either `VectorISA`, and these kernels have no AVX2 twin.
 public enum Gemm {
