@@ -431,6 +431,62 @@ __attribute__((target(NARROW_T))) void vk_sgemm_tn_narrow_avx512(int m, int n, i
     }
 }
 
+// The AVX2 twin of vk_sgemm_nn_narrow_avx512, for a 1x1 convolution's forward pass (and its
+// input gradient) on a CPU without AVX-512: every element of C takes the same operations in
+// the same order, c = fma(a[i, kk], b[kk, j], c) for kk ascending from 0 or from C, so the
+// two kernels give the same bits and infer's logits do not depend on the vector set. Each
+// row of C is V ymm accumulators, R rows a block. With n a multiple of 8 (16 and 24, the
+// network's widths) R x V = 6 x 2 or 4 x 3: 12 accumulators, V B vectors and a broadcast
+// fill the 16 registers. Otherwise the last vector is masked and the mask takes a register:
+// 5 x 2 or 3 x 3 (12 accumulators and a mask spilled them to the stack).
+__attribute__((target("avx2,fma"), always_inline)) static inline void narrow_rows_avx2(const int R, const int V,
+    const int MASKED, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, __m256i mask,
+    int accumulate, float *c, ptrdiff_t ldc) {
+    __m256 acc[12];
+    for (int r = 0; r < R; r++) {
+        for (int v = 0; v < V; v++) {
+            const float *src = c + r * ldc + 8 * v;
+            acc[r * V + v] = !accumulate ? _mm256_setzero_ps()
+                             : MASKED && v == V - 1 ? _mm256_maskload_ps(src, mask)
+                                                    : _mm256_loadu_ps(src);
+        }
+    }
+    for (int kk = 0; kk < k; kk++) {
+        __m256 bv[3];
+        for (int v = 0; v < V; v++) {
+            const float *src = b + kk * ldb + 8 * v;
+            bv[v] = MASKED && v == V - 1 ? _mm256_maskload_ps(src, mask) : _mm256_loadu_ps(src);
+        }
+        for (int r = 0; r < R; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+            for (int v = 0; v < V; v++) acc[r * V + v] = _mm256_fmadd_ps(av, bv[v], acc[r * V + v]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int v = 0; v < V; v++) {
+            float *dst = c + r * ldc + 8 * v;
+            if (MASKED && v == V - 1) _mm256_maskstore_ps(dst, mask, acc[r * V + v]);
+            else _mm256_storeu_ps(dst, acc[r * V + v]);
+        }
+    }
+}
+#define NARROW_AVX2_ROWS(R, V, MASKED)                                                                        \
+    do {                                                                                                     \
+        int i = 0;                                                                                           \
+        for (; i + R <= m; i += R) narrow_rows_avx2(R, V, MASKED, k, a + i * lda, lda, b, ldb, mask, acc, c + i * ldc, ldc); \
+        for (; i < m; i++) narrow_rows_avx2(1, V, MASKED, k, a + i * lda, lda, b, ldb, mask, acc, c + i * ldc, ldc);          \
+    } while (0)
+__attribute__((target("avx2,fma"))) void vk_sgemm_nn_narrow_avx2(int m, int n, int k, const float *a, ptrdiff_t lda,
+    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+    const int acc = beta != 0;
+    const int last = n > 16 ? n - 16 : n - 8;  // columns in the last vector: 1-8
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    if (n == 24) NARROW_AVX2_ROWS(4, 3, 0);
+    else if (n > 16) NARROW_AVX2_ROWS(3, 3, 1);
+    else if (n == 16) NARROW_AVX2_ROWS(6, 2, 0);
+    else NARROW_AVX2_ROWS(5, 2, 1);
+}
+
 // `P` output pixels from `ow` by `V` vectors of channels from `g0`: P x V accumulators,
 // each tap's V weight vectors loaded once and each of its P input values broadcast once.
 // P and V are compile-time constants at every call, so the loops unroll and the
@@ -550,6 +606,12 @@ void vk_sgemm_nn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t ld
 
 void vk_sgemm_tn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                                float beta, float *c, ptrdiff_t ldc) {
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    __builtin_trap();
+}
+
+void vk_sgemm_nn_narrow_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                             float beta, float *c, ptrdiff_t ldc) {
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
     __builtin_trap();
 }

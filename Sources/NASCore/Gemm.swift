@@ -15,12 +15,13 @@ import CVectorKernels
 /// blocking of the summation inside OpenBLAS; a product whose depth k dwarfs m and n is
 /// split along k instead, into partial products summed afterwards.
 ///
-/// With `VectorISA.avx512`, products of 9-24 output columns that are `A · B` or `Aᵀ · B`
-/// with alpha 1 and beta 0 or 1 (a 1x1 convolution's input and weight gradients when its
-/// input has 9-24 channels) run `vk_sgemm_{nn,tn}_narrow_avx512` instead of OpenBLAS, whose
-/// AVX-512 kernels split 17-24 columns as 16 + 8 and ran the 16-column gradients at 29-73%
-/// of the peak (BENCHMARKS.md "Kernels"). Forward passes keep OpenBLAS: infer gives the
-/// same bits with either `VectorISA`, and these kernels have no AVX2 twin.
+/// Products of 9-24 output columns with alpha 1 and beta 0 or 1 run our narrow kernels
+/// instead of OpenBLAS, whose AVX-512 kernels split 17-24 columns as 16 + 8 and ran the
+/// 16-column gradients at 29-73% of the peak (BENCHMARKS.md "Kernels"): `A · B` (a 1x1
+/// convolution's forward pass on its transposed weight, `PointwiseConv`, and its input
+/// gradient) on `vk_sgemm_nn_narrow_avx512` or its AVX2 twin, which give the same bits, so
+/// infer's logits do not depend on the `VectorISA`; `Aᵀ · B` (the weight gradient) on
+/// `vk_sgemm_tn_narrow_avx512` where the set is AVX-512, OpenBLAS otherwise.
 public enum Gemm {
     /// Products below this many multiply-adds run as one call on the calling thread.
     public static let parallelThreshold = 1 << 18
@@ -47,8 +48,8 @@ public enum Gemm {
               alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
-    /// `vectorISA`: `.avx512` lets the narrow products run our AVX-512 kernels (pass the
-    /// context's); `.avx2` keeps every product in OpenBLAS.
+    /// `vectorISA`: the set our narrow kernels use (pass the context's); with `.avx2` the
+    /// narrow `Aᵀ · B` stays in OpenBLAS.
     public static func sgemm(
         _ threads: Threads, vectorISA: VectorISA = .avx2,
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -103,9 +104,11 @@ public enum Gemm {
         }
     }
 
-    /// Whether `call` runs a product on the narrow AVX-512 kernels.
-    static func isNarrow(_ vectorISA: VectorISA, transB: Bool, n: Int, alpha: Float, beta: Float) -> Bool {
-        vectorISA == .avx512 && !transB && (9...24).contains(n) && alpha == 1 && (beta == 0 || beta == 1)
+    /// Whether `call` runs a product on the narrow kernels.
+    public static func isNarrow(_ vectorISA: VectorISA, transA: Bool, transB: Bool, n: Int, alpha: Float = 1,
+                                beta: Float) -> Bool {
+        !transB && (transA ? vectorISA == .avx512 : true) && (9...24).contains(n) && alpha == 1
+            && (beta == 0 || beta == 1)
     }
 
     @inline(__always)
@@ -122,11 +125,11 @@ public enum Gemm {
             }
             return
         }
-        if isNarrow(vectorISA, transB: transB, n: n, alpha: alpha, beta: beta) {
-            if transA {
-                vk_sgemm_tn_narrow_avx512(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
-            } else {
-                vk_sgemm_nn_narrow_avx512(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
+        if isNarrow(vectorISA, transA: transA, transB: transB, n: n, alpha: alpha, beta: beta) {
+            switch (transA, vectorISA) {
+            case (true, _): vk_sgemm_tn_narrow_avx512(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
+            case (false, .avx512): vk_sgemm_nn_narrow_avx512(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
+            case (false, .avx2): vk_sgemm_nn_narrow_avx2(Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta, c, ldc)
             }
             return
         }

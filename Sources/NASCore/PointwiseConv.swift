@@ -41,17 +41,29 @@ public enum PointwiseConv {
         requireCount(y, m * cout, "y")
         if let bias { requireCount(bias, cout, "bias") }
         if let epilogue { precondition(epilogue.channels == cout, "PointwiseConv: epilogue of \(epilogue.channels) channels, output has \(cout)") }
-        let yp = y.base, xp = x.base, wp = weight.base, bp = bias?.base
+        let yp = y.base, xp = x.base, bp = bias?.base
         func fillBias(_ rows: Range<Int>) {
             guard let bp else { return }
             for r in rows { (yp + r * cout).update(from: bp, count: cout) }
         }
+        // `x · Wᵀ`, or with 9-24 output channels `x · T` on the weight slice transposed into
+        // the workspace, `T[cin, cout]`, which the narrow kernels run (Gemm).
+        let beta: Float = bias == nil ? 0 : 1
+        var wp = weight.base, ldw = slice.inMax, transposed = false
+        if Gemm.isNarrow(ctx.vectorISA, transA: false, transB: false, n: cout, beta: beta) {
+            let t = ctx.workspace.floats(cin * cout)
+            for o in 0..<cout {
+                for i in 0..<cin { t[i * cout + o] = wp[o * ldw + i] }
+            }
+            wp = UnsafePointer(t)
+            ldw = cout
+            transposed = true
+        }
         let tile = outputTileRows(cout: cout)
         guard m >= tile * ctx.workers else {
             fillBias(0..<m)
-            Gemm.sgemm(ctx, transA: false, transB: true, m: m, n: cout, k: cin,
-                       a: xp, lda: cin, b: wp, ldb: slice.inMax,
-                       beta: bias == nil ? 0 : 1, c: yp, ldc: cout)
+            Gemm.sgemm(ctx, transA: false, transB: !transposed, m: m, n: cout, k: cin,
+                       a: xp, lda: cin, b: wp, ldb: ldw, beta: beta, c: yp, ldc: cout)
             if let epilogue {
                 ctx.parallelChunks(m, minChunk: max(1, 16384 / max(cout, 1))) { _, rows in
                     epilogue.apply(yp + rows.lowerBound * cout, rows: rows.count, isa: ctx.vectorISA)
@@ -61,9 +73,8 @@ public enum PointwiseConv {
         }
         forEachTile(ctx, rows: m, tile: tile) { p, n in
             fillBias(p..<(p + n))
-            Gemm.sgemm(.serial, transA: false, transB: true, m: n, n: cout, k: cin,
-                       a: xp + p * cin, lda: cin, b: wp, ldb: slice.inMax,
-                       beta: bias == nil ? 0 : 1, c: yp + p * cout, ldc: cout)
+            Gemm.sgemm(.serial, vectorISA: ctx.vectorISA, transA: false, transB: !transposed, m: n, n: cout, k: cin,
+                       a: xp + p * cin, lda: cin, b: wp, ldb: ldw, beta: beta, c: yp + p * cout, ldc: cout)
             epilogue?.apply(yp + p * cout, rows: n, isa: ctx.vectorISA)
         }
     }

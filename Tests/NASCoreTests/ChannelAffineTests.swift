@@ -11,7 +11,9 @@ import NASCore
 /// the tiled 1x1 path calls OpenBLAS on tiles of rows instead of one block per worker,
 /// and OpenBLAS's summation order depends on the block (measured: up to 2.2e-6 of the
 /// output's scale, ~2,000-167,000 elements of 40,000-2,000,000 differing), so there
-/// the bound is 1e-5 of the scale (the whole-GEMM path stays bit-identical).
+/// the bound is 1e-5 of the scale (the whole-GEMM path stays bit-identical, and so does
+/// the tiled path of 9-24 output channels, whose narrow kernels sum every element in one
+/// order whatever the tile).
 @Suite struct ChannelAffineTests {
     /// Elements that differ in any bit, and the largest difference relative to max |b|
     /// (a short message instead of two whole arrays).
@@ -75,8 +77,8 @@ import NASCore
                 PointwiseConv.forward(convContext, x: x.r, shape: xs, weight: w.r, slice: sl, bias: bias ? b.r : nil, epilogue: e, y: y.m)
             }
             let tile = min(8192, max(32, 131_072 / cout / 16 * 16))  // PointwiseConv.outputTileRows
-            let tiled = m >= 2 * tile
-            #expect(tiled ? d.relative <= 1e-5 : d.count == 0, "\(act) \(isa) m=\(m) cin=\(cin) cout=\(cout) bias=\(bias): \(d.count) differ, max \(d.relative)")
+            let tiled = m >= 2 * tile, narrow = (9...24).contains(cout)
+            #expect(tiled && !narrow ? d.relative <= 1e-5 : d.count == 0, "\(act) \(isa) m=\(m) cin=\(cin) cout=\(cout) bias=\(bias): \(d.count) differ, max \(d.relative)")
         }
     }
 

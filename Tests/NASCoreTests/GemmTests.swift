@@ -14,14 +14,40 @@ import Testing
         Self.verify(ComputeContext(workers: 2), shape, transposes, [(1, 0), (0.5, 1), (2, -0.75)])
     }
 
-    /// Products of 17-24 columns, `A · B` and `Aᵀ · B`: with AVX-512 (where the CPU has it)
-    /// they run the narrow kernels (checked), in every split: rows, below the threshold, k.
+    /// Products of 9-24 columns, `A · B` and `Aᵀ · B`: they run the narrow kernels (checked:
+    /// `A · B` with either vector set, `Aᵀ · B` with AVX-512 where the CPU has it), in every
+    /// split: rows, below the threshold, k.
     @Test(arguments: [(100, 24, 144), (13, 17, 50), (144, 24, 6000), (37, 20, 9), (64, 16, 5000), (21, 9, 40), (8, 12, 300)],
           [(false, false), (true, false)])
     func narrowProductsMatchNaive(_ shape: (Int, Int, Int), _ transposes: (Bool, Bool)) {
         for isa in VectorISA.allCases.filter(\.isSupported) {
-            #expect(Gemm.isNarrow(isa, transB: transposes.1, n: shape.1, alpha: 1, beta: 0) == (isa == .avx512))
+            #expect(Gemm.isNarrow(isa, transA: transposes.0, transB: transposes.1, n: shape.1, alpha: 1, beta: 0)
+                    == (!transposes.0 || isa == .avx512))
             Self.verify(ComputeContext(workers: 2, vectorISA: isa), shape, transposes, [(1, 0), (1, 1), (0.5, 1)])
+        }
+    }
+
+    /// The narrow `A · B` gives the same bits with AVX2 as with AVX-512 (infer's logits rest
+    /// on it), for every column count 9-24 (full and masked vectors), row blocks and their
+    /// remainders, beta 0 and 1. Fails where the CPU has no AVX-512: there is nothing to compare.
+    @Test func narrowProductIsTheSameWithEitherVectorSet() throws {
+        try #require(VectorISA.avx512.isSupported, "this CPU has no AVX-512: the AVX-512 narrow kernel cannot run")
+        for n in 9...24 {
+            let m = 29, k = 37, lda = k + 2, ldb = n + 3, ldc = n + 1
+            let a = randomFloats(m * lda, seed: 4), b = randomFloats(k * ldb, seed: 5), c0 = randomFloats(m * ldc, seed: 6)
+            for beta: Float in [0, 1] {
+                var results: [[Float]] = []
+                for isa in [VectorISA.avx512, .avx2] {
+                    var c = c0
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                        Gemm.sgemm(.serial, vectorISA: isa, transA: false, transB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: lda,
+                                   b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc)
+                    } } }
+                    results.append(c)
+                }
+                #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "n=\(n) beta=\(beta)")
+                #expect(results[0] != c0)
+            }
         }
     }
 

@@ -50,6 +50,27 @@ struct KernelConvTests {
         }
     }
 
+    /// A forward pass of 20 output channels on a map large enough for output tiles: the
+    /// narrow kernels on the transposed weight with either vector set, against the naive
+    /// product, and the same bits from both sets.
+    @Test func pointwiseNarrowForwardMatchesNaive() {
+        let xs = Shape4(n: 5, h: 56, w: 56, c: 40), cout = 20, m = xs.pixels, cin = xs.c
+        #expect(m >= PointwiseConv.outputTileRows(cout: cout) * 2)
+        let sl = ConvWeightSlice(outMax: 24, inMax: 48, cout: cout, cin: cin)
+        let x = Buf(randomFloats(xs.count, seed: 44)), wt = Buf(randomFloats(sl.fullCount, seed: 45)), b = Buf(randomFloats(24, seed: 46))
+        var yRef = Naive.conv(x.doubles, xs, wt.doubles, sl, stride: 1)
+        Naive.addBias(&yRef, b.doubles, c: cout)
+        var results: [[Float]] = []
+        for isa in Self.isas {
+            #expect(Gemm.isNarrow(isa, transA: false, transB: false, n: cout, beta: 1))
+            let y = Buf(count: m * cout, value: .nan)
+            PointwiseConv.forward(ComputeContext(workers: 2, vectorISA: isa), x: x.r, shape: xs, weight: wt.r, slice: sl, bias: b.r, y: y.m)
+            results.append(y.array(m * cout))
+            #expect(relError(results.last!, yRef) < 1e-5, "\(isa)")
+        }
+        #expect(results.dropFirst().allSatisfy { $0.map(\.bitPattern) == results[0].map(\.bitPattern) })
+    }
+
     @Test(arguments: pointwiseCases)
     func pointwise(_ cfg: (Int, Int, Int, Int, Int, Int, Int, Bool)) {
         let (n, h, w, cin, cout, inMax, outMax, hasBias) = cfg

@@ -40,14 +40,16 @@ void vk_depthwise_dx_s2_row_avx2(const float *dyb, ptrdiff_t row_stride, const f
 void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const float *w, int k, int ih, int c,
                                    int width, float *dx);
 
-/// Row-major single-precision GEMMs with 16 < n <= 24 columns of C, beta 0 or 1 (AVX-512F
+/// Row-major single-precision GEMMs with 9 <= n <= 24 columns of C, beta 0 or 1 (AVX-512F
 /// and VL): `C[m x n] = beta C + A[m x k] B[k x n]` (`_nn`) and `C = beta C + A^T B` with A
-/// `[k x m]`, B `[k x n]` (`_tn`). NASCore's `Gemm` calls them for those shapes where
-/// VectorISA is AVX-512; OpenBLAS otherwise.
+/// `[k x m]`, B `[k x n]` (`_tn`); `_nn_narrow_avx2` is `_nn`'s AVX2 twin, the same bits.
+/// NASCore's `Gemm` calls them for those shapes (`_tn` only where VectorISA is AVX-512).
 void vk_sgemm_nn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                                float beta, float *c, ptrdiff_t ldc);
 void vk_sgemm_tn_narrow_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                                float beta, float *c, ptrdiff_t ldc);
+void vk_sgemm_nn_narrow_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                             float beta, float *c, ptrdiff_t ldc);
 
 /// `y[r, ch] = swish(x[r, ch] * scale[ch] + bias[ch])` for `rows` rows of `c` floats (`y`
 /// may alias `x`): NASCore's `ChannelAffine` with `SwishKernel`, the same operations in
