@@ -365,8 +365,9 @@ void vk_depthwise_dx_s2_row_avx512(const float *dyb, ptrdiff_t row_stride, const
     }
 }
 
-// Narrow GEMMs, 9 <= n <= 24 output columns (a 1x1 convolution's input gradient and weight
-// gradient when its input has 9-24 channels), where OpenBLAS's AVX-512 kernels split 17-24
+// Narrow GEMMs, 9 <= n <= 24 output columns (a 1x1 convolution's forward pass with 9-24 output
+// channels, on its transposed weight, and its input gradient and weight gradient when its
+// input has 9-24 channels), where OpenBLAS's AVX-512 kernels split 17-24
 // columns as 16 + 8 and ran at 37-47% of the sgemm peak on the Zen 4 VM, and its Aᵀ · B with 16
 // columns (the weight gradient of the 16-channel 112x112 layers at 224 px) at 29-40%. Each row
 // of C is one zmm accumulator (masked below 16 columns) and, above 16, one masked ymm: a
