@@ -442,7 +442,8 @@ __attribute__((target(NARROW_T))) void vk_sgemm_nn_narrow_avx512(int m, int n, i
 // of 512 rows (A's and B's rows of a chunk stay in L2 while every block of 8 C
 // rows runs over them), each block's 8 x n accumulators in registers over the chunk. While
 // a chunk runs, its blocks ask for the next chunk's rows: block b for line b of each row of
-// A (m floats), the block after A's lines for B's rows, one prefetch per row of the chunk.
+// A (m floats), the block after A's lines for B's rows, one prefetch per row of the chunk
+// (past k when the next chunk is shorter: a prefetch never faults).
 // The weight gradient of a 1x1 convolution on a large map reads both from memory; on the
 // Zen 4 VM, old and new alternating six rounds: [32,32,32,24]->144 backward-weight 95-111 ->
 // 84-191 GFLOP/s (medians 104 -> 172), [10,112,112,16]->64 97-162 -> 107-143 (118 -> 127),

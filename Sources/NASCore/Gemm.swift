@@ -105,8 +105,8 @@ public enum Gemm {
     }
 
     /// Whether `call` runs a product on the narrow kernels.
-    public static func isNarrow(_ vectorISA: VectorISA, transA: Bool, transB: Bool, n: Int, alpha: Float = 1,
-                                beta: Float) -> Bool {
+    static func isNarrow(_ vectorISA: VectorISA, transA: Bool, transB: Bool, n: Int, alpha: Float = 1,
+                         beta: Float) -> Bool {
         !transB && (transA ? vectorISA == .avx512 : true) && (9...24).contains(n) && alpha == 1
             && (beta == 0 || beta == 1)
     }

@@ -29,9 +29,10 @@ import Testing
 
     /// The narrow `A · B` gives the same bits with AVX2 as with AVX-512 (infer's logits rest
     /// on it), for every column count 9-24 (full and masked vectors), row blocks and their
-    /// remainders, beta 0 and 1. Fails where the CPU has no AVX-512: there is nothing to compare.
-    @Test func narrowProductIsTheSameWithEitherVectorSet() throws {
-        try #require(VectorISA.avx512.isSupported, "this CPU has no AVX-512: the AVX-512 narrow kernel cannot run")
+    /// remainders, beta 0 and 1. Skipped, and reported so, where the CPU has no AVX-512 (as
+    /// the other tests that compare the two sets): there is nothing to compare.
+    @Test(.enabled(if: VectorISA.avx512.isSupported, "the CPU has no AVX-512: the AVX-512 narrow kernel cannot run"))
+    func narrowProductIsTheSameWithEitherVectorSet() {
         for n in 9...24 {
             let m = 29, k = 37, lda = k + 2, ldb = n + 3, ldc = n + 1
             let a = randomFloats(m * lda, seed: 4), b = randomFloats(k * ldb, seed: 5), c0 = randomFloats(m * ldc, seed: 6)
